@@ -1,0 +1,81 @@
+/*
+ * policy.h: the YAML access policy (policies/README.md documents the
+ * language): loading a file or directory as one set, with every error at
+ * file:line:column, and evaluating one request against the set.
+ *
+ * Default deny. A matching deny rule wins over any allow rule.
+ */
+#ifndef BZ_POLICY_H
+#define BZ_POLICY_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct bz_policy_set;
+
+struct bz_policy_error {
+	char file[512];
+	int line;     /* 1-based; 0 when not tied to a position */
+	int column;   /* 1-based */
+	char message[256];
+};
+
+struct bz_policy_errors {
+	struct bz_policy_error *items;
+	size_t count;
+};
+void bz_policy_errors_free(struct bz_policy_errors *e);
+
+/*
+ * Load a policy file, or every *.yaml / *.yml file in a directory, as one
+ * set. All or nothing: on any error returns a negative BZ_ERR_*, *out is
+ * NULL and errs lists every error found.
+ */
+int bz_policy_load(const char *path, struct bz_policy_set **out,
+    struct bz_policy_errors *errs);
+void bz_policy_free(struct bz_policy_set *set);
+size_t bz_policy_rule_count(const struct bz_policy_set *set);
+
+struct bz_label {
+	const char *key;
+	const char *value;
+};
+
+/* Actions a request can ask for. BZ_ACTION_CONNECT asks whether any action
+ * at all is allowed (used when a session opens). */
+enum bz_action {
+	BZ_ACTION_CONNECT = 0,
+	BZ_ACTION_SHELL,
+	BZ_ACTION_EXEC,
+	BZ_ACTION_SCP,
+	BZ_ACTION_SFTP,
+	BZ_ACTION_PORT_FORWARD,
+};
+const char *bz_action_name(enum bz_action a);
+
+struct bz_policy_request {
+	const char *user;                /* email from the ID token */
+	const char *const *groups;       /* from the ID token's groups claim */
+	size_t ngroups;
+	const char *target;              /* agent name */
+	const struct bz_label *labels;   /* agent labels */
+	size_t nlabels;
+	const char *unix_user;
+	enum bz_action action;
+	const char *command;             /* for EXEC; NULL otherwise */
+	const char *forward;             /* "host:port" for PORT_FORWARD */
+	time_t now;                      /* for hours/days windows */
+};
+
+struct bz_policy_decision {
+	int allowed;
+	char rule[128];      /* name of the deciding rule; "" for default deny */
+	char reason[256];    /* for a deny: one line the user can read */
+	long mfa_max_age;    /* seconds from the deciding allow rule; 0 = none */
+};
+
+/* Evaluate; always fills d (fail closed: any internal error is a deny). */
+void bz_policy_evaluate(const struct bz_policy_set *set,
+    const struct bz_policy_request *req, struct bz_policy_decision *d);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * util.h: small helpers shared by the three programs: base64url, secret
+ * files (0600), JSON parsing of untrusted bytes, Ed25519 key files.
+ * Every function returns 0 on success or a negative BZ_ERR_* code, and
+ * writes a one-line reason into err (when err is not NULL) on failure.
+ */
+#ifndef BZ_UTIL_H
+#define BZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "buf.h"
+
+#define BZ_JSON_MAX (64u * 1024) /* largest JSON document we parse */
+
+/* base64url without padding (libsodium). *out is malloc'ed, NUL-terminated. */
+int bz_b64url_encode(const uint8_t *in, size_t len, char **out);
+/* Decode base64url (padding rejected). *out malloc'ed; at most max bytes. */
+int bz_b64url_decode(const char *in, size_t len, size_t max, uint8_t **out,
+    size_t *outlen);
+
+/* Fill buf with random bytes and return them base64url-encoded (malloc'ed). */
+int bz_random_b64url(size_t nbytes, char **out);
+
+/*
+ * Parse untrusted bytes as one JSON object (duplicates rejected, at most
+ * BZ_JSON_MAX bytes, no trailing data). Returns a new reference or NULL with
+ * the reason in err.
+ */
+json_t *bz_json_parse_object(const uint8_t *p, size_t n, char *err,
+    size_t errlen);
+/* Serialise compactly with sorted keys; malloc'ed string or NULL. */
+char *bz_json_dump(const json_t *obj);
+/* Member as string if present and a string, else NULL. */
+const char *bz_json_str(const json_t *obj, const char *key);
+
+/*
+ * Write data to path atomically with mode 0600 (temp file + fsync + rename),
+ * creating parent directories 0700 as needed.
+ */
+int bz_write_secret_file(const char *path, const void *data, size_t len,
+    char *err, size_t errlen);
+/* Read a whole file of at most max bytes; *data malloc'ed, NUL-terminated. */
+int bz_read_file(const char *path, size_t max, uint8_t **data, size_t *len,
+    char *err, size_t errlen);
+/* Refuse secret files readable by group/other or not owned by us. */
+int bz_check_secret_mode(const char *path, char *err, size_t errlen);
+/* mkdir -p with mode for each created component. */
+int bz_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen);
+
+/*
+ * Load an Ed25519 key pair from path (base64url of the 64-byte libsodium
+ * secret key, one line), or create it 0600 if the file does not exist.
+ */
+int bz_ed25519_load_or_create(const char *path, uint8_t pk[32],
+    uint8_t sk[64], char *err, size_t errlen);
+
+/* Constant-time comparison of two NUL-terminated secrets: 1 when equal. */
+int bz_secret_equal(const char *a, const char *b);
+
+/* Parse "15m", "12h", "30s", "2d" (positive) into seconds; -1 when invalid. */
+long bz_parse_duration(const char *s);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * wire.h: the frame format spoken over every websocket (bzsshd <-> bzproxy
+ * <-> bzagent). docs/protocol.md describes it; this is its only codec.
+ *
+ * Header, 24 bytes, big-endian:
+ *   u8  version      BZ_WIRE_VERSION
+ *   u8  type         enum bz_frame_type
+ *   u16 flags        BZ_FLAG_*; unknown bits are rejected
+ *   u32 session_id   assigned by bzproxy on the agent link; 0 on client links
+ *   u32 channel_id   SSH channel number chosen by bzsshd; 0 = connection level
+ *   u64 seq          per-sender sequence number (reserved for the signed
+ *                    protocol; senders fill it, receivers may ignore it)
+ *   u32 length       payload bytes that follow, <= BZ_WIRE_MAX_PAYLOAD
+ */
+#ifndef BZ_WIRE_H
+#define BZ_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define BZ_WIRE_VERSION 1
+#define BZ_WIRE_HEADER_LEN 24
+#define BZ_WIRE_MAX_PAYLOAD (64u * 1024)
+#define BZ_WIRE_MAX_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_PAYLOAD)
+/* Largest DATA payload a sender should produce (leaves room for sealing). */
+#define BZ_WIRE_DATA_CHUNK (32u * 1024)
+/* Initial per-channel, per-direction flow-control window. */
+#define BZ_WIRE_INITIAL_WINDOW (2u * 1024 * 1024)
+
+enum bz_frame_type {
+	BZ_FRAME_CONTROL = 0x01,  /* JSON object with a "t" member */
+	BZ_FRAME_DATA = 0x02,     /* channel bytes (stdout / stdin) */
+	BZ_FRAME_EXT_DATA = 0x03, /* channel stderr bytes */
+	BZ_FRAME_EOF = 0x04,      /* no more data from the sender on channel */
+	BZ_FRAME_CLOSE = 0x05,    /* channel closed by the sender */
+	BZ_FRAME_WINDOW = 0x06,   /* payload u32: bytes of credit granted */
+	/* 0x40-0x4f reserved: signed control, sealed (AEAD) data, key exchange */
+	BZ_FRAME_SIGNED_CONTROL = 0x41,
+	BZ_FRAME_SEALED_DATA = 0x42,
+};
+
+/* Flag: a CONTROL payload is JSON followed by a 64-byte Ed25519 signature
+ * by bzproxy over that JSON (which names its session, channel and target). */
+#define BZ_FLAG_PROXY_SIGNED 0x0001u
+#define BZ_FLAG_KNOWN (BZ_FLAG_PROXY_SIGNED)
+#define BZ_SIG_LEN 64
+
+struct bz_frame {
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint32_t session_id;
+	uint32_t channel_id;
+	uint64_t seq;
+	const uint8_t *payload; /* points into the buffer it was decoded from */
+	uint32_t length;
+};
+
+/* Name of a frame type, for logs ("control", "data", ...; "unknown"). */
+const char *bz_frame_type_name(uint8_t type);
+
+/*
+ * Decode one whole frame from exactly the bytes of one websocket message.
+ * Returns 0, BZ_ERR_SHORT (truncated header or payload), BZ_ERR_TOO_BIG
+ * (length over BZ_WIRE_MAX_PAYLOAD), BZ_ERR_VERSION, BZ_ERR_TYPE (unknown
+ * type), or BZ_ERR_FORMAT (unknown flags, trailing bytes, or a type-specific
+ * payload of the wrong size). f->payload borrows from msg.
+ */
+int bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f);
+
+/*
+ * Append an encoded frame to out. lws callers reserve LWS_PRE bytes in front
+ * themselves. Returns 0 or BZ_ERR_TOO_BIG / BZ_ERR_ALLOC / BZ_ERR_TYPE.
+ */
+int bz_frame_encode(struct bz_buf *out, uint8_t type, uint16_t flags,
+    uint32_t session_id, uint32_t channel_id, uint64_t seq,
+    const void *payload, size_t length);
+
+/* Read the u32 credit of a WINDOW frame. */
+int bz_frame_window_credit(const struct bz_frame *f, uint32_t *credit);
+
+#endif
