@@ -64,4 +64,8 @@ int bz_secret_equal(const char *a, const char *b);
 /* Parse "15m", "12h", "30s", "2d" (positive) into seconds; -1 when invalid. */
 long bz_parse_duration(const char *s);
 
+/* Format a one-line reason into err (no-op when err is NULL or errlen 0). */
+void bz_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -1,0 +1,373 @@
+/*
+ * audit.c: the hash-chained JSON-lines audit log; see audit.h. Each line's
+ * "prev" is the SHA-256 of the line before it, so editing, dropping or
+ * reordering lines breaks the chain at that point.
+ */
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "util.h"
+
+#define HASH_HEX (crypto_hash_sha256_BYTES * 2 + 1)
+#define LINE_MAX_LEN BZ_JSON_MAX  /* every line must parse back */
+#define READ_CHUNK (64u * 1024)
+
+struct bz_audit {
+	int fd;
+	char *path;
+	char head[HASH_HEX];  /* hash of the last line: the next "prev" */
+	off_t size;           /* file size after our last write or read */
+};
+
+static const char zero_hash[HASH_HEX] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void
+line_hash(const uint8_t *line, size_t n, char hex[HASH_HEX])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, line, n);
+	sodium_bin2hex(hex, HASH_HEX, h, sizeof(h));
+}
+
+/* Check one line against the expected prev; reason in err on failure. */
+static int
+check_line(const uint8_t *line, size_t n, const char *want_prev, char *err,
+    size_t errlen)
+{
+	char jerr[200];
+	const char *prev;
+	json_t *o;
+	int r = BZ_ERR_FORMAT;
+
+	if ((o = bz_json_parse_object(line, n, jerr, sizeof(jerr))) == NULL) {
+		bz_errf(err, errlen, "not a JSON object: %s", jerr);
+		return BZ_ERR_FORMAT;
+	}
+	if (bz_json_str(o, "time") == NULL || bz_json_str(o, "event") == NULL)
+		bz_errf(err, errlen, "missing \"time\" or \"event\"");
+	else if ((prev = bz_json_str(o, "prev")) == NULL)
+		bz_errf(err, errlen, "missing \"prev\"");
+	else if (want_prev != NULL && strcmp(prev, want_prev) != 0)
+		bz_errf(err, errlen, "\"prev\" does not match the hash of the "
+		    "previous line (a line was changed, removed or reordered)");
+	else
+		r = BZ_OK;
+	json_decref(o);
+	return r;
+}
+
+static int
+pread_all(int fd, uint8_t *p, size_t n, off_t off)
+{
+	ssize_t got;
+
+	while (n > 0) {
+		if ((got = pread(fd, p, n, off)) < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		p += got;
+		n -= (size_t)got;
+		off += got;
+	}
+	return 0;
+}
+
+/* Next line of b; returns whether a newline ended it (more may follow). */
+static int
+next_line(struct bz_buf *b, const uint8_t **p, size_t *n)
+{
+	size_t before = bz_buf_avail(b);
+
+	bz_buf_get_until(b, '\n', p, n);
+	return before - bz_buf_avail(b) > *n;
+}
+
+/*
+ * Read the end of the file: check its last line (and its link to the line
+ * before, when that fits in what we read) and set a->head.
+ */
+static int
+load_head(struct bz_audit *a, char *err, size_t errlen)
+{
+	struct stat st;
+	struct bz_buf b;
+	uint8_t *chunk = NULL;
+	const uint8_t *p, *last = NULL, *before = NULL;
+	size_t n, lastn = 0, beforen = 0, len;
+	char why[256], hex[HASH_HEX];
+	int r = BZ_ERR_FORMAT, whole, more;
+
+	if (fstat(a->fd, &st) != 0) {
+		bz_errf(err, errlen, "%s: %s", a->path, strerror(errno));
+		return BZ_ERR_INVALID;
+	}
+	a->size = st.st_size;
+	if (st.st_size == 0) {
+		memcpy(a->head, zero_hash, HASH_HEX);
+		return BZ_OK;
+	}
+	/* Room for two whole lines and the newline before them. */
+	len = 2 * (LINE_MAX_LEN + 1) + 1;
+	if ((off_t)len > st.st_size)
+		len = (size_t)st.st_size;
+	whole = (off_t)len == st.st_size;
+	if ((chunk = malloc(len)) == NULL)
+		return BZ_ERR_ALLOC;
+	if (pread_all(a->fd, chunk, len, st.st_size - (off_t)len) != 0) {
+		bz_errf(err, errlen, "%s: read failed", a->path);
+		r = BZ_ERR_INVALID;
+		goto out;
+	}
+	if (chunk[len - 1] != '\n') {
+		bz_errf(err, errlen, "%s: last line is incomplete (torn write "
+		    "or tampering)", a->path);
+		goto out;
+	}
+	bz_buf_view(&b, chunk, len - 1); /* without the final newline */
+	if (!whole && !next_line(&b, &p, &n)) {
+		/* The first piece may be part of a longer line; with no
+		 * newline after it, the last line exceeds the limit. */
+		bz_errf(err, errlen, "%s: last line too long", a->path);
+		goto out;
+	}
+	do {
+		before = last;
+		beforen = lastn;
+		more = next_line(&b, &last, &lastn);
+	} while (more);
+	if (lastn == 0) {
+		bz_errf(err, errlen, "%s: last line is empty", a->path);
+		goto out;
+	}
+	if (before != NULL)
+		line_hash(before, beforen, hex);
+	else if (whole)
+		memcpy(hex, zero_hash, HASH_HEX);
+	if (check_line(last, lastn, (before || whole) ? hex : NULL, why,
+	    sizeof(why)) != 0) {
+		bz_errf(err, errlen, "%s: last line: %s", a->path, why);
+		goto out;
+	}
+	line_hash(last, lastn, a->head);
+	r = BZ_OK;
+ out:
+	free(chunk);
+	return r;
+}
+
+int
+bz_audit_open(const char *path, struct bz_audit **out, char *err,
+    size_t errlen)
+{
+	struct bz_audit *a;
+	int r;
+
+	*out = NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->path = strdup(path)) == NULL) {
+		free(a);
+		return BZ_ERR_ALLOC;
+	}
+	if ((a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600)) < 0) {
+		bz_errf(err, errlen, "%s: %s", path, strerror(errno));
+		r = BZ_ERR_INVALID;
+		goto fail;
+	}
+	if ((r = load_head(a, err, errlen)) != 0)
+		goto fail;
+	*out = a;
+	return BZ_OK;
+ fail:
+	bz_audit_close(a);
+	return r;
+}
+
+void
+bz_audit_close(struct bz_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a->path);
+	free(a);
+}
+
+/* RFC 3339 UTC with milliseconds: 2024-01-02T03:04:05.678Z */
+static void
+now_rfc3339(char *out, size_t outlen)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outlen, "%.20s.%03dZ", base,
+	    (int)((unsigned long)ts.tv_nsec / 1000000 % 1000));
+}
+
+/* The line for event: time, event, the caller's fields, then prev. */
+static char *
+build_line(const char *head, const char *event, const json_t *fields)
+{
+	json_t *o, *v;
+	const char *k;
+	char when[64], *line = NULL;
+
+	now_rfc3339(when, sizeof(when));
+	if ((o = json_object()) == NULL)
+		return NULL;
+	if (json_object_set_new(o, "time", json_string(when)) != 0 ||
+	    json_object_set_new(o, "event", json_string(event)) != 0)
+		goto out;
+	if (fields != NULL) {
+		/* jansson iterates non-const objects only; we do not modify. */
+		json_object_foreach((json_t *)(uintptr_t)fields, k, v) {
+			if (strcmp(k, "time") == 0 || strcmp(k, "event") == 0 ||
+			    strcmp(k, "prev") == 0 || json_object_set(o, k, v))
+				goto out;
+		}
+	}
+	if (json_object_set_new(o, "prev", json_string(head)) != 0)
+		goto out;
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+ out:
+	json_decref(o);
+	return line;
+}
+
+int
+bz_audit_write(struct bz_audit *a, const char *event, const json_t *fields)
+{
+	struct stat st;
+	char *line = NULL;
+	size_t n;
+	ssize_t w;
+	int r = BZ_ERR_INVALID, locked = 0;
+
+	if (a == NULL || event == NULL ||
+	    (fields != NULL && !json_is_object(fields)))
+		return BZ_ERR_INVALID;
+	/* Another process may append too (e.g. an admin command while the
+	 * service runs): serialise and pick up its last line as our head. */
+	if (flock(a->fd, LOCK_EX) != 0)
+		return BZ_ERR_INVALID;
+	locked = 1;
+	if (fstat(a->fd, &st) != 0)
+		goto out;
+	if (st.st_size != a->size && (r = load_head(a, NULL, 0)) != 0)
+		goto out;
+	r = BZ_ERR_INVALID;
+	if ((line = build_line(a->head, event, fields)) == NULL)
+		goto out;
+	n = strlen(line);
+	if (n > LINE_MAX_LEN) {
+		r = BZ_ERR_TOO_BIG;
+		goto out;
+	}
+	line[n] = '\n'; /* write line and newline at once: one append */
+	w = write(a->fd, line, n + 1);
+	line[n] = '\0';
+	if (w != (ssize_t)(n + 1) || fdatasync(a->fd) != 0)
+		goto out;
+	line_hash((const uint8_t *)line, n, a->head);
+	a->size = st.st_size + (off_t)n + 1;
+	r = BZ_OK;
+ out:
+	if (locked)
+		flock(a->fd, LOCK_UN);
+	free(line);
+	return r;
+}
+
+/* Verify one complete line (without its newline); advances prev. */
+static int
+verify_line(const char *path, size_t lineno, const uint8_t *p, size_t n,
+    char prev[HASH_HEX], char *err, size_t errlen)
+{
+	char why[256];
+
+	if (check_line(p, n, prev, why, sizeof(why)) != 0) {
+		bz_errf(err, errlen, "%s:%zu: %s", path, lineno, why);
+		return BZ_ERR_FORMAT;
+	}
+	line_hash(p, n, prev);
+	return BZ_OK;
+}
+
+int
+bz_audit_verify(const char *path, char *err, size_t errlen)
+{
+	struct bz_buf b;
+	uint8_t chunk[4096];
+	const uint8_t *p, *nl;
+	char prev[HASH_HEX];
+	size_t lineno = 0, n;
+	ssize_t got;
+	int fd, r = BZ_ERR_FORMAT;
+
+	memcpy(prev, zero_hash, HASH_HEX);
+	bz_buf_init(&b);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		bz_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return BZ_ERR_INVALID;
+	}
+	for (;;) {
+		if ((got = read(fd, chunk, sizeof(chunk))) < 0) {
+			if (errno == EINTR)
+				continue;
+			bz_errf(err, errlen, "%s: %s", path, strerror(errno));
+			r = BZ_ERR_INVALID;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		if ((r = bz_buf_put(&b, chunk, (size_t)got)) != 0)
+			goto out;
+		/* Consume every complete line now in the buffer. */
+		while ((nl = memchr(bz_buf_peek(&b), '\n',
+		    bz_buf_avail(&b))) != NULL) {
+			n = (size_t)(nl - bz_buf_peek(&b));
+			if ((r = bz_buf_get_ptr(&b, &p, n)) != 0 ||
+			    (r = bz_buf_skip(&b, 1)) != 0 ||
+			    (r = verify_line(path, ++lineno, p, n, prev, err,
+			    errlen)) != 0)
+				goto out;
+		}
+		if (bz_buf_avail(&b) > LINE_MAX_LEN) {
+			bz_errf(err, errlen, "%s:%zu: line too long", path,
+			    lineno + 1);
+			r = BZ_ERR_TOO_BIG;
+			goto out;
+		}
+		bz_buf_compact(&b);
+	}
+	if (bz_buf_avail(&b) > 0) {
+		bz_errf(err, errlen, "%s:%zu: incomplete last line", path,
+		    lineno + 1);
+		r = BZ_ERR_FORMAT;
+		goto out;
+	}
+	r = BZ_OK;
+ out:
+	close(fd);
+	bz_buf_free(&b);
+	return r;
+}
