@@ -1,0 +1,178 @@
+#!/bin/bash
+# Benchmark (`make bench`): the bastion chain (ssh -> bzsshd -> bzproxy -> bzagent)
+# against a plain OpenSSH sshd, same machine, same run, 127.0.0.1 only.
+# Measures cold `ssh HOST true` latency (best and median of N runs) and
+# 100 MiB upload (`cat >/dev/null`) / download (`head -c ... /dev/zero`)
+# throughput (best of M runs), then prints a table with chain/plain ratios.
+#
+#   bench/run.sh [BUILDDIR]
+# Environment: BZ_BENCH_RUNS (cold runs, default 10), BZ_BENCH_XFER_RUNS
+# (transfer runs, default 3), BZ_BENCH_BYTES (default 104857600).
+
+set -u
+set -o pipefail
+
+SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export BZ_BUILDDIR=${1:-${BZ_BUILDDIR:-$SRCDIR}}
+export BZ_SANDBOX_VERBOSE=0     # no debug logging while measuring
+SANDBOX=$SRCDIR/tests/sandbox
+RUNS=${BZ_BENCH_RUNS:-10}
+XRUNS=${BZ_BENCH_XFER_RUNS:-3}
+BYTES=${BZ_BENCH_BYTES:-104857600}
+PY=/usr/bin/python3
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/bz-bench.XXXXXX") || exit 1
+SB=$W/sandbox
+P=$W/plain
+SSHD_PID=
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+	local rc=$?
+	if [ -n "$SSHD_PID" ] && kill -0 "$SSHD_PID" 2>/dev/null; then
+		kill "$SSHD_PID" 2>/dev/null
+		for _ in $(seq 30); do kill -0 "$SSHD_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$SSHD_PID" 2>/dev/null
+	fi
+	"$SANDBOX" down "$SB" >/dev/null 2>&1
+	if [ $rc -eq 0 ]; then rm -rf "$W"; else say "work files kept in $W"; fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ns() { date +%s%N; }
+
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ------------------------------------------------------------ the chain
+say "starting the sandbox (chain)"
+"$SANDBOX" up "$SB" >"$W/sandbox-up.log" 2>&1 || { cat "$W/sandbox-up.log" >&2; die "sandbox up failed"; }
+# shellcheck disable=SC1091
+. "$SB/env"
+CHAIN=(ssh -F "$BZ_SSH_CONFIG" -o BatchMode=yes web1)
+
+# ------------------------------------------------------------ plain sshd
+say "starting a plain OpenSSH sshd"
+mkdir -p "$P" && chmod 700 "$P"
+ssh-keygen -q -t ed25519 -N '' -f "$P/host_key" || die "ssh-keygen (host key)"
+ssh-keygen -q -t ed25519 -N '' -f "$P/user_key" || die "ssh-keygen (user key)"
+cp "$P/user_key.pub" "$P/authorized_keys"
+chmod 600 "$P/authorized_keys"
+ME=$(id -un)
+PORT=$(free_port)
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p /run/sshd && chmod 755 /run/sshd   # sshd's privilege separation dir
+	ROOTLOGIN="PermitRootLogin prohibit-password"
+else
+	ROOTLOGIN="PermitRootLogin no"
+fi
+cat >"$P/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $PORT
+HostKey $P/host_key
+PidFile $P/sshd.pid
+AuthorizedKeysFile $P/authorized_keys
+UsePAM no
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+$ROOTLOGIN
+AllowUsers $ME
+PrintMotd no
+PrintLastLog no
+UseDNS no
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+/usr/sbin/sshd -t -f "$P/sshd_config" || die "sshd rejects its config ($P/sshd_config)"
+/usr/sbin/sshd -D -f "$P/sshd_config" -e </dev/null >"$W/sshd.log" 2>&1 &
+SSHD_PID=$!
+echo "[127.0.0.1]:$PORT $(cat "$P/host_key.pub")" >"$P/known_hosts"
+cat >"$P/ssh_config" <<EOF
+Host plain
+    HostName 127.0.0.1
+    Port $PORT
+    User $ME
+    IdentityFile $P/user_key
+    IdentitiesOnly yes
+    IdentityAgent none
+    UserKnownHostsFile $P/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    BatchMode yes
+    ControlMaster no
+    ControlPath none
+    LogLevel ERROR
+EOF
+PLAIN=(ssh -F "$P/ssh_config" plain)
+for _ in $(seq 50); do
+	"${PLAIN[@]}" true </dev/null 2>/dev/null && break
+	kill -0 "$SSHD_PID" 2>/dev/null || { cat "$W/sshd.log" >&2; die "sshd exited"; }
+	sleep 0.1
+done
+"${PLAIN[@]}" true </dev/null || { cat "$W/sshd.log" >&2; die "cannot ssh to the plain sshd"; }
+"${CHAIN[@]}" true </dev/null || die "cannot ssh through the chain"
+
+# ------------------------------------------------------------ measures
+# cold NAME CMD...: RUNS timings of `CMD true` in ms, one per line, sorted.
+cold() {
+	local name=$1 t0 t1 i
+	shift
+	for i in $(seq "$RUNS"); do
+		t0=$(now_ns)
+		"$@" true </dev/null || die "$name: ssh true failed (run $i)"
+		t1=$(now_ns)
+		echo $(((t1 - t0) / 1000))
+	done | sort -n >"$W/cold-$name"
+}
+best_ms() { head -n 1 "$1" | awk '{printf "%.1f", $1 / 1000}'; }
+median_ms() { sort -n "$1" | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f", m / 1000}'; }
+
+# xfer NAME DIRECTION CMD...: best MB/s (10^6 bytes/s) of XRUNS runs.
+xfer() {
+	local name=$1 dir=$2 t0 t1 best=0 us i n
+	shift 2
+	for i in $(seq "$XRUNS"); do
+		t0=$(now_ns)
+		if [ "$dir" = up ]; then
+			head -c "$BYTES" /dev/zero | "$@" 'cat >/dev/null' || die "$name upload failed (run $i)"
+		else
+			n=$("$@" "head -c $BYTES /dev/zero" </dev/null | wc -c) || die "$name download failed (run $i)"
+			[ "$n" = "$BYTES" ] || die "$name download: got $n bytes, expected $BYTES"
+		fi
+		t1=$(now_ns)
+		us=$(((t1 - t0) / 1000))
+		best=$(awk -v b="$best" -v us="$us" -v n="$BYTES" 'BEGIN {v = n / us; printf "%.1f", (v > b) ? v : b}')
+	done
+	echo "$best"
+}
+
+say "cold ssh true: $RUNS runs each"
+cold chain "${CHAIN[@]}"
+cold plain "${PLAIN[@]}"
+say "upload/download of $BYTES bytes: best of $XRUNS runs each"
+UP_CHAIN=$(xfer chain up "${CHAIN[@]}") || exit 1
+UP_PLAIN=$(xfer plain up "${PLAIN[@]}") || exit 1
+DOWN_CHAIN=$(xfer chain down "${CHAIN[@]}") || exit 1
+DOWN_PLAIN=$(xfer plain down "${PLAIN[@]}") || exit 1
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+row() { printf '%-34s %12s %12s %12s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+
+echo
+echo "bastion chain vs plain OpenSSH sshd, 127.0.0.1, $(date -u '+%F %T') UTC"
+echo "$(ssh -V 2>&1); $(nproc) CPUs; build: $BZ_BUILDDIR"
+echo
+printf '%-34s %12s %12s %12s\n' "measure" "chain" "plain" "chain/plain"
+printf '%-34s %12s %12s %12s\n' "----------------------------------" "------------" "------------" "------------"
+row "cold ssh true, best (ms)" "$(best_ms "$W/cold-chain")" "$(best_ms "$W/cold-plain")"
+row "cold ssh true, median of $RUNS (ms)" "$(median_ms "$W/cold-chain")" "$(median_ms "$W/cold-plain")"
+row "upload $((BYTES / 1048576)) MiB (MB/s)" "$UP_CHAIN" "$UP_PLAIN"
+row "download $((BYTES / 1048576)) MiB (MB/s)" "$DOWN_CHAIN" "$DOWN_PLAIN"
+echo
+echo "(latency: chain/plain < 1 means the chain is faster; throughput: > 1 means faster)"

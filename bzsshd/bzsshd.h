@@ -1,0 +1,133 @@
+/*
+ * bzsshd.h: the contracts between bzsshd's files. Each file has one job:
+ *   main.c           command line, dispatch
+ *   session_file.c   config dir, session file, host key, known_hosts
+ *   stdio_relay.c    stdin/stdout <-> socketpair for libssh
+ *   ws_link.c        the lws thread and its two locked queues
+ *   ssh_server.c     libssh session, auth (hello / mfa), event loop
+ *   ssh_channel_map.c SSH channels <-> wire frames, flow control
+ *   http_fetch.c     libcurl helpers (https GET / POST form, JSON)
+ *   login.c          `bzsshd login`: OIDC code + PKCE, TOTP, proxy login
+ *   config_cmd.c     status, logout, ssh-config
+ * Functions return 0 or a negative BZ_ERR_* and put a reason in err.
+ */
+#ifndef BZSSHD_H
+#define BZSSHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <jansson.h>
+
+#define BZSSHD_ERRLEN 256
+
+/* ---- configuration (main.c) ---- */
+struct bzsshd_opts {
+	char *config_dir;       /* resolved, malloc'ed */
+	int config_dir_given;   /* --config-dir was on the command line */
+	int verbose;
+};
+
+/* ---- session_file.c ---- */
+struct bz_session {
+	char *proxy;      /* wss://HOST:PORT */
+	char *ca_file;    /* absolute path or NULL (system store) */
+	char *issuer;
+	char *user;       /* email */
+	char *session;    /* secret: bzproxy session token */
+	char *id_token;   /* secret */
+	char *client_key; /* secret: b64url Ed25519 secret key */
+	time_t expires;
+};
+
+/* Resolve the config dir: given, $BZ_CONFIG_DIR, $XDG_CONFIG_HOME/bz,
+ * ~/.config/bz. *out malloc'ed. */
+int bz_config_dir_resolve(const char *given, char **out, char *err,
+    size_t errlen);
+/* Path of a file in the config dir (malloc'ed) or NULL. */
+char *bz_config_path(const char *dir, const char *name);
+/* Load the session file. BZ_ERR_INVALID when there is none. */
+int bz_session_load(const char *dir, struct bz_session *s, char *err,
+    size_t errlen);
+int bz_session_save(const char *dir, const struct bz_session *s, char *err,
+    size_t errlen);
+/* Zero secrets and free members. */
+void bz_session_clear(struct bz_session *s);
+/* Path of the host key, created (ed25519, 0600) when missing; mode checked. */
+int bz_host_key_ensure(const char *dir, char **path, char *err,
+    size_t errlen);
+/* Write CONFIGDIR/known_hosts with "bzsshd ssh-ed25519 AAAA...". */
+int bz_known_hosts_write(const char *dir, char *err, size_t errlen);
+
+/* ---- stdio_relay.c ---- */
+struct bz_relay;
+/* Make a socketpair and relay threads; *ssh_fd is libssh's end. */
+int bz_relay_start(struct bz_relay **out, int *ssh_fd, char *err,
+    size_t errlen);
+/* Wait until everything libssh wrote has reached stdout, then free. */
+void bz_relay_finish(struct bz_relay *r);
+
+/* ---- ws_link.c ---- */
+enum bz_link_state {
+	BZ_LINK_CONNECTING = 0,
+	BZ_LINK_OPEN = 1,
+	BZ_LINK_CLOSED = 2,
+};
+
+/* One complete websocket message as received (frame not yet decoded). */
+struct bz_link_msg {
+	struct bz_link_msg *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct bz_link;
+/*
+ * Start the lws thread and connect to url (wss://HOST:PORT, path appended).
+ * wake_fd (or -1) gets one byte written whenever a message arrives or the
+ * state changes.
+ */
+int bz_link_start(const char *url, const char *path, const char *ca_file,
+    int wake_fd, struct bz_link **out, char *err, size_t errlen);
+/* Queue one frame (thread-safe). */
+int bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
+    const void *payload, size_t len);
+/* Queue a CONTROL frame holding obj (thread-safe). */
+int bz_link_send_json(struct bz_link *l, uint32_t channel, const json_t *obj);
+/* Pop the next received message (caller frees) or NULL. */
+struct bz_link_msg *bz_link_recv(struct bz_link *l);
+/* Current state; reason of a close copied into reason. */
+enum bz_link_state bz_link_get_state(struct bz_link *l, char *reason,
+    size_t len);
+/* Block until a message is queued, the state changes, or timeout_ms. */
+void bz_link_wait(struct bz_link *l, int timeout_ms);
+/* Flush queued frames (bounded time), close, join the thread, free. */
+void bz_link_free(struct bz_link *l);
+
+/* ---- http_fetch.c ---- */
+/* GET url (https only) and parse a JSON object. */
+int bz_http_get_json(const char *url, const char *ca_file, json_t **out,
+    char *err, size_t errlen);
+/* POST an application/x-www-form-urlencoded body; parse a JSON object
+ * (also on 4xx: the OAuth error object). *status gets the HTTP code. */
+int bz_http_post_form_json(const char *url, const char *ca_file,
+    const char *form, long *status, json_t **out, char *err, size_t errlen);
+/* Percent-encode (malloc'ed). */
+char *bz_url_escape(const char *s);
+
+/* ---- ssh_server.c ---- */
+struct bz_target {
+	char *user;   /* unix user */
+	char *host;   /* target name */
+	int port;
+};
+/* Serve one SSH connection on stdin/stdout. Returns the exit status. */
+int bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t);
+
+/* ---- login.c / config_cmd.c ---- */
+int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);
+int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
+int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
+int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,596 @@
+/*
+ * ssh_channel_map.c: each SSH session channel becomes one wire channel
+ * (docs/protocol.md). Requests become CONTROL messages, bytes become
+ * DATA/EOF/CLOSE frames, and two credit windows bound memory:
+ *  - agent -> client: the agent sends at most recv_window; we grant it back
+ *    (WINDOW) only as bytes go into the SSH channel.
+ *  - client -> agent: we send at most send_window; beyond it the data
+ *    callback consumes nothing, libssh keeps the bytes and holds back the
+ *    SSH window, so ssh itself slows down.
+ */
+#include "ssh_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SSH_WRITE_CHUNK (32u * 1024)
+/* Grant credit back once this much was consumed (<= half a window). */
+#define GRANT_THRESHOLD (BZ_WIRE_INITIAL_WINDOW / 4)
+#define TERM_MAX 64
+#define COMPACT_AT (512u * 1024)
+
+static struct bz_chan *
+chan_find(struct bz_conn *c, uint32_t id)
+{
+	struct bz_chan *ch;
+
+	for (ch = c->chans; ch != NULL; ch = ch->next)
+		if (ch->id == id)
+			return ch;
+	return NULL;
+}
+
+static void
+send_json(struct bz_chan *ch, json_t *o)
+{
+	if (o == NULL || bz_link_send_json(ch->conn->link, ch->id, o) != 0)
+		bz_debug("channel %u: cannot queue a control message", ch->id);
+	json_decref(o);
+}
+
+static void
+send_frame(struct bz_chan *ch, uint8_t type, const void *p, size_t n)
+{
+	if (bz_link_send(ch->conn->link, type, ch->id, p, n) != 0)
+		bz_debug("channel %u: cannot queue a %s frame", ch->id,
+		    bz_frame_type_name(type));
+}
+
+/* End the channel from our side with a message on its stderr. */
+static void
+chan_fail(struct bz_chan *ch, const char *reason)
+{
+	char line[BZSSHD_ERRLEN + 16];
+	int n;
+
+	if (ch->ending)
+		return; /* the first reason is the one ssh shows */
+	n = snprintf(line, sizeof(line), "bzsshd: %s\r\n", reason);
+	if (n > 0 && !ch->close_sent)
+		(void)bz_buf_put(&ch->err, line, strlen(line));
+	if (!ch->have_exit) {
+		ch->have_exit = 1;
+		ch->exit_status = 255;
+	}
+	ch->ending = 1;
+}
+
+/* ---- libssh callbacks (client -> agent) ---- */
+
+static void
+send_client_data(struct bz_chan *ch, const uint8_t *p, uint32_t n)
+{
+	uint32_t k;
+
+	while (n > 0) {
+		k = n < BZ_WIRE_DATA_CHUNK ? n : BZ_WIRE_DATA_CHUNK;
+		send_frame(ch, BZ_FRAME_DATA, p, k);
+		ch->send_window -= k;
+		p += k;
+		n -= k;
+	}
+}
+
+static int
+on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len,
+    int is_stderr, void *ud)
+{
+	struct bz_chan *ch = ud;
+	uint32_t n = 0;
+
+	/* len is everything libssh holds for us, old bytes included. */
+	if (ch->started && !ch->ending && !ch->client_closed &&
+	    !ch->conn->link_lost) {
+		n = len < ch->send_window ? len : ch->send_window;
+		send_client_data(ch, data, n);
+	} else if (ch->ending || ch->conn->link_lost) {
+		n = len; /* nobody will read it: drop */
+	}
+	ch->held = len - n;
+	return (int)n;
+}
+
+static void
+on_eof(ssh_session s, ssh_channel channel, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	ch->client_eof = 1;
+}
+
+static void
+on_close(ssh_session s, ssh_channel channel, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	ch->client_closed = 1;
+}
+
+static void
+on_signal(ssh_session s, ssh_channel channel, const char *sig, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	if (ch->started && sig != NULL && strlen(sig) < 32)
+		send_json(ch, json_pack("{s:s, s:s}", "t", "signal", "name",
+		    sig));
+}
+
+static int
+on_pty(ssh_session s, ssh_channel channel, const char *term, int cols,
+    int rows, int pxw, int pxh, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	if (ch->started || ch->have_pty || term == NULL ||
+	    strlen(term) > TERM_MAX || cols < 0 || rows < 0 || pxw < 0 ||
+	    pxh < 0)
+		return -1;
+	if ((ch->term = strdup(term)) == NULL)
+		return -1;
+	ch->have_pty = 1;
+	ch->cols = cols;
+	ch->rows = rows;
+	ch->pxw = pxw;
+	ch->pxh = pxh;
+	return 0;
+}
+
+static int
+on_window_change(ssh_session s, ssh_channel channel, int cols, int rows,
+    int pxw, int pxh, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	if (cols < 0 || rows < 0 || pxw < 0 || pxh < 0)
+		return -1;
+	ch->cols = cols;
+	ch->rows = rows;
+	ch->pxw = pxw;
+	ch->pxh = pxh;
+	if (ch->started)
+		send_json(ch, json_pack("{s:s, s:i, s:i, s:i, s:i}",
+		    "t", "window_change", "cols", cols, "rows", rows,
+		    "width", pxw, "height", pxh));
+	return 0;
+}
+
+static int
+on_env(ssh_session s, ssh_channel channel, const char *name,
+    const char *value, void *ud)
+{
+	struct bz_chan *ch = ud;
+
+	/* Only the locale crosses over; anything else could steer the
+	 * target's shell (LD_PRELOAD, PATH...). */
+	if (ch->started || name == NULL || value == NULL ||
+	    (strcmp(name, "LANG") != 0 && strncmp(name, "LC_", 3) != 0) ||
+	    strlen(name) > 64 || strlen(value) > 256)
+		return 1;
+	if (ch->env == NULL && (ch->env = json_object()) == NULL)
+		return 1;
+	if (json_object_size(ch->env) >= 32 ||
+	    json_object_set_new(ch->env, name, json_string(value)) != 0)
+		return 1;
+	return 0;
+}
+
+/* Send open + exec/shell. command NULL means shell. */
+static int
+start_request(struct bz_chan *ch, const char *command)
+{
+	json_t *pty = json_null(), *env, *req;
+
+	if (ch->started || ch->conn->link_lost)
+		return 1;
+	if (ch->have_pty)
+		pty = json_pack("{s:s, s:i, s:i, s:i, s:i}", "term", ch->term,
+		    "cols", ch->cols, "rows", ch->rows, "width", ch->pxw,
+		    "height", ch->pxh);
+	env = ch->env != NULL ? json_incref(ch->env) : json_object();
+	if (command != NULL)
+		req = json_pack("{s:s, s:s, s:o, s:o}", "t", "exec",
+		    "command", command, "pty", pty, "env", env);
+	else
+		req = json_pack("{s:s, s:o, s:o}", "t", "shell", "pty", pty,
+		    "env", env);
+	if (req == NULL)
+		return 1;
+	send_json(ch, json_pack("{s:s, s:s}", "t", "open", "kind",
+	    "session"));
+	send_json(ch, req);
+	ch->started = 1;
+	bz_debug("channel %u: %s requested", ch->id,
+	    command != NULL ? "exec" : "shell");
+	return 0;
+}
+
+static int
+on_shell(ssh_session s, ssh_channel channel, void *ud)
+{
+	return start_request(ud, NULL);
+}
+
+static int
+on_exec(ssh_session s, ssh_channel channel, const char *command, void *ud)
+{
+	if (command == NULL || strlen(command) > 32 * 1024)
+		return 1;
+	return start_request(ud, command);
+}
+
+static int
+on_subsystem(ssh_session s, ssh_channel channel, const char *name, void *ud)
+{
+	/* docs/protocol.md has no subsystem request yet: refuse cleanly. */
+	bz_debug("subsystem %s refused: not in protocol v1",
+	    name != NULL ? name : "?");
+	return 1;
+}
+
+ssh_channel
+bz_chan_open(struct bz_conn *c)
+{
+	struct bz_chan *ch;
+
+	if (c->link_lost || !c->authed || c->next_id == UINT32_MAX)
+		return NULL;
+	if ((ch = calloc(1, sizeof(*ch))) == NULL)
+		return NULL;
+	if ((ch->ch = ssh_channel_new(c->session)) == NULL) {
+		free(ch);
+		return NULL;
+	}
+	ch->conn = c;
+	ch->id = ++c->next_id;
+	bz_buf_init(&ch->out);
+	bz_buf_init(&ch->err);
+	ch->recv_window = BZ_WIRE_INITIAL_WINDOW;
+	ch->send_window = BZ_WIRE_INITIAL_WINDOW;
+	ch->cb.userdata = ch;
+	ch->cb.channel_data_function = on_data;
+	ch->cb.channel_eof_function = on_eof;
+	ch->cb.channel_close_function = on_close;
+	ch->cb.channel_signal_function = on_signal;
+	ch->cb.channel_pty_request_function = on_pty;
+	ch->cb.channel_shell_request_function = on_shell;
+	ch->cb.channel_pty_window_change_function = on_window_change;
+	ch->cb.channel_exec_request_function = on_exec;
+	ch->cb.channel_env_request_function = on_env;
+	ch->cb.channel_subsystem_request_function = on_subsystem;
+	ssh_callbacks_init(&ch->cb);
+	ssh_set_channel_callbacks(ch->ch, &ch->cb);
+	ch->next = c->chans;
+	c->chans = ch;
+	bz_debug("channel %u: opened", ch->id);
+	return ch->ch;
+}
+
+/* ---- frames from bzproxy (agent -> client) ---- */
+
+static void
+on_control(struct bz_chan *ch, const struct bz_frame *f)
+{
+	char err[BZSSHD_ERRLEN], why[BZSSHD_ERRLEN];
+	const char *t, *reason, *sig;
+	json_t *o, *v;
+
+	if ((o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		bz_warn("channel %u: bad control message: %s", ch->id, err);
+		chan_fail(ch, "protocol error from bzproxy");
+		return;
+	}
+	t = bz_json_str(o, "t");
+	reason = bz_json_str(o, "reason");
+	if (t == NULL) {
+		chan_fail(ch, "protocol error from bzproxy");
+	} else if (strcmp(t, "denied") == 0 || strcmp(t, "failed") == 0) {
+		snprintf(why, sizeof(why), "%s%s%.200s",
+		    strcmp(t, "denied") == 0 ? "access denied" : "failed",
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+		chan_fail(ch, why);
+	} else if (strcmp(t, "exit") == 0 && !ch->have_exit) {
+		if ((sig = bz_json_str(o, "signal")) != NULL &&
+		    strlen(sig) < 32) {
+			ch->exit_signal = strdup(sig);
+			v = json_object_get(o, "core");
+			ch->exit_core = json_is_true(v);
+			ch->have_exit = ch->exit_signal != NULL;
+		} else if (json_is_integer(v = json_object_get(o, "status"))) {
+			json_int_t st = json_integer_value(v);
+
+			ch->exit_status = st < 0 || st > 255 ? 255 : (int)st;
+			ch->have_exit = 1;
+		}
+	} else
+		bz_debug("channel %u: ignored control \"%.32s\"", ch->id, t);
+	json_decref(o);
+}
+
+static void
+on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
+{
+	struct bz_buf *b = f->type == BZ_FRAME_DATA ? &ch->out : &ch->err;
+
+	if (ch->ending)
+		return; /* we are closing it; bytes in flight are dropped */
+	if (ch->agent_eof || ch->agent_closed) {
+		chan_fail(ch, "protocol error from bzproxy (data after EOF)");
+		return;
+	}
+	if (f->length > ch->recv_window) {
+		chan_fail(ch, "protocol error from bzproxy (window exceeded)");
+		return;
+	}
+	ch->recv_window -= f->length;
+	if (ch->close_sent || ch->client_closed) {
+		ch->consumed += f->length; /* nobody reads: grant it back */
+		return;
+	}
+	if (bz_buf_put(b, f->payload, f->length) != 0)
+		chan_fail(ch, "out of memory");
+}
+
+void
+bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
+{
+	struct bz_chan *ch;
+	uint32_t credit;
+
+	if ((ch = chan_find(c, f->channel_id)) == NULL) {
+		/* late frames for a channel we already freed */
+		bz_debug("frame %s for unknown channel %u",
+		    bz_frame_type_name(f->type), f->channel_id);
+		return;
+	}
+	if (f->flags != 0) {
+		chan_fail(ch, "protocol error from bzproxy (flags)");
+		return;
+	}
+	switch (f->type) {
+	case BZ_FRAME_CONTROL:
+		on_control(ch, f);
+		break;
+	case BZ_FRAME_DATA:
+	case BZ_FRAME_EXT_DATA:
+		on_agent_bytes(ch, f);
+		break;
+	case BZ_FRAME_EOF:
+		ch->agent_eof = 1;
+		break;
+	case BZ_FRAME_CLOSE:
+		ch->agent_eof = 1;
+		ch->agent_closed = 1;
+		break;
+	case BZ_FRAME_WINDOW:
+		if (bz_frame_window_credit(f, &credit) != 0 ||
+		    credit > UINT32_MAX - ch->send_window) {
+			chan_fail(ch, "protocol error from bzproxy (window)");
+			break;
+		}
+		ch->send_window += credit;
+		break;
+	default:
+		chan_fail(ch, "protocol error from bzproxy (frame type)");
+		break;
+	}
+}
+
+/* ---- pump: move bytes when windows allow ---- */
+
+/* Write pending agent bytes into the SSH channel within its window. */
+static int
+flush_to_ssh(struct bz_chan *ch, struct bz_buf *b, int is_stderr)
+{
+	uint32_t win, n;
+	int w;
+
+	while (bz_buf_avail(b) > 0) {
+		if ((win = ssh_channel_window_size(ch->ch)) == 0)
+			break;
+		n = bz_buf_avail(b) < win ? (uint32_t)bz_buf_avail(b) : win;
+		if (n > SSH_WRITE_CHUNK)
+			n = SSH_WRITE_CHUNK;
+		w = is_stderr ? ssh_channel_write_stderr(ch->ch,
+		    bz_buf_peek(b), n) : ssh_channel_write(ch->ch,
+		    bz_buf_peek(b), n);
+		if (w < 0)
+			return -1;
+		if (w == 0)
+			break;
+		(void)bz_buf_skip(b, (size_t)w);
+		ch->consumed += (uint32_t)w;
+	}
+	if (bz_buf_avail(b) == 0)
+		bz_buf_reset(b); /* all read: reuse the storage */
+	else if (b->off > COMPACT_AT)
+		bz_buf_compact(b); /* keep storage near the window */
+	return 0;
+}
+
+/* Bytes libssh held back while the agent's window was shut. */
+static void
+drain_held(struct bz_chan *ch)
+{
+	uint8_t buf[BZ_WIRE_DATA_CHUNK];
+	uint32_t want;
+	int n;
+
+	while (ch->held > 0 && ch->send_window > 0 && ch->started &&
+	    !ch->ending) {
+		want = ch->held < ch->send_window ? ch->held : ch->send_window;
+		if (want > sizeof(buf))
+			want = sizeof(buf);
+		/* Buffered bytes exist, so this does not poll the socket. */
+		n = ssh_channel_read_nonblocking(ch->ch, buf, want, 0);
+		if (n <= 0) {
+			ch->held = 0;
+			break;
+		}
+		send_client_data(ch, buf, (uint32_t)n);
+		ch->held -= (uint32_t)n < ch->held ? (uint32_t)n : ch->held;
+	}
+}
+
+static void
+grant(struct bz_chan *ch, int force)
+{
+	uint8_t p[4];
+
+	if (ch->consumed == 0 || ch->agent_closed || ch->close_frame_sent ||
+	    (!force && ch->consumed < GRANT_THRESHOLD))
+		return;
+	p[0] = (uint8_t)(ch->consumed >> 24);
+	p[1] = (uint8_t)(ch->consumed >> 16);
+	p[2] = (uint8_t)(ch->consumed >> 8);
+	p[3] = (uint8_t)ch->consumed;
+	send_frame(ch, BZ_FRAME_WINDOW, p, sizeof(p));
+	ch->recv_window += ch->consumed;
+	ch->consumed = 0;
+}
+
+/* Tell ssh: exit-status, EOF, close, in that order, once drained. */
+static void
+finish_ssh_side(struct bz_chan *ch)
+{
+	int drained = bz_buf_avail(&ch->out) == 0 &&
+	    bz_buf_avail(&ch->err) == 0;
+
+	if (ch->close_sent || !drained)
+		return;
+	if (ch->have_exit && !ch->exit_sent &&
+	    (ch->agent_eof || ch->ending)) {
+		if (ch->exit_signal != NULL)
+			ssh_channel_request_send_exit_signal(ch->ch,
+			    ch->exit_signal, ch->exit_core, "", "");
+		else
+			ssh_channel_request_send_exit_status(ch->ch,
+			    ch->exit_status);
+		ch->exit_sent = 1;
+	}
+	if ((ch->agent_eof || ch->ending) && !ch->eof_sent &&
+	    !ch->client_closed) {
+		ssh_channel_send_eof(ch->ch);
+		ch->eof_sent = 1;
+	}
+	if (ch->agent_closed || ch->ending) {
+		ssh_channel_close(ch->ch);
+		ch->close_sent = 1;
+	}
+}
+
+static void
+pump_one(struct bz_conn *c, struct bz_chan *ch)
+{
+	if (!ch->client_closed && !ch->close_sent) {
+		if (flush_to_ssh(ch, &ch->err, 1) != 0 ||
+		    flush_to_ssh(ch, &ch->out, 0) != 0) {
+			bz_buf_reset(&ch->out);
+			bz_buf_reset(&ch->err);
+			ch->ending = 1;
+		}
+	}
+	grant(ch, 0);
+	if (!c->link_lost)
+		drain_held(ch);
+	/* client EOF goes after the bytes libssh still held */
+	if (ch->client_eof && ch->held == 0 && ch->started &&
+	    !ch->eof_frame_sent && !ch->close_frame_sent) {
+		send_frame(ch, BZ_FRAME_EOF, NULL, 0);
+		ch->eof_frame_sent = 1;
+	}
+	if (ch->client_closed) {
+		/* ssh is done with it: drop what it will never read */
+		bz_buf_reset(&ch->out);
+		bz_buf_reset(&ch->err);
+	}
+	finish_ssh_side(ch);
+	if ((ch->client_closed || ch->close_sent) && !ch->close_frame_sent) {
+		if (ch->started && !ch->eof_frame_sent)
+			send_frame(ch, BZ_FRAME_EOF, NULL, 0);
+		send_frame(ch, BZ_FRAME_CLOSE, NULL, 0);
+		ch->eof_frame_sent = ch->close_frame_sent = 1;
+	}
+	if (ch->client_closed && !ch->close_sent) {
+		ssh_channel_close(ch->ch);
+		ch->close_sent = 1;
+	}
+}
+
+static void
+chan_free(struct bz_chan *ch, int free_ssh)
+{
+	if (free_ssh && ch->ch != NULL)
+		ssh_channel_free(ch->ch);
+	bz_buf_free(&ch->out);
+	bz_buf_free(&ch->err);
+	json_decref(ch->env);
+	free(ch->term);
+	free(ch->exit_signal);
+	free(ch);
+}
+
+void
+bz_chan_pump(struct bz_conn *c)
+{
+	struct bz_chan **pp, *ch;
+
+	for (ch = c->chans; ch != NULL; ch = ch->next)
+		pump_one(c, ch);
+	/* free channels closed on both SSH sides */
+	for (pp = &c->chans; (ch = *pp) != NULL;) {
+		if (ch->client_closed && ch->close_sent) {
+			*pp = ch->next;
+			bz_debug("channel %u: freed", ch->id);
+			chan_free(ch, 1);
+		} else
+			pp = &ch->next;
+	}
+}
+
+void
+bz_chan_end_all(struct bz_conn *c, const char *reason)
+{
+	struct bz_chan *ch;
+
+	for (ch = c->chans; ch != NULL; ch = ch->next)
+		if (!ch->close_sent)
+			chan_fail(ch, reason);
+}
+
+void
+bz_chan_free_all(struct bz_conn *c)
+{
+	struct bz_chan *ch;
+
+	while ((ch = c->chans) != NULL) {
+		c->chans = ch->next;
+		chan_free(ch, 0);
+	}
+}
+
+size_t
+bz_chan_count(const struct bz_conn *c)
+{
+	const struct bz_chan *ch;
+	size_t n = 0;
+
+	for (ch = c->chans; ch != NULL; ch = ch->next)
+		n++;
+	return n;
+}

@@ -1,0 +1,483 @@
+/*
+ * ssh_server.c: one SSH connection on stdin/stdout (ssh's ProxyCommand).
+ *
+ * The websocket to bzproxy starts first and says hello while the SSH key
+ * exchange runs. SSH user auth then waits for bzproxy's answer: hello_ok
+ * accepts "none" (the user already proved who they are with `bzsshd
+ * login`), mfa_required switches ssh to keyboard-interactive for a TOTP
+ * code, error ends the connection. After that the main thread runs the
+ * libssh event loop; a pipe in that loop wakes it when frames arrive.
+ */
+#include "ssh_conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define AUTH_WAIT_MS 30000   /* longest wait for bzproxy's answer */
+#define MFA_MAX_TRIES 3
+#define TOTP_MAX 16
+#define LOOP_TIMEOUT_MS 1000
+#define TOTP_PROMPT "Verification code (TOTP): "
+
+/* The signal handler's only way out: a byte on the wake pipe. */
+static volatile sig_atomic_t got_signal;
+static int signal_wake_fd = -1;
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	got_signal = sig;
+	if (signal_wake_fd >= 0)
+		(void)!write(signal_wake_fd, "s", 1);
+	errno = saved;
+}
+
+static void
+setup_signals(int wake_fd)
+{
+	struct sigaction sa;
+
+	signal_wake_fd = wake_fd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);  /* ssh exited */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- frames from the link ---- */
+
+/* Connection-level control (channel 0): the answers to hello / mfa. */
+static void
+on_conn_control(struct bz_conn *c, const struct bz_frame *f)
+{
+	char err[BZSSHD_ERRLEN];
+	const char *t, *reason;
+	json_t *o;
+
+	if (f->type != BZ_FRAME_CONTROL || f->flags != 0 ||
+	    (o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		c->auth = BZ_AUTH_DENIED;
+		snprintf(c->reason, sizeof(c->reason),
+		    "protocol error from bzproxy");
+		return;
+	}
+	t = bz_json_str(o, "t");
+	reason = bz_json_str(o, "reason");
+	if (t == NULL)
+		t = "";
+	if (c->authed && strcmp(t, "error") != 0) {
+		bz_debug("bzproxy: ignored \"%.32s\" on channel 0", t);
+	} else if (strcmp(t, "hello_ok") == 0 && c->auth == BZ_AUTH_PENDING) {
+		c->auth = BZ_AUTH_OK;
+		bz_debug("bzproxy: hello_ok as %.200s",
+		    bz_json_str(o, "user") ? bz_json_str(o, "user") : "?");
+	} else if (strcmp(t, "mfa_required") == 0 &&
+	    c->auth == BZ_AUTH_PENDING) {
+		c->auth = BZ_AUTH_MFA;
+		snprintf(c->reason, sizeof(c->reason), "%.200s",
+		    reason != NULL ? reason : "");
+	} else if (strcmp(t, "error") == 0) {
+		c->auth = BZ_AUTH_DENIED;
+		c->proxy_said_no = 1;
+		snprintf(c->reason, sizeof(c->reason), "%.200s",
+		    reason != NULL ? reason : "no reason given");
+	} else {
+		c->auth = BZ_AUTH_DENIED;
+		snprintf(c->reason, sizeof(c->reason),
+		    "unexpected \"%.32s\" from bzproxy", t);
+	}
+	json_decref(o);
+}
+
+/* Decode and route everything the lws thread has queued. */
+static void
+drain_link(struct bz_conn *c)
+{
+	struct bz_link_msg *m;
+	struct bz_frame f;
+	int r;
+
+	while (!c->quit && (m = bz_link_recv(c->link)) != NULL) {
+		if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
+			bz_error("bad frame from bzproxy: %s", bz_err_str(r));
+			c->link_lost = 1;
+			snprintf(c->reason, sizeof(c->reason),
+			    "protocol error from bzproxy");
+		} else if (f.channel_id == 0) {
+			bz_debug("bzproxy: %s frame on channel 0",
+			    bz_frame_type_name(f.type));
+			on_conn_control(c, &f);
+			if (c->authed && c->auth == BZ_AUTH_DENIED)
+				c->link_lost = 1; /* session revoked */
+		}
+		else if (c->authed)
+			bz_chan_frame(c, &f);
+		free(m);
+	}
+	if (!c->link_lost &&
+	    bz_link_get_state(c->link, NULL, 0) == BZ_LINK_CLOSED) {
+		c->link_lost = 1;
+		if (!c->proxy_said_no)
+			bz_link_get_state(c->link, c->reason,
+			    sizeof(c->reason));
+	}
+}
+
+/* Block (inside an auth callback) until bzproxy answered. */
+static void
+wait_auth(struct bz_conn *c)
+{
+	struct timespec t0, t;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		drain_link(c);
+		if (c->auth != BZ_AUTH_PENDING)
+			return;
+		if (c->link_lost) {
+			c->auth = BZ_AUTH_DENIED;
+			return;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = (t.tv_sec - t0.tv_sec) * 1000 +
+		    (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= AUTH_WAIT_MS || got_signal) {
+			c->auth = BZ_AUTH_DENIED;
+			snprintf(c->reason, sizeof(c->reason),
+			    "no answer from bzproxy");
+			return;
+		}
+		bz_link_wait(c->link, 200);
+	}
+}
+
+/* Denied: say why on our stderr (ssh shows it) and end. */
+static void
+deny(struct bz_conn *c)
+{
+	if (c->link_lost && !c->proxy_said_no)
+		fprintf(stderr, "bzsshd: %s\n", c->reason);
+	else
+		fprintf(stderr, "bzsshd: access denied: %s\n", c->reason);
+	c->quit = 1;
+	c->exit_code = 1;
+}
+
+/* ---- SSH auth ---- */
+
+static int
+on_auth_none(ssh_session s, const char *user, void *ud)
+{
+	struct bz_conn *c = ud;
+
+	if (c->quit)
+		return SSH_AUTH_DENIED;
+	wait_auth(c);
+	switch (c->auth) {
+	case BZ_AUTH_OK:
+		c->authed = 1;
+		return SSH_AUTH_SUCCESS;
+	case BZ_AUTH_MFA:
+		ssh_set_auth_methods(s, SSH_AUTH_METHOD_INTERACTIVE);
+		return SSH_AUTH_DENIED;
+	default:
+		deny(c);
+		return SSH_AUTH_DENIED;
+	}
+}
+
+static int
+ask_totp(struct bz_conn *c, ssh_message m)
+{
+	const char *prompts[1] = { TOTP_PROMPT };
+	char echo[1] = { 0 };
+
+	return ssh_message_auth_interactive_request(m, "bzsshd", c->reason,
+	    1, prompts, echo);
+}
+
+static int
+valid_totp(const char *a)
+{
+	size_t n = a != NULL ? strlen(a) : 0;
+	size_t i;
+
+	if (n < 6 || n > TOTP_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (a[i] < '0' || a[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* Keyboard-interactive: the TOTP code bzproxy asked for. */
+static int
+on_kbdint(struct bz_conn *c, ssh_message m)
+{
+	const char *answer = NULL;
+	json_t *o;
+
+	if (c->auth != BZ_AUTH_MFA)
+		return 1; /* not asked for: default reply (failure) */
+	if (!ssh_message_auth_kbdint_is_response(m)) {
+		ask_totp(c, m);
+		return 0;
+	}
+	if (ssh_userauth_kbdint_getnanswers(c->session) >= 1)
+		answer = ssh_userauth_kbdint_getanswer(c->session, 0);
+	c->mfa_tries++;
+	if (valid_totp(answer)) {
+		o = json_pack("{s:s, s:s}", "t", "mfa", "totp", answer);
+		c->auth = BZ_AUTH_PENDING;
+		if (o == NULL || bz_link_send_json(c->link, 0, o) != 0)
+			c->auth = BZ_AUTH_DENIED;
+		json_decref(o);
+		if (c->auth == BZ_AUTH_PENDING)
+			wait_auth(c);
+	} else
+		snprintf(c->reason, sizeof(c->reason),
+		    "the code is 6 to %d digits", TOTP_MAX);
+	if (c->auth == BZ_AUTH_OK) {
+		c->authed = 1;
+		ssh_message_auth_reply_success(m, 0);
+		return 0;
+	}
+	if (c->auth == BZ_AUTH_MFA && c->mfa_tries < MFA_MAX_TRIES) {
+		ask_totp(c, m);
+		return 0;
+	}
+	if (c->auth == BZ_AUTH_MFA)
+		snprintf(c->reason, sizeof(c->reason),
+		    "too many wrong verification codes");
+	deny(c);
+	return 1;
+}
+
+static int
+on_message(ssh_session s, ssh_message m, void *ud)
+{
+	struct bz_conn *c = ud;
+
+	if (ssh_message_type(m) == SSH_REQUEST_AUTH &&
+	    ssh_message_subtype(m) == SSH_AUTH_METHOD_INTERACTIVE && !c->quit)
+		return on_kbdint(c, m);
+	/* password, publickey, direct-tcpip, global requests: refused */
+	return 1;
+}
+
+static ssh_channel
+on_channel_open(ssh_session s, void *ud)
+{
+	return bz_chan_open(ud);
+}
+
+static int
+on_wake(socket_t fd, int revents, void *ud)
+{
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	return 0;
+}
+
+/* ---- set-up ---- */
+
+static int
+send_hello(struct bz_link *l, const struct bz_session *s,
+    const struct bz_target *t)
+{
+	json_t *o;
+	int r;
+
+	o = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello", "session",
+	    s->session, "target", t->host, "unix_user", t->user);
+	if (o == NULL)
+		return BZ_ERR_ALLOC;
+	r = bz_link_send_json(l, 0, o);
+	json_decref(o);
+	return r;
+}
+
+static int
+make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
+{
+	ssh_bind b;
+	ssh_key key = NULL;
+
+	*out = NULL;
+	if ((b = ssh_bind_new()) == NULL)
+		return BZ_ERR_ALLOC;
+	if (ssh_pki_import_privkey_file(keypath, NULL, NULL, NULL, &key) !=
+	    SSH_OK) {
+		bz_errf(err, errlen, "cannot read the host key %s", keypath);
+		ssh_bind_free(b);
+		return BZ_ERR_INVALID;
+	}
+	/* the bind owns the key from here */
+	if (ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key) != 0) {
+		bz_errf(err, errlen, "cannot use the host key %s", keypath);
+		ssh_key_free(key);
+		ssh_bind_free(b);
+		return BZ_ERR_INVALID;
+	}
+	*out = b;
+	return BZ_OK;
+}
+
+static void
+event_loop(struct bz_conn *c)
+{
+	int ended_for_link = 0;
+
+	while (!c->quit) {
+		if (ssh_event_dopoll(c->event, LOOP_TIMEOUT_MS) == SSH_ERROR &&
+		    !ssh_is_connected(c->session))
+			break;
+		if (got_signal) {
+			bz_debug("signal %d: ending", (int)got_signal);
+			break;
+		}
+		drain_link(c);
+		if (c->quit)
+			break;
+		if (!c->authed && (c->link_lost || c->auth == BZ_AUTH_DENIED)) {
+			/* said no before SSH auth: tell the user now */
+			if (!c->link_lost)
+				c->link_lost = 1;
+			deny(c);
+			break;
+		}
+		if (c->link_lost && !ended_for_link) {
+			/* keep serving ssh until it has read why */
+			bz_chan_end_all(c, c->reason[0] ? c->reason :
+			    "connection to bzproxy lost");
+			ended_for_link = 1;
+		}
+		bz_chan_pump(c);
+		if (!ssh_is_connected(c->session))
+			break;
+		if (ended_for_link && bz_chan_count(c) == 0)
+			break;
+	}
+}
+
+int
+bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
+{
+	char err[BZSSHD_ERRLEN] = "";
+	struct bz_session sess;
+	struct bz_conn c;
+	struct bz_relay *relay = NULL;
+	ssh_bind bind = NULL;
+	char *keypath = NULL;
+	int wake[2] = { -1, -1 }, ssh_fd = -1, rc = 1, r;
+
+	memset(&c, 0, sizeof(c));
+	memset(&sess, 0, sizeof(sess));
+	c.target = t;
+	c.exit_code = 1;
+	if ((r = bz_session_load(o->config_dir, &sess, err,
+	    sizeof(err))) != 0 || sess.expires <= time(NULL)) {
+		if (r == BZ_OK)
+			snprintf(err, sizeof(err), "session expired");
+		bz_debug("%s", err);
+		fprintf(stderr, "bzsshd: not logged in (%s): run `bzsshd "
+		    "login`\n", err);
+		goto out;
+	}
+	if ((r = bz_host_key_ensure(o->config_dir, &keypath, err,
+	    sizeof(err))) != 0) {
+		bz_error("%s", err);
+		goto out;
+	}
+	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		bz_error("pipe: %s", strerror(errno));
+		goto out;
+	}
+	setup_signals(wake[1]);
+	/* bzproxy first: hello travels while SSH does its key exchange */
+	if ((r = bz_link_start(sess.proxy, "/v1/client", sess.ca_file,
+	    wake[1], &c.link, err, sizeof(err))) != 0 ||
+	    (r = send_hello(c.link, &sess, t)) != 0) {
+		fprintf(stderr, "bzsshd: %s\n", err[0] ? err :
+		    "cannot reach bzproxy");
+		goto out;
+	}
+	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
+	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
+		bz_error("%s", err);
+		goto out;
+	}
+	if ((c.session = ssh_new()) == NULL)
+		goto out;
+	if (ssh_bind_accept_fd(bind, c.session, ssh_fd) != SSH_OK) {
+		bz_error("ssh accept: %s", ssh_get_error(bind));
+		close(ssh_fd);
+		goto out;
+	}
+	c.scb.userdata = &c;
+	c.scb.auth_none_function = on_auth_none;
+	c.scb.channel_open_request_session_function = on_channel_open;
+	ssh_callbacks_init(&c.scb);
+	ssh_set_server_callbacks(c.session, &c.scb);
+	ssh_set_auth_methods(c.session, SSH_AUTH_METHOD_INTERACTIVE);
+	ssh_set_message_callback(c.session, on_message, &c);
+	if (ssh_handle_key_exchange(c.session) != SSH_OK) {
+		bz_debug("key exchange: %s", ssh_get_error(c.session));
+		goto out;
+	}
+	ssh_set_blocking(c.session, 0);
+	if ((c.event = ssh_event_new()) == NULL ||
+	    ssh_event_add_session(c.event, c.session) != SSH_OK ||
+	    ssh_event_add_fd(c.event, wake[0], POLLIN, on_wake, &c) !=
+	    SSH_OK) {
+		bz_error("cannot set up the event loop");
+		goto out;
+	}
+	c.exit_code = 0;
+	event_loop(&c);
+	rc = c.exit_code;
+ out:
+	if (c.event != NULL) {
+		ssh_event_remove_fd(c.event, wake[0]);
+		if (c.session != NULL)
+			ssh_event_remove_session(c.event, c.session);
+		ssh_event_free(c.event);
+	}
+	if (c.session != NULL) {
+		ssh_disconnect(c.session);
+		ssh_free(c.session);
+	}
+	bz_chan_free_all(&c);
+	if (bind != NULL)
+		ssh_bind_free(bind);
+	/* everything libssh wrote reaches ssh before we go */
+	bz_relay_finish(relay);
+	/* closing the websocket tells bzproxy (and the agent) we left */
+	bz_link_free(c.link);
+	signal_wake_fd = -1;
+	if (wake[0] >= 0)
+		close(wake[0]);
+	if (wake[1] >= 0)
+		close(wake[1]);
+	free(keypath);
+	bz_session_clear(&sess);
+	return rc;
+}

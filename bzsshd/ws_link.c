@@ -1,0 +1,543 @@
+/*
+ * ws_link.c: the one wss connection to bzproxy, run by its own lws thread.
+ *
+ * Debian's lws 4.1.6 has one service thread and no external poll, and only
+ * lws_cancel_service() may be called from other threads. So other threads
+ * talk to it through two locked queues: out (encoded frames with LWS_PRE
+ * headroom, written in CLIENT_WRITEABLE) and in (whole websocket messages,
+ * reassembled here). lws_cancel_service() wakes this thread
+ * (EVENT_WAIT_CANCELLED); a byte on wake_fd wakes the libssh thread.
+ */
+#include "bzsshd.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#define LINK_PROTOCOL "bz.v1"
+/* Stop reading the socket while this much is waiting for libssh. */
+#define RX_HIGH (8u * 1024 * 1024)
+#define RX_LOW (2u * 1024 * 1024)
+#define CLOSE_GRACE_S 3 /* time allowed to flush on close */
+
+struct out_msg {
+	struct out_msg *next;
+	uint8_t *buf; /* LWS_PRE bytes, then the frame */
+	size_t len;   /* frame bytes after LWS_PRE */
+};
+
+struct bz_link {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int thread_started;
+	int wake_fd;
+
+	/* set before the thread starts, then owned by it */
+	struct lws_context *ctx;
+	struct lws *wsi;
+	uint8_t *rx;      /* reassembly of one message */
+	size_t rx_len;
+	int done;         /* service loop ends */
+	int paused;       /* rx flow control applied (under mu) */
+	int ctx_alive;    /* lws_cancel_service allowed (under mu) */
+
+	/* shared, under mu */
+	enum bz_link_state state;
+	char reason[BZSSHD_ERRLEN];
+	struct out_msg *out_head, *out_tail;
+	size_t out_bytes;
+	uint64_t seq;
+	struct bz_link_msg *in_head, *in_tail;
+	size_t in_bytes;
+	int stop;         /* bz_link_free asked to close */
+	int want_resume;  /* libssh thread drained: resume rx */
+};
+
+static const lws_retry_bo_t link_retry = {
+	.secs_since_valid_ping = 20,   /* keepalive ping when idle */
+	.secs_since_valid_hangup = 50, /* dead peer detection */
+};
+
+static void
+wake(struct bz_link *l)
+{
+	ssize_t w;
+
+	pthread_cond_broadcast(&l->cv);
+	if (l->wake_fd >= 0) {
+		do {
+			w = write(l->wake_fd, "x", 1);
+		} while (w < 0 && errno == EINTR);
+		/* EAGAIN: the pipe is full, the reader is awake anyway. */
+	}
+}
+
+/* Called in the lws thread with mu held. */
+static void
+set_closed(struct bz_link *l, const char *why)
+{
+	if (l->state != BZ_LINK_CLOSED) {
+		l->state = BZ_LINK_CLOSED;
+		if (l->reason[0] == '\0')
+			snprintf(l->reason, sizeof(l->reason), "%s", why);
+		bz_debug("link closed: %s", l->reason);
+	}
+	wake(l);
+}
+
+static void
+link_fail(struct bz_link *l, const char *why)
+{
+	pthread_mutex_lock(&l->mu);
+	set_closed(l, why);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int
+on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
+{
+	struct bz_link_msg *m;
+
+	if (!lws_frame_is_binary(wsi)) {
+		link_fail(l, "protocol error: text message from bzproxy");
+		return -1;
+	}
+	if (len > BZ_WIRE_MAX_FRAME - l->rx_len) {
+		link_fail(l, "protocol error: message from bzproxy too large");
+		return -1;
+	}
+	memcpy(l->rx + l->rx_len, in, len);
+	l->rx_len += len;
+	if (!lws_is_final_fragment(wsi))
+		return 0;
+	if ((m = malloc(sizeof(*m) + l->rx_len)) == NULL) {
+		link_fail(l, "out of memory");
+		return -1;
+	}
+	m->next = NULL;
+	m->len = l->rx_len;
+	memcpy(m->data, l->rx, l->rx_len);
+	l->rx_len = 0;
+	pthread_mutex_lock(&l->mu);
+	if (l->in_tail != NULL)
+		l->in_tail->next = m;
+	else
+		l->in_head = m;
+	l->in_tail = m;
+	l->in_bytes += m->len;
+	if (l->in_bytes > RX_HIGH && !l->paused) {
+		/* libssh is behind: hold the socket (bounded memory). */
+		lws_rx_flow_control(wsi, 0);
+		l->paused = 1;
+	}
+	wake(l);
+	pthread_mutex_unlock(&l->mu);
+	return 0;
+}
+
+static int
+on_writeable(struct bz_link *l, struct lws *wsi)
+{
+	struct out_msg *m;
+	int stop, more;
+
+	pthread_mutex_lock(&l->mu);
+	if ((m = l->out_head) != NULL) {
+		l->out_head = m->next;
+		if (l->out_head == NULL)
+			l->out_tail = NULL;
+		l->out_bytes -= m->len;
+	}
+	stop = l->stop;
+	more = l->out_head != NULL;
+	pthread_mutex_unlock(&l->mu);
+	if (m != NULL) {
+		int w = lws_write(wsi, m->buf + LWS_PRE, m->len,
+		    LWS_WRITE_BINARY);
+
+		free(m->buf);
+		free(m);
+		if (w < 0) {
+			link_fail(l, "write to bzproxy failed");
+			return -1;
+		}
+	}
+	if (more)
+		lws_callback_on_writable(wsi);
+	else if (stop) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Another thread called lws_cancel_service: look at the shared flags. */
+static void
+on_cancelled(struct bz_link *l)
+{
+	int stop, pending;
+	enum bz_link_state state;
+
+	pthread_mutex_lock(&l->mu);
+	stop = l->stop;
+	pending = l->out_head != NULL;
+	state = l->state;
+	if (l->want_resume && l->paused && l->wsi != NULL) {
+		lws_rx_flow_control(l->wsi, 1);
+		l->paused = 0;
+	}
+	l->want_resume = 0;
+	pthread_mutex_unlock(&l->mu);
+	if (l->wsi == NULL) {
+		if (stop)
+			l->done = 1;
+		return;
+	}
+	if (state != BZ_LINK_OPEN) {
+		if (stop)
+			lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
+			    LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (stop)
+		lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
+		    CLOSE_GRACE_S);
+	if (pending || stop)
+		lws_callback_on_writable(l->wsi);
+}
+
+static int
+link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct bz_link *l = lws_context_user(lws_get_context(wsi));
+	char why[BZSSHD_ERRLEN];
+
+	if (l == NULL)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		bz_debug("link: connected to bzproxy");
+		pthread_mutex_lock(&l->mu);
+		l->state = BZ_LINK_OPEN;
+		if (l->out_head != NULL || l->stop)
+			lws_callback_on_writable(wsi);
+		wake(l);
+		pthread_mutex_unlock(&l->mu);
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		snprintf(why, sizeof(why), "cannot connect to bzproxy: %s",
+		    in != NULL ? (const char *)in : "unknown error");
+		link_fail(l, why);
+		l->wsi = NULL;
+		l->done = 1;
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return on_receive(l, wsi, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writeable(l, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		link_fail(l, "bzproxy closed the connection");
+		break;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		link_fail(l, "connection to bzproxy closed");
+		l->wsi = NULL;
+		l->done = 1;
+		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		on_cancelled(l);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols link_protocols[] = {
+	{ LINK_PROTOCOL, link_callback, 0, BZ_WIRE_MAX_FRAME, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static void *
+link_thread(void *arg)
+{
+	struct bz_link *l = arg;
+
+	while (!l->done)
+		if (lws_service(l->ctx, 0) < 0)
+			break;
+	pthread_mutex_lock(&l->mu);
+	set_closed(l, "link stopped");
+	l->ctx_alive = 0;
+	pthread_mutex_unlock(&l->mu);
+	lws_context_destroy(l->ctx);
+	l->ctx = NULL;
+	return NULL;
+}
+
+/* Split wss://HOST[:PORT][/...] into host and port. */
+static int
+parse_url(const char *url, char **host, int *port, char *err, size_t errlen)
+{
+	const char *p, *end;
+	char *e;
+	long v;
+
+	*host = NULL;
+	*port = 443;
+	if (strncmp(url, "wss://", 6) != 0) {
+		bz_errf(err, errlen, "proxy URL must start with wss://: %s",
+		    url);
+		return BZ_ERR_INVALID;
+	}
+	p = url + 6;
+	end = p + strcspn(p, ":/");
+	if (end == p || end - p > 255) {
+		bz_errf(err, errlen, "bad proxy URL %s", url);
+		return BZ_ERR_INVALID;
+	}
+	if (*end == ':') {
+		errno = 0;
+		v = strtol(end + 1, &e, 10);
+		if (errno != 0 || e == end + 1 || v < 1 || v > 65535 ||
+		    (*e != '\0' && *e != '/')) {
+			bz_errf(err, errlen, "bad port in proxy URL %s", url);
+			return BZ_ERR_INVALID;
+		}
+		*port = (int)v;
+	}
+	if ((*host = strndup(p, (size_t)(end - p))) == NULL)
+		return BZ_ERR_ALLOC;
+	return BZ_OK;
+}
+
+int
+bz_link_start(const char *url, const char *path, const char *ca_file,
+    int wake_fd, struct bz_link **out, char *err, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	struct lws_client_connect_info ci;
+	struct bz_link *l;
+	char *host = NULL;
+	int port, r;
+
+	*out = NULL;
+	if ((r = parse_url(url, &host, &port, err, errlen)) != 0)
+		return r;
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->rx = malloc(BZ_WIRE_MAX_FRAME)) == NULL) {
+		if (l != NULL)
+			free(l);
+		free(host);
+		return BZ_ERR_ALLOC;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	l->wake_fd = wake_fd;
+	l->state = BZ_LINK_CONNECTING;
+
+	lws_set_log_level(bz_log_get_level() >= BZ_LOG_DEBUG ?
+	    LLL_ERR | LLL_WARN : 0, NULL);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = link_protocols;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.client_ssl_ca_filepath = ca_file;
+	info.user = l;
+	info.fd_limit_per_thread = 8;
+	if ((l->ctx = lws_create_context(&info)) == NULL) {
+		bz_errf(err, errlen, "cannot create the websocket context "
+		    "(CA file %s)", ca_file != NULL ? ca_file : "system");
+		r = BZ_ERR_INVALID;
+		goto fail;
+	}
+	memset(&ci, 0, sizeof(ci));
+	ci.context = l->ctx;
+	ci.address = host;
+	ci.port = port;
+	ci.path = path;
+	ci.host = host;
+	ci.origin = host;
+	ci.protocol = LINK_PROTOCOL;
+	ci.ssl_connection = LCCSCF_USE_SSL;
+	ci.retry_and_idle_policy = &link_retry;
+	ci.pwsi = &l->wsi;
+	/* Errors may be reported through the callback already here. */
+	if (lws_client_connect_via_info(&ci) == NULL) {
+		l->wsi = NULL;
+		pthread_mutex_lock(&l->mu);
+		set_closed(l, "cannot connect to bzproxy");
+		pthread_mutex_unlock(&l->mu);
+		bz_errf(err, errlen, "%s", l->reason);
+		r = BZ_ERR_INVALID;
+		goto fail;
+	}
+	l->ctx_alive = 1;
+	if (pthread_create(&l->thread, NULL, link_thread, l) != 0) {
+		l->ctx_alive = 0;
+		bz_errf(err, errlen, "cannot start the websocket thread");
+		r = BZ_ERR_INVALID;
+		goto fail;
+	}
+	l->thread_started = 1;
+	free(host);
+	*out = l;
+	return BZ_OK;
+ fail:
+	free(host);
+	bz_link_free(l);
+	return r;
+}
+
+int
+bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
+    const void *payload, size_t len)
+{
+	static const uint8_t pre[LWS_PRE];
+	struct out_msg *m;
+	struct bz_buf b;
+	int r;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return BZ_ERR_ALLOC;
+	bz_buf_init(&b);
+	pthread_mutex_lock(&l->mu);
+	if (l->state == BZ_LINK_CLOSED || l->stop) {
+		r = BZ_ERR_INVALID;
+		goto out;
+	}
+	if ((r = bz_buf_put(&b, pre, sizeof(pre))) != 0 ||
+	    (r = bz_frame_encode(&b, type, 0, 0, channel, l->seq, payload,
+	    len)) != 0)
+		goto out;
+	l->seq++;
+	m->buf = b.data; /* the buffer's storage moves into the queue */
+	m->len = b.len - LWS_PRE;
+	bz_buf_init(&b);
+	if (l->out_tail != NULL)
+		l->out_tail->next = m;
+	else
+		l->out_head = m;
+	l->out_tail = m;
+	l->out_bytes += m->len;
+	m = NULL;
+ out:
+	if (r == 0 && l->ctx_alive)
+		lws_cancel_service(l->ctx);
+	pthread_mutex_unlock(&l->mu);
+	bz_buf_free(&b);
+	free(m);
+	return r;
+}
+
+int
+bz_link_send_json(struct bz_link *l, uint32_t channel, const json_t *obj)
+{
+	char *s;
+	int r;
+
+	if ((s = bz_json_dump(obj)) == NULL)
+		return BZ_ERR_ALLOC;
+	r = bz_link_send(l, BZ_FRAME_CONTROL, channel, s, strlen(s));
+	/* control messages may carry secrets (session, id_token, totp) */
+	sodium_memzero(s, strlen(s));
+	free(s);
+	return r;
+}
+
+struct bz_link_msg *
+bz_link_recv(struct bz_link *l)
+{
+	struct bz_link_msg *m;
+
+	pthread_mutex_lock(&l->mu);
+	if ((m = l->in_head) != NULL) {
+		l->in_head = m->next;
+		if (l->in_head == NULL)
+			l->in_tail = NULL;
+		l->in_bytes -= m->len;
+		m->next = NULL;
+	}
+	if (l->paused && !l->want_resume && l->in_bytes < RX_LOW &&
+	    l->ctx_alive) {
+		l->want_resume = 1;
+		lws_cancel_service(l->ctx);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return m;
+}
+
+enum bz_link_state
+bz_link_get_state(struct bz_link *l, char *reason, size_t len)
+{
+	enum bz_link_state s;
+
+	pthread_mutex_lock(&l->mu);
+	s = l->state;
+	if (reason != NULL && len > 0)
+		snprintf(reason, len, "%s", l->reason);
+	pthread_mutex_unlock(&l->mu);
+	return s;
+}
+
+void
+bz_link_wait(struct bz_link *l, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (l->in_head == NULL && l->state != BZ_LINK_CLOSED)
+		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+	pthread_mutex_unlock(&l->mu);
+}
+
+void
+bz_link_free(struct bz_link *l)
+{
+	struct out_msg *o;
+	struct bz_link_msg *m;
+
+	if (l == NULL)
+		return;
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = 1;
+		if (l->ctx_alive)
+			lws_cancel_service(l->ctx);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	} else if (l->ctx != NULL)
+		lws_context_destroy(l->ctx);
+	while ((o = l->out_head) != NULL) {
+		l->out_head = o->next;
+		free(o->buf);
+		free(o);
+	}
+	while ((m = l->in_head) != NULL) {
+		l->in_head = m->next;
+		free(m);
+	}
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	free(l->rx);
+	free(l);
+}

@@ -1,0 +1,236 @@
+# Shared fixtures for the end-to-end tests: one sandbox (tests/sandbox up) for
+# the whole session, and helpers that run the real OpenSSH client through it,
+# with or without a pseudo-terminal.
+import os
+import re
+import select
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+
+import fcntl
+import pytest
+import termios
+
+SRCDIR = os.environ.get("BZ_SRCDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+SANDBOX = os.path.join(SRCDIR, "tests", "sandbox")
+
+
+def read_env(path):
+    """Parse DIR/env by letting bash print it (values are %q-quoted)."""
+    out = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1"; env -0', "bash", path],
+        check=True, stdout=subprocess.PIPE).stdout
+    env = {}
+    for item in out.split(b"\0"):
+        k, sep, v = item.decode(errors="replace").partition("=")
+        if sep and k.startswith("BZ_"):
+            env[k] = v
+    return env
+
+
+class Sandbox:
+    def __init__(self, d):
+        self.dir = d
+        self.reload()
+
+    def reload(self):
+        self.env = read_env(os.path.join(self.dir, "env"))
+
+    def __getattr__(self, name):
+        key = "BZ_" + name.upper()
+        try:
+            return self.__dict__["env"][key]
+        except KeyError:
+            raise AttributeError(name)
+
+    def log_tail(self, name, n=30):
+        p = os.path.join(self.dir, "logs", name + ".log")
+        try:
+            with open(p, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def totp(self, *args):
+        return subprocess.run([self.env["BZ_TOTP_CMD"], *args], check=True,
+                              stdout=subprocess.PIPE, text=True,
+                              timeout=60).stdout.strip()
+
+    def ssh_config_for(self, client_dir, path, strict=True):
+        """An ssh_config like the sandbox's, using another bzsshd config dir."""
+        with open(self.ssh_config) as f:
+            text = f.read()
+        text = text.replace(self.client_dir, client_dir)
+        if not strict:
+            text = re.sub(r"(?m)^(\s*)StrictHostKeyChecking .*$",
+                          r"\1StrictHostKeyChecking no", text)
+            text = re.sub(r"(?m)^(\s*)UserKnownHostsFile .*$",
+                          r"\1UserKnownHostsFile /dev/null", text)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def ssh(self, *args, config=None, input=None, timeout=60, batch=True,
+            check_rc=None):
+        cmd = ["ssh", "-F", config or self.ssh_config]
+        if batch:
+            cmd += ["-o", "BatchMode=yes"]
+        cmd += list(args)
+        r = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        if check_rc is not None:
+            assert r.returncode == check_rc, (
+                "%s: exit %d, expected %d\nstdout: %r\nstderr: %r" % (
+                    " ".join(cmd), r.returncode, check_rc, r.stdout[-500:],
+                    r.stderr[-2000:]))
+        return r
+
+    def login(self, client_dir, code, timeout=60):
+        """Run `bzsshd login` into client_dir with this TOTP code."""
+        os.makedirs(client_dir, mode=0o700, exist_ok=True)
+        env = dict(os.environ, BROWSER=self.browser)
+        return subprocess.run(
+            [self.bzsshd, "--config-dir", client_dir, "login",
+             "--issuer", self.issuer, "--client-id", self.client_id,
+             "--proxy", self.proxy_url, "--ca", self.ca, "--totp-stdin"],
+            input=(code + "\n").encode(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=timeout, env=env)
+
+
+class PtyProc:
+    """A process on its own pseudo-terminal (its controlling tty, so ssh
+    prompts there and puts it in raw mode), of a given size."""
+
+    def __init__(self, argv, rows=24, cols=80, env=None):
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", rows, cols, 0, 0))
+
+        def child_setup():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
+                                     stderr=slave, preexec_fn=child_setup,
+                                     close_fds=True, env=env)
+        os.close(slave)
+        self.buf = b""
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self.master, data)
+
+    def _read_some(self, timeout):
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return False
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: the other side is gone
+            return None
+        if not chunk:
+            return None
+        self.buf += chunk
+        return True
+
+    def expect(self, pattern, timeout=20):
+        """Wait for a regex (bytes) in the output; return the match."""
+        rx = re.compile(pattern if isinstance(pattern, bytes) else pattern.encode())
+        deadline = time.time() + timeout
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                return m
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("timed out waiting for %r; output so far: %r"
+                                     % (rx.pattern, self.buf[-2000:]))
+            if self._read_some(min(left, 0.5)) is None:
+                m = rx.search(self.buf)
+                if m:
+                    return m
+                raise AssertionError("process ended (rc %r) before %r; output: %r"
+                                     % (self.proc.poll(), rx.pattern, self.buf[-2000:]))
+
+    def wait(self, timeout=20):
+        """Drain output until the process exits; return its status."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                while self._read_some(0.1):
+                    pass
+                return rc
+            self._read_some(0.2)
+        raise AssertionError("process still running after %ss; output: %r"
+                             % (timeout, self.buf[-2000:]))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+def pgrep(pattern, user=None):
+    cmd = ["pgrep", "-f", pattern]
+    if user:
+        cmd[1:1] = ["-u", user]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+def wait_until(pred, timeout, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    d = tempfile.mkdtemp(prefix="bz-e2e.")
+    r = subprocess.run([SANDBOX, "up", d], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=300)
+    if r.returncode != 0:
+        subprocess.run([SANDBOX, "down", d])
+        pytest.fail("tests/sandbox up %s failed (exit %d):\n%s"
+                    % (d, r.returncode, r.stdout), pytrace=False)
+    sb = Sandbox(d)
+    yield sb
+    subprocess.run([SANDBOX, "down", d])
+    if os.environ.get("BZ_E2E_KEEP") == "1":
+        print("\nsandbox kept in %s" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_client_dir(tmp_path):
+    d = tmp_path / "client"
+    d.mkdir(mode=0o700)
+    return str(d)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the sandbox's recent logs to the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed and "sandbox" in item.fixturenames:
+        sb = item.funcargs.get("sandbox")
+        if sb is not None:
+            for name in ("bzproxy", "web1", "db1", "idp"):
+                rep.sections.append(("log %s (tail)" % name, sb.log_tail(name)))
