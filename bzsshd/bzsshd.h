@@ -45,7 +45,7 @@ struct bz_session {
 int bz_config_dir_resolve(const char *given, char **out, char *err,
     size_t errlen);
 /* Path of a file in the config dir (malloc'ed) or NULL. */
-char *bz_config_path(const char *dir, const char *name);
+char *bz_config_dir_file(const char *dir, const char *name);
 /* Load the session file. BZ_ERR_INVALID when there is none. */
 int bz_session_load(const char *dir, struct bz_session *s, char *err,
     size_t errlen);

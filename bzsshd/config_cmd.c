@@ -53,7 +53,7 @@ bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv)
 		fprintf(stderr, "usage: bzsshd logout\n");
 		return 2;
 	}
-	if ((path = bz_config_path(o->config_dir, "session")) == NULL)
+	if ((path = bz_config_dir_file(o->config_dir, "session")) == NULL)
 		return 1;
 	if (unlink(path) != 0 && errno != ENOENT) {
 		fprintf(stderr, "bzsshd: cannot remove %s: %s\n", path,

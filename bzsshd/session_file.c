@@ -53,7 +53,7 @@ bz_config_dir_resolve(const char *given, char **out, char *err, size_t errlen)
 }
 
 char *
-bz_config_path(const char *dir, const char *name)
+bz_config_dir_file(const char *dir, const char *name)
 {
 	char *p;
 
@@ -91,7 +91,7 @@ bz_session_load(const char *dir, struct bz_session *s, char *err,
 	int r = BZ_ERR_ALLOC;
 
 	memset(s, 0, sizeof(*s));
-	if ((path = bz_config_path(dir, "session")) == NULL)
+	if ((path = bz_config_dir_file(dir, "session")) == NULL)
 		goto out;
 	if (access(path, F_OK) != 0) {
 		bz_errf(err, errlen, "no session file %s", path);
@@ -151,7 +151,7 @@ bz_session_save(const char *dir, const struct bz_session *s, char *err,
 	    "user", s->user, "session", s->session, "id_token", s->id_token,
 	    "client_key", s->client_key, "expires", (json_int_t)s->expires);
 	if (o == NULL || (text = bz_json_dump(o)) == NULL ||
-	    (path = bz_config_path(dir, "session")) == NULL) {
+	    (path = bz_config_dir_file(dir, "session")) == NULL) {
 		bz_errf(err, errlen, "cannot serialise the session");
 		goto out;
 	}
@@ -223,7 +223,7 @@ bz_host_key_ensure(const char *dir, char **out, char *err, size_t errlen)
 	*out = NULL;
 	if ((r = bz_mkdir_p(dir, 0700, err, errlen)) != 0)
 		return r;
-	if ((path = bz_config_path(dir, "host_ed25519_key")) == NULL)
+	if ((path = bz_config_dir_file(dir, "host_ed25519_key")) == NULL)
 		return BZ_ERR_ALLOC;
 	if (access(path, F_OK) != 0 &&
 	    (r = host_key_create(path, err, errlen)) != 0)
@@ -254,7 +254,7 @@ bz_known_hosts_write(const char *dir, char *err, size_t errlen)
 	}
 	n = asprintf(&line, "bzsshd %s %s\n",
 	    ssh_key_type_to_char(ssh_key_type(key)), b64);
-	if (n < 0 || (khpath = bz_config_path(dir, "known_hosts")) == NULL) {
+	if (n < 0 || (khpath = bz_config_dir_file(dir, "known_hosts")) == NULL) {
 		line = NULL;
 		r = BZ_ERR_ALLOC;
 		goto out;
