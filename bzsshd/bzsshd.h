@@ -19,6 +19,8 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "ws_link.h"
+
 #define BZSSHD_ERRLEN 256
 
 /* ---- configuration (main.c) ---- */
@@ -66,43 +68,6 @@ int bz_relay_start(struct bz_relay **out, int *ssh_fd, char *err,
     size_t errlen);
 /* Wait until everything libssh wrote has reached stdout, then free. */
 void bz_relay_finish(struct bz_relay *r);
-
-/* ---- ws_link.c ---- */
-enum bz_link_state {
-	BZ_LINK_CONNECTING = 0,
-	BZ_LINK_OPEN = 1,
-	BZ_LINK_CLOSED = 2,
-};
-
-/* One complete websocket message as received (frame not yet decoded). */
-struct bz_link_msg {
-	struct bz_link_msg *next;
-	size_t len;
-	uint8_t data[];
-};
-
-struct bz_link;
-/*
- * Start the lws thread and connect to url (wss://HOST:PORT, path appended).
- * wake_fd (or -1) gets one byte written whenever a message arrives or the
- * state changes.
- */
-int bz_link_start(const char *url, const char *path, const char *ca_file,
-    int wake_fd, struct bz_link **out, char *err, size_t errlen);
-/* Queue one frame (thread-safe). */
-int bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
-    const void *payload, size_t len);
-/* Queue a CONTROL frame holding obj (thread-safe). */
-int bz_link_send_json(struct bz_link *l, uint32_t channel, const json_t *obj);
-/* Pop the next received message (caller frees) or NULL. */
-struct bz_link_msg *bz_link_recv(struct bz_link *l);
-/* Current state; reason of a close copied into reason. */
-enum bz_link_state bz_link_get_state(struct bz_link *l, char *reason,
-    size_t len);
-/* Block until a message is queued, the state changes, or timeout_ms. */
-void bz_link_wait(struct bz_link *l, int timeout_ms);
-/* Flush queued frames (bounded time), close, join the thread, free. */
-void bz_link_free(struct bz_link *l);
 
 /* ---- http_fetch.c ---- */
 /* GET url (https only) and parse a JSON object. */

@@ -8,7 +8,7 @@
  * reassembled here). lws_cancel_service() wakes this thread
  * (EVENT_WAIT_CANCELLED); a byte on wake_fd wakes the libssh thread.
  */
-#include "bzsshd.h"
+#include "ws_link.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -55,7 +55,7 @@ struct bz_link {
 
 	/* shared, under mu */
 	enum bz_link_state state;
-	char reason[BZSSHD_ERRLEN];
+	char reason[BZ_LINK_REASON_LEN];
 	struct out_msg *out_head, *out_tail;
 	size_t out_bytes;
 	uint64_t seq;
@@ -223,7 +223,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct bz_link *l = lws_context_user(lws_get_context(wsi));
-	char why[BZSSHD_ERRLEN];
+	char why[BZ_LINK_REASON_LEN];
 
 	if (l == NULL)
 		return 0;
@@ -405,6 +405,24 @@ int
 bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
     const void *payload, size_t len)
 {
+	return bz_link_send_frame(l, type, 0, 0, channel, payload, len);
+}
+
+size_t
+bz_link_pending(struct bz_link *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->out_bytes;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+int
+bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
+    uint32_t session_id, uint32_t channel, const void *payload, size_t len)
+{
 	static const uint8_t pre[LWS_PRE];
 	struct out_msg *m;
 	struct bz_buf b;
@@ -419,8 +437,8 @@ bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
 		goto out;
 	}
 	if ((r = bz_buf_put(&b, pre, sizeof(pre))) != 0 ||
-	    (r = bz_frame_encode(&b, type, 0, 0, channel, l->seq, payload,
-	    len)) != 0)
+	    (r = bz_frame_encode(&b, type, flags, session_id, channel, l->seq,
+	    payload, len)) != 0)
 		goto out;
 	l->seq++;
 	m->buf = b.data; /* the buffer's storage moves into the queue */

@@ -1,0 +1,56 @@
+/*
+ * ws_link.h: one client websocket (wss) to bzproxy, served by its own lws
+ * thread, used by bzsshd and bzagent. Other threads talk to it through two
+ * locked queues: frames to send, whole messages received.
+ */
+#ifndef BZ_WS_LINK_H
+#define BZ_WS_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define BZ_LINK_REASON_LEN 256
+
+enum bz_link_state {
+	BZ_LINK_CONNECTING = 0,
+	BZ_LINK_OPEN = 1,
+	BZ_LINK_CLOSED = 2,
+};
+
+/* One complete websocket message as received (frame not yet decoded). */
+struct bz_link_msg {
+	struct bz_link_msg *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct bz_link;
+/*
+ * Start the lws thread and connect to url (wss://HOST:PORT, path appended).
+ * wake_fd (or -1) gets one byte written whenever a message arrives or the
+ * state changes.
+ */
+int bz_link_start(const char *url, const char *path, const char *ca_file,
+    int wake_fd, struct bz_link **out, char *err, size_t errlen);
+/* Queue one frame on channel with session_id 0 and no flags (thread-safe). */
+int bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
+    const void *payload, size_t len);
+/* Queue one frame with every header field chosen (thread-safe). */
+int bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
+    uint32_t session_id, uint32_t channel, const void *payload, size_t len);
+/* Bytes queued for sending and not yet written (for backpressure). */
+size_t bz_link_pending(struct bz_link *l);
+/* Queue a CONTROL frame holding obj (thread-safe). */
+int bz_link_send_json(struct bz_link *l, uint32_t channel, const json_t *obj);
+/* Pop the next received message (caller frees) or NULL. */
+struct bz_link_msg *bz_link_recv(struct bz_link *l);
+/* Current state; reason of a close copied into reason. */
+enum bz_link_state bz_link_get_state(struct bz_link *l, char *reason,
+    size_t len);
+/* Block until a message is queued, the state changes, or timeout_ms. */
+void bz_link_wait(struct bz_link *l, int timeout_ms);
+/* Flush queued frames (bounded time), close, join the thread, free. */
+void bz_link_free(struct bz_link *l);
+
+#endif
