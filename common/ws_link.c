@@ -158,6 +158,10 @@ on_writeable(struct bz_link *l, struct lws *wsi)
 		l->out_head = m->next;
 		if (l->out_head == NULL)
 			l->out_tail = NULL;
+		/* a sender paused on bz_link_pending may go on now */
+		if (l->out_bytes >= BZ_LINK_DRAIN_MARK &&
+		    l->out_bytes - m->len < BZ_LINK_DRAIN_MARK)
+			wake(l);
 		l->out_bytes -= m->len;
 	}
 	stop = l->stop;

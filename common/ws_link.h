@@ -26,10 +26,14 @@ struct bz_link_msg {
 };
 
 struct bz_link;
+/* A sender that pauses while bz_link_pending() is high is woken (a byte on
+ * wake_fd) when the send queue falls below this mark from at or above it. */
+#define BZ_LINK_DRAIN_MARK (2u * 1024 * 1024)
+
 /*
  * Start the lws thread and connect to url (wss://HOST:PORT, path appended).
- * wake_fd (or -1) gets one byte written whenever a message arrives or the
- * state changes.
+ * wake_fd (or -1) gets one byte written whenever a message arrives, the
+ * state changes, or the send queue drains below BZ_LINK_DRAIN_MARK.
  */
 int bz_link_start(const char *url, const char *path, const char *ca_file,
     int wake_fd, struct bz_link **out, char *err, size_t errlen);

@@ -1,0 +1,249 @@
+/*
+ * agent.h: the contracts between bzagent's files.
+ *
+ *   main.c            command line, config, signals; calls agent_run
+ *   connection.c      the link to bzproxy: connect, handshake, reconnect
+ *                     with backoff, frame dispatch, the poll loop
+ *   backoff.c         jittered exponential backoff (pure)
+ *   jwks_cache.c      the IdP's keys, fetched and refreshed by a thread
+ *   replay.c          bounded set of recently seen request nonces
+ *   request_verify.c  a signed channel request -> a checked agent_request
+ *   child.c           fork/exec of the user's command (pty or pipes)
+ *   channel.c         running channels: bytes, windows, exit, close
+ *
+ * One thread (the poll loop) owns all of the state below; the lws thread
+ * (common/ws_link.c) and the JWKS thread only meet it through locked queues.
+ */
+#ifndef BZ_AGENT_H
+#define BZ_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "jwt.h"
+#include "wire.h"
+#include "ws_link.h"
+
+#ifdef PACKAGE_VERSION
+#define AGENT_VERSION PACKAGE_VERSION
+#else
+#define AGENT_VERSION "0.1.0"
+#endif
+#define AGENT_ERRLEN 256
+
+/* ---------------------------------------------------------------- config */
+
+struct agent_config {
+	char *path;              /* the config file, for messages */
+	char *name;              /* our target name */
+	char *proxy_url;         /* wss://HOST:PORT (no path) */
+	char *proxy_path;        /* "/v1/agent" */
+	char *ca_file;           /* verifies bzproxy; NULL = system store */
+	uint8_t proxy_pk[32];    /* pinned bzproxy signing key */
+	uint8_t pk[32];          /* our identity */
+	uint8_t sk[64];
+	char *enrol_token;       /* NULL once not needed / not given */
+	char *oidc_issuer;
+	char *oidc_audience;
+	char *oidc_ca_file;      /* NULL = system store */
+};
+
+/* ------------------------------------------------------------- backoff */
+
+#define AGENT_BACKOFF_BASE_MS 500u
+#define AGENT_BACKOFF_CAP_MS 30000u
+/* A connection that stayed up this long resets the backoff. */
+#define AGENT_BACKOFF_RESET_MS 10000
+
+/* Upper bound of the delay before retry number attempt (0-based):
+ * min(cap, base * 2^attempt). */
+uint32_t agent_backoff_ceiling(unsigned attempt, uint32_t base_ms,
+    uint32_t cap_ms);
+/* Full jitter: uniform in [0, ceiling] (libsodium randombytes_uniform). */
+uint32_t agent_backoff_delay(unsigned attempt, uint32_t base_ms,
+    uint32_t cap_ms);
+
+/* Monotonic clock in milliseconds. */
+int64_t agent_now_ms(void);
+
+/* ---------------------------------------------------------- JWKS cache */
+
+struct jwks_cache;
+
+/* Start the fetcher thread: fetches at once, retries with backoff until it
+ * has keys. Returns 0 or BZ_ERR_*. */
+int jwks_cache_start(const char *issuer, const char *ca_file,
+    struct jwks_cache **out);
+/* Stop the thread (waits at most for one fetch to time out) and free. */
+void jwks_cache_free(struct jwks_cache *c);
+/* Lock the cache and return the current key set (NULL while none);
+ * call jwks_cache_unlock when done with it. */
+const struct bz_jwks *jwks_cache_lock(struct jwks_cache *c);
+void jwks_cache_unlock(struct jwks_cache *c);
+/* A token named an unknown kid: refetch, at most once per 60 s. */
+void jwks_cache_refresh(struct jwks_cache *c);
+
+/* -------------------------------------------------------- replay cache */
+
+#define REPLAY_KEEP_S 240    /* a nonce is remembered this long */
+#define REPLAY_MAX 8192      /* bound on remembered nonces */
+
+struct replay_cache;
+
+struct replay_cache *replay_new(void);
+void replay_free(struct replay_cache *r);
+/* Record nonce seen at now. Returns 0 when new, BZ_ERR_FORMAT when seen in
+ * the last REPLAY_KEEP_S seconds, BZ_ERR_TOO_BIG when the set is full of
+ * live entries (the request must then be refused, never let through). */
+int replay_check_and_add(struct replay_cache *r, const char *nonce,
+    time_t now);
+
+/* ------------------------------------------------------ request verify */
+
+#define REQUEST_MAX_SKEW_S 120  /* |ts - now| allowed */
+#define REQUEST_COMMAND_MAX (32u * 1024)
+#define REQUEST_ENV_MAX 32
+
+/* A verified channel request, with the unix user resolved. */
+struct agent_request {
+	uint32_t sid, ch;
+	int is_shell;            /* else exec */
+	char *command;           /* exec only */
+	char *user;              /* the IdP identity (email) */
+	char *unix_user;
+	char *rule;              /* policy rule that allowed it, for logs */
+	int pty;                 /* pty requested */
+	char *term;
+	uint16_t cols, rows, width, height;
+	char **env;              /* "LANG=..." / "LC_*=..." strings, NULL-ended */
+	uid_t uid;
+	gid_t gid;
+	char *home;
+	char *shell;
+};
+void agent_request_free(struct agent_request *r);
+
+struct verify_ctx {
+	const uint8_t *proxy_pk;        /* 32 bytes */
+	const char *name;               /* our target name */
+	const char *issuer, *audience;
+	const struct bz_jwks *jwks;     /* NULL while none fetched */
+	struct replay_cache *replay;
+	time_t now;
+	uid_t euid;                     /* who we run as */
+};
+
+enum verify_result {
+	VERIFY_OK = 0,
+	VERIFY_REFUSED = 1,     /* reason says why */
+	VERIFY_NEED_KEYS = 2,   /* no JWKS yet / unknown kid: refetch keys */
+};
+
+/*
+ * Check a CONTROL frame carrying a channel request, in this order: the
+ * proxy signature (BZ_FLAG_PROXY_SIGNED, JSON || 64-byte Ed25519 sig), the
+ * JSON, "t" exec/shell, target == our name, sid/ch == the frame header, ts
+ * within REQUEST_MAX_SKEW_S, the nonce not seen, the ID token (our JWKS,
+ * iss, aud, exp, signature) with email == user, the unix user (exists, not
+ * uid 0 unless root_allowed, our own user when we are not root). On
+ * VERIFY_OK req is complete; otherwise reason holds one line fit for the
+ * client and the log (never a token or signature) and req holds what was
+ * read before the refusal (for the log). Free req in both cases.
+ */
+enum verify_result agent_request_verify(const struct verify_ctx *v,
+    const struct bz_frame *f, struct agent_request *req, char *reason,
+    size_t reasonlen);
+
+/* ---------------------------------------------------------------- child */
+
+struct child_proc {
+	pid_t pid;       /* process group and session leader */
+	int pty_fd;      /* pty master (read and write), or -1 */
+	int in_fd;       /* pipe to its stdin, or -1 (pty) */
+	int out_fd;      /* pipe from its stdout, or -1 (pty) */
+	int err_fd;      /* pipe from its stderr, or -1 (pty) */
+};
+
+/*
+ * Start req's command: exec runs SHELL -c COMMAND, shell runs the login
+ * shell ("-bash"), as req's user in a new session, on a pty or on three
+ * pipes. Our ends are non-blocking and close-on-exec. Returns 0 once the
+ * new program is exec'ed, or BZ_ERR_* with the reason (the stage that
+ * failed in the child and its errno) in err.
+ */
+int child_spawn(const struct agent_request *req, struct child_proc *out,
+    char *err, size_t errlen);
+/* Build the login environment (malloc'ed NULL-ended strings). */
+char **child_build_env(const struct agent_request *req);
+void child_free_env(char **env);
+
+/* ------------------------------------------------------------- channels */
+
+#define AGENT_MAX_CHANNELS 256
+#define AGENT_LINK_HIGH (4u * 1024 * 1024) /* pause reads above this */
+#define AGENT_GRANT_BATCH (64u * 1024)
+#define AGENT_KILL_GRACE_MS 2000   /* SIGHUP, then SIGKILL after this */
+#define AGENT_PTY_GRACE_MS 100     /* pty drain after the child exited */
+
+struct chan_table;
+
+struct chan_table *chans_new(void);
+void chans_free(struct chan_table *t);
+size_t chans_count(const struct chan_table *t);
+/* Is (sid, ch) in use? */
+int chans_exists(const struct chan_table *t, uint32_t sid, uint32_t ch);
+
+/* Take over a started child for a verified request (req is logged, not
+ * kept). Returns 0 or BZ_ERR_ALLOC. */
+int chans_add(struct chan_table *t, const struct agent_request *req,
+    const struct child_proc *cp);
+
+/* A non-request frame from bzproxy for channel (f->session_id,
+ * f->channel_id): DATA, EOF, CLOSE, WINDOW, or an unsigned CONTROL
+ * (window_change, signal). */
+void chans_frame(struct chan_table *t, struct bz_link *link,
+    const struct bz_frame *f);
+/* The client link of sid went away: every channel of it is closed. */
+void chans_session_closed(struct chan_table *t, uint32_t sid);
+/* The link to bzproxy is gone: end every channel without telling anyone. */
+void chans_link_lost(struct chan_table *t);
+/* SIGCHLD: reap what exited. */
+void chans_reap(struct chan_table *t);
+/* The agent stops: SIGHUP every child, SIGKILL what is left after
+ * grace_ms, reap them all. */
+void chans_shutdown(struct chan_table *t, int grace_ms);
+
+/*
+ * The poll loop's view: fill up to max pollfds for the channels (which fds,
+ * which events depend on windows and on link backpressure; link may be
+ * NULL when down) and return how many; chans_io then handles the results.
+ * chans_pump sends what became due (EOF, exit, CLOSE), sends kills whose
+ * grace ran out, frees finished channels, and returns the poll timeout it
+ * needs in ms (-1 = none).
+ */
+size_t chans_pollfds(struct chan_table *t, struct bz_link *link,
+    struct pollfd *pfd, size_t max);
+void chans_io(struct chan_table *t, struct bz_link *link,
+    const struct pollfd *pfd, size_t n);
+int chans_pump(struct chan_table *t, struct bz_link *link, int64_t now_ms);
+
+/* Send {"t":"failed","reason":...} then CLOSE on (sid, ch). */
+void agent_send_failed(struct bz_link *link, uint32_t sid, uint32_t ch,
+    const char *reason);
+/* Queue a CONTROL frame holding obj on (sid, ch). */
+int agent_send_json(struct bz_link *link, uint32_t sid, uint32_t ch,
+    const json_t *obj);
+
+/* ------------------------------------------------------------ the agent */
+
+/* Run until *stop becomes true (signal) or a fatal error. Returns the exit
+ * status (0 after a signal). sig_fd is a signalfd for SIGCHLD, SIGTERM,
+ * SIGINT, SIGHUP. */
+int agent_run(const struct agent_config *cfg, int sig_fd);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * child.c: start a verified request's program as its user.
+ *
+ * The agent has other threads (lws, JWKS fetch), so after fork() the child
+ * may only make plain system calls: everything that allocates or reads
+ * NSS (argv, the environment, the group list) is prepared in the parent.
+ * A close-on-exec pipe reports a failure before exec back to the parent,
+ * which then answers `failed` with the reason instead of a silent exit.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <utmp.h>
+
+#include "log.h"
+#include "util.h"
+
+#define PATH_USER "/usr/local/bin:/usr/bin:/bin"
+#define PATH_ROOT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define MAX_GROUPS 1024
+#define REPORT_FD 3 /* the error pipe's number in the child */
+
+/* What failed in the child before exec. */
+enum stage {
+	ST_SIGNALS = 1, ST_SESSION, ST_STDIO, ST_FDS, ST_GROUPS, ST_GID,
+	ST_UID, ST_DROP_CHECK, ST_EXEC,
+};
+
+static const char *
+stage_name(int st)
+{
+	switch (st) {
+	case ST_SIGNALS: return "resetting signals";
+	case ST_SESSION: return "starting a session";
+	case ST_STDIO: return "setting up stdin/stdout/stderr";
+	case ST_FDS: return "closing descriptors";
+	case ST_GROUPS: return "setting supplementary groups";
+	case ST_GID: return "setting the group id";
+	case ST_UID: return "setting the user id";
+	case ST_DROP_CHECK: return "checking the privilege drop";
+	case ST_EXEC: return "executing the shell";
+	default: return "starting the child";
+	}
+}
+
+struct report {
+	int stage;
+	int err;
+};
+
+void
+child_free_env(char **env)
+{
+	size_t i;
+
+	if (env == NULL)
+		return;
+	for (i = 0; env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+}
+
+char **
+child_build_env(const struct agent_request *req)
+{
+	size_t n = 0, i, max = 8 + REQUEST_ENV_MAX;
+	const char *user = req->unix_user;
+	char **env;
+
+	if ((env = calloc(max + 1, sizeof(char *))) == NULL)
+		return NULL;
+#define ADD(...) do { \
+	if (asprintf(&env[n], __VA_ARGS__) < 0) { \
+		env[n] = NULL; \
+		goto fail; \
+	} \
+	n++; \
+} while (0)
+	ADD("HOME=%s", req->home);
+	ADD("USER=%s", user);
+	ADD("LOGNAME=%s", user);
+	ADD("SHELL=%s", req->shell);
+	ADD("PATH=%s", req->uid == 0 ? PATH_ROOT : PATH_USER);
+	if (req->pty)
+		ADD("TERM=%s", req->term != NULL ? req->term : "dumb");
+	for (i = 0; req->env != NULL && req->env[i] != NULL && n < max; i++)
+		ADD("%s", req->env[i]);
+#undef ADD
+	return env;
+ fail:
+	child_free_env(env);
+	return NULL;
+}
+
+/* argv: login shell "-bash", or SHELL -c COMMAND. */
+static char **
+build_argv(const struct agent_request *req)
+{
+	const char *base = strrchr(req->shell, '/');
+	char **argv;
+
+	base = base != NULL ? base + 1 : req->shell;
+	if ((argv = calloc(4, sizeof(char *))) == NULL)
+		return NULL;
+	if (req->is_shell) {
+		if (asprintf(&argv[0], "-%s", base) < 0)
+			argv[0] = NULL;
+	} else {
+		argv[0] = strdup(base);
+		argv[1] = strdup("-c");
+		argv[2] = strdup(req->command);
+	}
+	if (argv[0] == NULL || (!req->is_shell &&
+	    (argv[1] == NULL || argv[2] == NULL))) {
+		child_free_env(argv);
+		return NULL;
+	}
+	return argv;
+}
+
+/* ---- in the child: system calls only ---- */
+
+static void __attribute__((noreturn))
+child_fail(int fd, int stage)
+{
+	struct report rep = { stage, errno };
+
+	(void)!write(fd, &rep, sizeof(rep));
+	_exit(127);
+}
+
+static int
+close_from(unsigned int lowfd)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, lowfd, ~0U, 0) == 0)
+		return 0;
+#endif
+	/* older kernels: close what could be open */
+	long max = sysconf(_SC_OPEN_MAX);
+	int fd;
+
+	for (fd = (int)lowfd; fd < (max > 0 && max < 65536 ? max : 65536);
+	    fd++)
+		(void)close(fd);
+	return 0;
+}
+
+struct child_plan {
+	const struct agent_request *req;
+	char **argv, **envp;
+	gid_t groups[MAX_GROUPS];
+	int ngroups;
+	int as_root;      /* we are root: change user */
+	int pty_slave;    /* -1 for pipes */
+	int stdio[3];     /* pipe ends for fds 0, 1, 2 */
+	int report;       /* write end of the error pipe */
+};
+
+static void __attribute__((noreturn))
+child_main(const struct child_plan *p)
+{
+	static const int reset[] = { SIGPIPE, SIGCHLD, SIGINT, SIGTERM,
+	    SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
+	    SIGALRM };
+	const struct agent_request *req = p->req;
+	int rep = p->report;
+	sigset_t none;
+	size_t i;
+	int fd;
+
+	/* Ignored signals and the mask survive exec: give the user's
+	 * program the defaults (SIGPIPE especially). */
+	sigemptyset(&none);
+	for (i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
+		if (signal(reset[i], SIG_DFL) == SIG_ERR)
+			child_fail(rep, ST_SIGNALS);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+		child_fail(rep, ST_SIGNALS);
+
+	/* main() keeps fds 0-2 open, so rep is above them. */
+	if (p->pty_slave >= 0) {
+		/* setsid, controlling tty, fds 0-2 (as forkpty does) */
+		if (login_tty(p->pty_slave) != 0)
+			child_fail(rep, ST_SESSION);
+	} else {
+		if (setsid() < 0)
+			child_fail(rep, ST_SESSION);
+		for (fd = 0; fd < 3; fd++)
+			if (dup2(p->stdio[fd], fd) < 0)
+				child_fail(rep, ST_STDIO);
+	}
+	/* Keep only 0-2 and the error pipe (moved to REPORT_FD). */
+	if (rep != REPORT_FD) {
+		if (dup3(rep, REPORT_FD, O_CLOEXEC) < 0)
+			child_fail(rep, ST_FDS);
+		rep = REPORT_FD;
+	}
+	if (close_from(REPORT_FD + 1) != 0)
+		child_fail(rep, ST_FDS);
+
+	if (p->as_root) {
+		if (setgroups((size_t)p->ngroups, p->groups) != 0)
+			child_fail(rep, ST_GROUPS);
+		if (setgid(req->gid) != 0)
+			child_fail(rep, ST_GID);
+		if (setuid(req->uid) != 0)
+			child_fail(rep, ST_UID);
+		/* Trust but verify: no way back to root. */
+		if (getuid() != req->uid || geteuid() != req->uid ||
+		    getgid() != req->gid || getegid() != req->gid ||
+		    (req->uid != 0 && setuid(0) == 0)) {
+			errno = EPERM;
+			child_fail(rep, ST_DROP_CHECK);
+		}
+	}
+	umask(022);
+	if (chdir(req->home) != 0)
+		(void)!chdir("/");
+	execve(req->shell, p->argv, p->envp);
+	child_fail(rep, ST_EXEC);
+}
+
+/* ---- in the parent ---- */
+
+static int
+set_nonblock_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int
+child_spawn(const struct agent_request *req, struct child_proc *out,
+    char *err, size_t errlen)
+{
+	struct child_plan p;
+	struct winsize ws;
+	struct report rep;
+	int rep_pipe[2] = { -1, -1 }, in[2] = { -1, -1 }, o[2] = { -1, -1 },
+	    e[2] = { -1, -1 }, master = -1, r = BZ_ERR_INVALID;
+	ssize_t got;
+	pid_t pid;
+
+	memset(out, 0, sizeof(*out));
+	out->pty_fd = out->in_fd = out->out_fd = out->err_fd = -1;
+	memset(&p, 0, sizeof(p));
+	p.req = req;
+	p.pty_slave = -1;
+	p.as_root = geteuid() == 0;
+	if ((p.argv = build_argv(req)) == NULL ||
+	    (p.envp = child_build_env(req)) == NULL) {
+		bz_errf(err, errlen, "out of memory");
+		r = BZ_ERR_ALLOC;
+		goto out;
+	}
+	if (p.as_root) {
+		/* initgroups() reads NSS: not allowed after fork here. */
+		p.ngroups = MAX_GROUPS;
+		if (getgrouplist(req->unix_user, req->gid, p.groups,
+		    &p.ngroups) < 0) {
+			bz_errf(err, errlen, "user %s is in too many groups",
+			    req->unix_user);
+			goto out;
+		}
+	}
+	if (pipe2(rep_pipe, O_CLOEXEC) != 0) {
+		bz_errf(err, errlen, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	p.report = rep_pipe[1];
+	if (req->pty) {
+		memset(&ws, 0, sizeof(ws));
+		ws.ws_col = req->cols;
+		ws.ws_row = req->rows;
+		ws.ws_xpixel = req->width;
+		ws.ws_ypixel = req->height;
+		if (openpty(&master, &p.pty_slave, NULL, NULL, &ws) != 0 ||
+		    set_nonblock_cloexec(master) != 0 ||
+		    fcntl(p.pty_slave, F_SETFD, FD_CLOEXEC) < 0) {
+			bz_errf(err, errlen, "cannot allocate a pty: %s",
+			    strerror(errno));
+			goto out;
+		}
+	} else {
+		if (pipe2(in, O_CLOEXEC) != 0 || pipe2(o, O_CLOEXEC) != 0 ||
+		    pipe2(e, O_CLOEXEC) != 0 || set_nonblock_cloexec(in[1]) ||
+		    set_nonblock_cloexec(o[0]) || set_nonblock_cloexec(e[0])) {
+			bz_errf(err, errlen, "pipe: %s", strerror(errno));
+			goto out;
+		}
+		p.stdio[0] = in[0];
+		p.stdio[1] = o[1];
+		p.stdio[2] = e[1];
+	}
+	if ((pid = fork()) < 0) {
+		bz_errf(err, errlen, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		child_main(&p);
+
+	/* Our copies of the child's ends go; then wait for exec or failure. */
+	close_fd(&rep_pipe[1]);
+	close_fd(&p.pty_slave);
+	close_fd(&in[0]);
+	close_fd(&o[1]);
+	close_fd(&e[1]);
+	do {
+		got = read(rep_pipe[0], &rep, sizeof(rep));
+	} while (got < 0 && errno == EINTR);
+	if (got == (ssize_t)sizeof(rep)) {
+		/* exec never happened: reap it here (it _exit'ed at once) */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		bz_errf(err, errlen, "%s as %s failed: %s",
+		    stage_name(rep.stage), req->unix_user, strerror(rep.err));
+		goto out;
+	}
+	out->pid = pid;
+	out->pty_fd = master;
+	out->in_fd = in[1];
+	out->out_fd = o[0];
+	out->err_fd = e[0];
+	master = in[1] = o[0] = e[0] = -1;
+	r = BZ_OK;
+ out:
+	close_fd(&rep_pipe[0]);
+	close_fd(&rep_pipe[1]);
+	close_fd(&p.pty_slave);
+	close_fd(&master);
+	close_fd(&in[0]);
+	close_fd(&in[1]);
+	close_fd(&o[0]);
+	close_fd(&o[1]);
+	close_fd(&e[0]);
+	close_fd(&e[1]);
+	child_free_env(p.argv);
+	child_free_env(p.envp);
+	return r;
+}

@@ -1,0 +1,542 @@
+/*
+ * connection.c: bzagent's one link to bzproxy and its poll loop.
+ *
+ * The loop polls the link's wake pipe (messages arrived, state changed,
+ * send queue drained), the signalfd, and the children's fds. The link
+ * (common/ws_link.c) runs lws on its own thread; when it closes, every
+ * channel ends (their clients are gone) and we reconnect with jittered
+ * exponential backoff. The handshake is docs/protocol.md "Agent link":
+ * challenge -> agent_hello -> agent_ok | error.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "util.h"
+
+#define HANDSHAKE_TIMEOUT_MS 20000
+#define LOOP_MAX_WAIT_MS 1000   /* safety net: recheck everything */
+#define CHILD_SHUTDOWN_GRACE_MS 1000
+#define NONCE_LEN 32
+
+enum phase {
+	PH_DOWN,        /* waiting to reconnect */
+	PH_CHALLENGE,   /* connecting; waiting for the challenge */
+	PH_HELLO_SENT,  /* waiting for agent_ok */
+	PH_READY,       /* channel requests are served */
+};
+
+struct agent {
+	const struct agent_config *cfg;
+	int sig_fd;
+	int wake[2];
+	struct bz_link *link;
+	enum phase phase;
+	int64_t deadline;        /* handshake deadline */
+	int64_t ready_at;
+	int64_t retry_at;        /* next connect, in PH_DOWN */
+	unsigned attempt;        /* consecutive failed connections */
+	int stop;
+	struct chan_table *chans;
+	struct jwks_cache *jwks;
+	struct replay_cache *replay;
+};
+
+/* ---- link up and down ---- */
+
+static void
+link_down(struct agent *a, const char *why)
+{
+	int64_t now = agent_now_ms();
+	uint32_t delay;
+	unsigned att;
+
+	if (a->link != NULL) {
+		bz_link_free(a->link);
+		a->link = NULL;
+	}
+	chans_link_lost(a->chans);
+	if (a->phase == PH_READY) {
+		/* A link that held a while was fine: start over. And the
+		 * first retry after a drop is quick (<= 1 s): bzproxy was
+		 * probably just restarted. */
+		if (now - a->ready_at > AGENT_BACKOFF_RESET_MS)
+			a->attempt = 0;
+		att = a->attempt < 1 ? a->attempt : 1;
+		bz_warn("lost the link to bzproxy: %s", why);
+	} else {
+		att = a->attempt;
+		bz_warn("cannot connect to bzproxy: %s", why);
+	}
+	delay = agent_backoff_delay(att, AGENT_BACKOFF_BASE_MS,
+	    AGENT_BACKOFF_CAP_MS);
+	if (a->attempt < 32)
+		a->attempt++;
+	a->retry_at = now + delay;
+	a->phase = PH_DOWN;
+	bz_info("reconnecting in %u ms", delay);
+}
+
+static void
+link_up(struct agent *a)
+{
+	char err[AGENT_ERRLEN];
+	int r;
+
+	bz_debug("connecting to %s%s", a->cfg->proxy_url, a->cfg->proxy_path);
+	r = bz_link_start(a->cfg->proxy_url, a->cfg->proxy_path,
+	    a->cfg->ca_file, a->wake[1], &a->link, err, sizeof(err));
+	a->phase = PH_CHALLENGE;
+	a->deadline = agent_now_ms() + HANDSHAKE_TIMEOUT_MS;
+	if (r != 0) {
+		a->link = NULL;
+		link_down(a, err);
+	}
+}
+
+/* ---- handshake ---- */
+
+/* challenge -> agent_hello. Returns 0, or -1 with why filled. */
+static int
+on_challenge(struct agent *a, const json_t *o, char *why, size_t wl)
+{
+	const struct agent_config *cfg = a->cfg;
+	const char *nonce_s = bz_json_str(o, "nonce"),
+	    *key_s = bz_json_str(o, "proxy_key");
+	uint8_t *nonce = NULL, *key = NULL, sig[crypto_sign_BYTES];
+	size_t nlen = 0, klen = 0;
+	char *pk_b64 = NULL, *sig_b64 = NULL;
+	json_t *hello = NULL;
+	int r = -1;
+
+	if (nonce_s == NULL || key_s == NULL ||
+	    bz_b64url_decode(nonce_s, strlen(nonce_s), 64, &nonce,
+	    &nlen) != 0 || nlen != NONCE_LEN ||
+	    bz_b64url_decode(key_s, strlen(key_s), 64, &key, &klen) != 0 ||
+	    klen != sizeof(cfg->proxy_pk)) {
+		bz_errf(why, wl, "malformed challenge from bzproxy");
+		goto out;
+	}
+	/* Only the pinned bzproxy may have our signature (and our jobs). */
+	if (sodium_memcmp(key, cfg->proxy_pk, klen) != 0) {
+		bz_error("bzproxy's key is not the one pinned in %s "
+		    "(proxy_public_key): refusing to talk to it", cfg->path);
+		bz_errf(why, wl, "bzproxy key mismatch");
+		goto out;
+	}
+	crypto_sign_detached(sig, NULL, nonce, nlen, cfg->sk);
+	if (bz_b64url_encode(cfg->pk, sizeof(cfg->pk), &pk_b64) != 0 ||
+	    bz_b64url_encode(sig, sizeof(sig), &sig_b64) != 0 ||
+	    (hello = json_pack("{s:s, s:s, s:s, s:s, s:s}", "t",
+	    "agent_hello", "name", cfg->name, "key", pk_b64, "sig", sig_b64,
+	    "version", AGENT_VERSION)) == NULL) {
+		bz_errf(why, wl, "out of memory");
+		goto out;
+	}
+	/* Sent every time: bzproxy ignores it once our key is pinned. */
+	if (cfg->enrol_token != NULL && json_object_set_new(hello,
+	    "enrol_token", json_string(cfg->enrol_token)) != 0) {
+		bz_errf(why, wl, "out of memory");
+		goto out;
+	}
+	if (agent_send_json(a->link, 0, 0, hello) != 0) {
+		bz_errf(why, wl, "cannot send agent_hello");
+		goto out;
+	}
+	a->phase = PH_HELLO_SENT;
+	r = 0;
+ out:
+	if (hello != NULL) {
+		/* the JSON held the enrolment token */
+		json_object_del(hello, "enrol_token");
+		json_decref(hello);
+	}
+	free(nonce);
+	free(key);
+	free(pk_b64);
+	free(sig_b64);
+	return r;
+}
+
+/* agent_ok: log our labels. */
+static void
+on_agent_ok(struct agent *a, const json_t *o)
+{
+	json_t *labels = json_object_get(o, "labels"), *v;
+	char text[512] = "";
+	const char *k;
+	size_t used = 0;
+
+	if (json_is_object(labels))
+		json_object_foreach(labels, k, v) {
+			int n;
+
+			if (!json_is_string(v) || used >= sizeof(text))
+				continue;
+			n = snprintf(text + used, sizeof(text) - used, "%s%s=%s",
+			    used ? " " : "", k, json_string_value(v));
+			if (n > 0)
+				used += (size_t)n;
+		}
+	a->phase = PH_READY;
+	a->ready_at = agent_now_ms();
+	bz_info("connected to bzproxy as %s%s%s%s", a->cfg->name,
+	    used ? " (labels " : "", text, used ? ")" : "");
+}
+
+/* A handshake frame. Returns 0, or -1 when the link must go. */
+static int
+on_handshake(struct agent *a, const struct bz_frame *f, char *why,
+    size_t wl)
+{
+	char err[AGENT_ERRLEN];
+	const char *t, *reason;
+	json_t *o;
+	int r = -1;
+
+	if (f->type != BZ_FRAME_CONTROL || f->channel_id != 0 ||
+	    f->flags != 0) {
+		bz_errf(why, wl, "protocol error: %s frame during the "
+		    "handshake", bz_frame_type_name(f->type));
+		return -1;
+	}
+	if ((o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		bz_errf(why, wl, "protocol error: %s", err);
+		return -1;
+	}
+	t = bz_json_str(o, "t");
+	if (t != NULL && strcmp(t, "error") == 0) {
+		reason = bz_json_str(o, "reason");
+		bz_error("bzproxy refused us: %s",
+		    reason != NULL ? reason : "no reason given");
+		bz_errf(why, wl, "refused by bzproxy");
+	} else if (a->phase == PH_CHALLENGE && t != NULL &&
+	    strcmp(t, "challenge") == 0)
+		r = on_challenge(a, o, why, wl);
+	else if (a->phase == PH_HELLO_SENT && t != NULL &&
+	    strcmp(t, "agent_ok") == 0) {
+		on_agent_ok(a, o);
+		r = 0;
+	} else
+		bz_errf(why, wl, "protocol error: unexpected \"%.32s\" during "
+		    "the handshake", t != NULL ? t : "?");
+	json_decref(o);
+	return r;
+}
+
+/* ---- channel requests ---- */
+
+static void
+log_request(const struct agent_request *req, const char *outcome)
+{
+	bz_info("channel %u/%u: %s as %s: %s%s%s%s%s (rule %s): %s",
+	    req->sid, req->ch, req->user != NULL ? req->user : "?",
+	    req->unix_user != NULL ? req->unix_user : "?",
+	    req->is_shell ? "shell" : "exec",
+	    req->command != NULL ? " \"" : "",
+	    req->command != NULL ? req->command : "",
+	    req->command != NULL ? "\"" : "",
+	    req->pty ? " with pty" : "",
+	    req->rule != NULL ? req->rule : "?", outcome);
+}
+
+static void
+on_request(struct agent *a, const struct bz_frame *f)
+{
+	struct agent_request req;
+	struct child_proc cp;
+	struct verify_ctx v;
+	enum verify_result res;
+	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
+
+	if (chans_exists(a->chans, f->session_id, f->channel_id)) {
+		bz_warn("channel %u/%u: second request on a channel refused",
+		    f->session_id, f->channel_id);
+		agent_send_failed(a->link, f->session_id, f->channel_id,
+		    "channel already in use");
+		return;
+	}
+	if (chans_count(a->chans) >= AGENT_MAX_CHANNELS) {
+		bz_warn("channel %u/%u: refused: %d channels running",
+		    f->session_id, f->channel_id, AGENT_MAX_CHANNELS);
+		agent_send_failed(a->link, f->session_id, f->channel_id,
+		    "too many channels on this agent");
+		return;
+	}
+	memset(&v, 0, sizeof(v));
+	v.proxy_pk = a->cfg->proxy_pk;
+	v.name = a->cfg->name;
+	v.issuer = a->cfg->oidc_issuer;
+	v.audience = a->cfg->oidc_audience;
+	v.replay = a->replay;
+	v.now = time(NULL);
+	v.euid = geteuid();
+	v.jwks = jwks_cache_lock(a->jwks);
+	res = agent_request_verify(&v, f, &req, reason, sizeof(reason));
+	jwks_cache_unlock(a->jwks);
+	if (res == VERIFY_NEED_KEYS)
+		jwks_cache_refresh(a->jwks);
+	if (res != VERIFY_OK) {
+		snprintf(line, sizeof(line), "refused: %s", reason);
+		req.sid = f->session_id;
+		req.ch = f->channel_id;
+		log_request(&req, line);
+		agent_send_failed(a->link, f->session_id, f->channel_id,
+		    reason);
+		goto out;
+	}
+	if (child_spawn(&req, &cp, reason, sizeof(reason)) != 0) {
+		snprintf(line, sizeof(line), "cannot start: %s", reason);
+		log_request(&req, line);
+		agent_send_failed(a->link, req.sid, req.ch, reason);
+		goto out;
+	}
+	if (chans_add(a->chans, &req, &cp) != 0) {
+		/* out of memory: no channel owns the child; stop it */
+		(void)kill(-cp.pid, SIGKILL);
+		if (cp.pty_fd >= 0)
+			close(cp.pty_fd);
+		if (cp.in_fd >= 0)
+			close(cp.in_fd);
+		if (cp.out_fd >= 0)
+			close(cp.out_fd);
+		if (cp.err_fd >= 0)
+			close(cp.err_fd);
+		log_request(&req, "out of memory");
+		agent_send_failed(a->link, req.sid, req.ch, "out of memory");
+		goto out;
+	}
+	snprintf(line, sizeof(line), "started (pid %d)", (int)cp.pid);
+	log_request(&req, line);
+ out:
+	agent_request_free(&req);
+}
+
+/* An unsigned CONTROL frame: connection-level, or for a channel. */
+static void
+on_unsigned_control(struct agent *a, const struct bz_frame *f)
+{
+	char err[AGENT_ERRLEN];
+	const char *t;
+	json_t *o;
+
+	if (f->channel_id != 0 &&
+	    chans_exists(a->chans, f->session_id, f->channel_id)) {
+		chans_frame(a->chans, a->link, f);
+		return;
+	}
+	if ((o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		bz_warn("bad control message from bzproxy: %s", err);
+		return;
+	}
+	t = bz_json_str(o, "t");
+	if (f->channel_id == 0 && t != NULL &&
+	    strcmp(t, "session_closed") == 0) {
+		bz_debug("session %u closed", f->session_id);
+		chans_session_closed(a->chans, f->session_id);
+	} else if (f->channel_id != 0 && t != NULL &&
+	    (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0)) {
+		/* never run anything bzproxy did not sign */
+		bz_warn("channel %u/%u: unsigned %s request refused",
+		    f->session_id, f->channel_id, t);
+		agent_send_failed(a->link, f->session_id, f->channel_id,
+		    "request is not signed by bzproxy");
+	} else
+		bz_debug("channel %u/%u: control \"%.32s\" ignored",
+		    f->session_id, f->channel_id, t != NULL ? t : "?");
+	json_decref(o);
+}
+
+/* One message from the link. Returns 0, or -1 when the link must go. */
+static int
+on_message(struct agent *a, const struct bz_link_msg *m, char *why,
+    size_t wl)
+{
+	struct bz_frame f;
+	int r;
+
+	if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
+		bz_errf(why, wl, "protocol error: bad frame from bzproxy (%s)",
+		    bz_err_str(r));
+		return -1;
+	}
+	if (a->phase != PH_READY)
+		return on_handshake(a, &f, why, wl);
+	if (f.type == BZ_FRAME_CONTROL && (f.flags & BZ_FLAG_PROXY_SIGNED))
+		on_request(a, &f);
+	else if (f.type == BZ_FRAME_CONTROL)
+		on_unsigned_control(a, &f);
+	else if (f.channel_id != 0)
+		chans_frame(a->chans, a->link, &f);
+	else
+		bz_debug("%s frame on channel 0 ignored",
+		    bz_frame_type_name(f.type));
+	return 0;
+}
+
+static void
+service_link(struct agent *a)
+{
+	char why[BZ_LINK_REASON_LEN];
+	struct bz_link_msg *m;
+	int r = 0;
+
+	while (a->link != NULL && (m = bz_link_recv(a->link)) != NULL) {
+		r = on_message(a, m, why, sizeof(why));
+		free(m);
+		if (r != 0) {
+			link_down(a, why);
+			return;
+		}
+	}
+	if (a->link != NULL &&
+	    bz_link_get_state(a->link, why, sizeof(why)) == BZ_LINK_CLOSED)
+		link_down(a, why);
+	else if (a->link != NULL && a->phase != PH_READY &&
+	    agent_now_ms() >= a->deadline)
+		link_down(a, "no handshake from bzproxy in time");
+}
+
+/* ---- signals ---- */
+
+static void
+on_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+	ssize_t n;
+
+	while ((n = read(a->sig_fd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			chans_reap(a->chans);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			bz_info("signal %s: stopping", sigabbrev_np(
+			    (int)si.ssi_signo));
+			a->stop = 1;
+			break;
+		default:
+			bz_debug("signal %d ignored", (int)si.ssi_signo);
+			break;
+		}
+	}
+}
+
+/* ---- the loop ---- */
+
+static void
+drain(int fd)
+{
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static int
+min_timeout(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static int
+loop_once(struct agent *a, struct pollfd *pfd, size_t max)
+{
+	struct bz_link *ready;
+	int64_t now = agent_now_ms();
+	int timeout;
+	size_t n;
+
+	if (a->phase == PH_DOWN && now >= a->retry_at)
+		link_up(a);
+	ready = a->phase == PH_READY ? a->link : NULL;
+	timeout = chans_pump(a->chans, ready, now);
+	if (a->phase == PH_DOWN)
+		timeout = min_timeout(timeout, (int)(a->retry_at - now));
+	else if (a->phase != PH_READY)
+		timeout = min_timeout(timeout, (int)(a->deadline - now));
+	timeout = min_timeout(timeout, LOOP_MAX_WAIT_MS);
+	if (timeout < 0)
+		timeout = 0;
+
+	pfd[0].fd = a->wake[0];
+	pfd[0].events = POLLIN;
+	pfd[1].fd = a->sig_fd;
+	pfd[1].events = POLLIN;
+	pfd[0].revents = pfd[1].revents = 0;
+	n = 2 + chans_pollfds(a->chans, ready, pfd + 2, max - 2);
+	if (poll(pfd, n, timeout) < 0) {
+		if (errno == EINTR)
+			return 0;
+		bz_error("poll: %s", strerror(errno));
+		return -1;
+	}
+	if (pfd[1].revents & POLLIN)
+		on_signals(a);
+	chans_io(a->chans, ready, pfd + 2, n - 2);
+	if (pfd[0].revents & POLLIN)
+		drain(a->wake[0]);
+	service_link(a);
+	return 0;
+}
+
+int
+agent_run(const struct agent_config *cfg, int sig_fd)
+{
+	/* wake pipe + signals + 3 fds per channel */
+	struct pollfd pfd[2 + 3 * AGENT_MAX_CHANNELS];
+	struct agent a;
+	int rc = 1;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.sig_fd = sig_fd;
+	a.wake[0] = a.wake[1] = -1;
+	a.phase = PH_DOWN;
+	a.retry_at = agent_now_ms();
+	if (pipe2(a.wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		bz_error("pipe: %s", strerror(errno));
+		goto out;
+	}
+	if ((a.chans = chans_new()) == NULL ||
+	    (a.replay = replay_new()) == NULL ||
+	    jwks_cache_start(cfg->oidc_issuer, cfg->oidc_ca_file,
+	    &a.jwks) != 0) {
+		bz_error("out of memory");
+		goto out;
+	}
+	bz_info("bzagent %s starting as %s", AGENT_VERSION, cfg->name);
+	while (!a.stop)
+		if (loop_once(&a, pfd, sizeof(pfd) / sizeof(pfd[0])) != 0)
+			goto out;
+	rc = 0;
+ out:
+	if (a.chans != NULL)
+		chans_shutdown(a.chans, CHILD_SHUTDOWN_GRACE_MS);
+	if (a.link != NULL)
+		bz_link_free(a.link);
+	chans_free(a.chans);
+	replay_free(a.replay);
+	jwks_cache_free(a.jwks);
+	if (a.wake[0] >= 0)
+		close(a.wake[0]);
+	if (a.wake[1] >= 0)
+		close(a.wake[1]);
+	return rc;
+}
