@@ -13,6 +13,13 @@
 
 struct bz_policy_set;
 
+#define BZ_POLICY_FILE_MAX (16u * 1024 * 1024) /* largest policy file */
+#define BZ_POLICY_FILES_MAX 4096     /* files in one directory */
+#define BZ_POLICY_RULES_MAX 1000000  /* rules in one set */
+#define BZ_POLICY_DEPTH_MAX 16       /* YAML nesting */
+#define BZ_POLICY_MAP_MAX 1024       /* keys in one YAML mapping */
+#define BZ_POLICY_ERRORS_MAX 1000    /* errors kept; then "too many" */
+
 struct bz_policy_error {
 	char file[512];
 	int line;     /* 1-based; 0 when not tied to a position */
@@ -25,6 +32,10 @@ struct bz_policy_errors {
 	size_t count;
 };
 void bz_policy_errors_free(struct bz_policy_errors *e);
+/* "file:line:column: message", or "file: message" when line is 0;
+ * returns what snprintf returns. */
+int bz_policy_error_format(const struct bz_policy_error *e, char *buf,
+    size_t len);
 
 /*
  * Load a policy file, or every *.yaml / *.yml file in a directory, as one
@@ -33,6 +44,10 @@ void bz_policy_errors_free(struct bz_policy_errors *e);
  */
 int bz_policy_load(const char *path, struct bz_policy_set **out,
     struct bz_policy_errors *errs);
+/* The same for one file's bytes (name is used in errors); data need not
+ * be NUL-terminated. */
+int bz_policy_load_buffer(const char *name, const char *data, size_t len,
+    struct bz_policy_set **out, struct bz_policy_errors *errs);
 void bz_policy_free(struct bz_policy_set *set);
 size_t bz_policy_rule_count(const struct bz_policy_set *set);
 
@@ -52,6 +67,9 @@ enum bz_action {
 	BZ_ACTION_PORT_FORWARD,
 };
 const char *bz_action_name(enum bz_action a);
+/* "connect", "shell", "exec", "scp", "sftp", "port_forward" -> *a; 0 or
+ * BZ_ERR_INVALID. */
+int bz_action_parse(const char *name, enum bz_action *a);
 
 struct bz_policy_request {
 	const char *user;                /* email from the ID token */
@@ -77,5 +95,24 @@ struct bz_policy_decision {
 /* Evaluate; always fills d (fail closed: any internal error is a deny). */
 void bz_policy_evaluate(const struct bz_policy_set *set,
     const struct bz_policy_request *req, struct bz_policy_decision *d);
+
+/*
+ * Evaluate as bz_policy_evaluate and say why in one line: the deciding
+ * rule with its file:line:column, or for a default deny the closest allow
+ * rule (the one matching most of subject, target, unix user, action and
+ * time) and what of the request it does not match.
+ */
+void bz_policy_explain(const struct bz_policy_set *set,
+    const struct bz_policy_request *req, struct bz_policy_decision *d,
+    char *why, size_t whylen);
+
+/*
+ * Warnings about a loaded set, in the same form as load errors: rules that
+ * can never match (an allow rule wholly covered by a deny rule, a glob in
+ * unix_users that would need to match root), duplicate patterns. Returns 0
+ * or BZ_ERR_ALLOC; warnings->count is the number found.
+ */
+int bz_policy_lint(const struct bz_policy_set *set,
+    struct bz_policy_errors *warnings);
 
 #endif

@@ -1,0 +1,119 @@
+/*
+ * policy_int.h: the compiled form of a policy set, shared by the loader
+ * (policy.c), the evaluator (policy_eval.c) and the linter (policy_lint.c).
+ * Nothing outside those three files includes it.
+ */
+#ifndef BZ_POLICY_INT_H
+#define BZ_POLICY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "policy.h"
+#include "tz.h"
+
+/* Bit for an action in rule.actions. */
+#define ACT_BIT(a) (1u << (unsigned)(a))
+#define ACT_ALL (ACT_BIT(BZ_ACTION_SHELL) | ACT_BIT(BZ_ACTION_EXEC) | \
+	ACT_BIT(BZ_ACTION_SCP) | ACT_BIT(BZ_ACTION_SFTP) | \
+	ACT_BIT(BZ_ACTION_PORT_FORWARD))
+
+/* A name pattern: literal, or an fnmatch glob. */
+struct pat {
+	const char *s;
+	size_t len;
+	size_t prefix;   /* literal bytes before the first wildcard */
+	int glob;
+	int line, col;   /* where it was written */
+};
+
+struct patlist {
+	struct pat *v;
+	size_t n;
+};
+
+struct label_pat {
+	const char *key;
+	struct pat value;
+};
+
+struct fwd_pat {
+	const char *text;     /* as written */
+	struct pat host;
+	struct pat port;      /* "*" or a number */
+};
+
+struct rule {
+	const char *name;
+	const char *file;
+	int line, column;     /* of the rule's mapping */
+	const char *description;
+	int deny;
+	struct patlist users, groups;
+	struct patlist names;
+	struct label_pat *labels;
+	size_t nlabels;
+	struct patlist unix_users;
+	unsigned actions;     /* ACT_BIT()s */
+	struct patlist commands;  /* exec limited to these when n > 0 */
+	struct fwd_pat *forwards;
+	size_t nforwards;
+	long mfa_max_age;
+	int has_hours;
+	int start_min, end_min;   /* [start, end); wraps midnight if start > end */
+	const char *hours;        /* as written, for messages */
+	unsigned days;            /* bit tm_wday (0 = Sunday); 0 = every day */
+	const struct bz_tz *tz;   /* NULL: UTC */
+	const char *tzname;       /* "UTC" when none */
+};
+
+struct chunk;
+struct arena {
+	struct chunk *head;
+};
+
+/* String -> list of rule indexes, ascending. */
+struct hent {
+	const char *key;
+	size_t klen;
+	size_t *ids;
+	size_t n, cap;
+};
+
+struct hmap {
+	struct hent *tab;
+	size_t cap, count;
+	int fold;   /* ASCII case-insensitive keys */
+};
+
+struct tzent {
+	const char *name;
+	struct bz_tz *tz;
+};
+
+struct bz_policy_set {
+	struct arena arena;
+	struct rule *rules;
+	size_t nrules, caprules;
+	struct tzent *tzs;
+	size_t ntzs;
+	struct hmap names;    /* rule name -> index */
+	/*
+	 * Evaluation index: a rule whose target names are all literal is
+	 * filed under each name in tmap; otherwise, when all its subject
+	 * patterns are literal, under each user (umap) and group (gmap);
+	 * otherwise in generic.
+	 */
+	struct hmap tmap, umap, gmap;
+	size_t *generic;
+	size_t ngeneric;
+};
+
+const struct hent *bz_hmap_find(const struct hmap *m, const char *key,
+    size_t klen);
+
+/* fnmatch flags for user patterns (e-mail addresses ignore case). */
+int bz_pat_match(const struct pat *p, const char *s, size_t slen, int fold);
+
+#endif
