@@ -1,0 +1,358 @@
+/*
+ * admin_cmd.c: the commands an admin runs next to the service: enrol users
+ * (TOTP seed) and agents (one-time token, labels), print the proxy key,
+ * verify the audit chain, ask the running server to reload its policies.
+ * They share the SQLite file with `serve` (WAL, busy timeout).
+ */
+#include "bzproxy.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <qrencode.h>
+#include <sodium.h>
+
+#include "audit.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#define TOTP_ISSUER "bastion"
+#define QR_QUIET 2 /* modules of light border around the code */
+
+static int
+open_store(const struct bzp_config *cfg, struct bzp_store **s)
+{
+	char err[BZP_ERRLEN];
+
+	if (bzp_store_open(cfg->state_db, s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A plausible email: local@domain, printable, no spaces or quotes. */
+static int
+email_ok(const char *e)
+{
+	const char *at = strchr(e, '@');
+	size_t i, n = strlen(e);
+
+	if (n < 3 || n > BZP_EMAIL_MAX || at == NULL || at == e ||
+	    at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (e[i] <= ' ' || e[i] > '~' || e[i] == '"' || e[i] == '\\')
+			return 0;
+	return 1;
+}
+
+/* The QR code as text: two modules per character cell, light drawn as a
+ * block (like `qrencode -t UTF8`), so it scans on a dark terminal. */
+static void
+print_qr(const char *text)
+{
+	QRcode *q;
+	int x, y, w;
+
+	if ((q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8,
+	    1)) == NULL)
+		return;
+	w = q->width;
+	for (y = -QR_QUIET; y < w + QR_QUIET; y += 2) {
+		for (x = -QR_QUIET; x < w + QR_QUIET; x++) {
+			int top = y >= 0 && y < w && x >= 0 && x < w &&
+			    (q->data[y * w + x] & 1);
+			int bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w &&
+			    (q->data[(y + 1) * w + x] & 1);
+
+			fputs(!top && !bot ? "\xe2\x96\x88" : /* full */
+			    !top ? "\xe2\x96\x80" :            /* upper */
+			    !bot ? "\xe2\x96\x84" : " ", stdout); /* lower */
+		}
+		putchar('\n');
+	}
+	QRcode_free(q);
+}
+
+static int
+user_add(const struct bzp_config *cfg, const char *email, int print_secret)
+{
+	struct bzp_store *s = NULL;
+	uint8_t seed[BZ_TOTP_SECRET_LEN];
+	char *uri = NULL, *b32 = NULL;
+	int rc = 1;
+
+	if (open_store(cfg, &s) != 0)
+		return 1;
+	bz_totp_new_secret(seed);
+	if ((uri = bz_totp_uri(TOTP_ISSUER, email, seed, sizeof(seed))) ==
+	    NULL || (b32 = bz_totp_base32(seed, sizeof(seed))) == NULL) {
+		fprintf(stderr, "bzproxy: out of memory\n");
+		goto out;
+	}
+	if (bzp_store_user_put(s, email, seed, sizeof(seed), time(NULL)) != 0) {
+		fprintf(stderr, "bzproxy: cannot store user %s: %s\n", email,
+		    bzp_store_errmsg(s));
+		goto out;
+	}
+	printf("Enrolled %s. Add this TOTP seed to their authenticator app "
+	    "(it is shown once):\n%s\n", email, uri);
+	if (isatty(STDOUT_FILENO))
+		print_qr(uri);
+	if (print_secret)
+		printf("%s\n", b32);
+	fflush(stdout);
+	rc = 0;
+ out:
+	if (uri != NULL)
+		sodium_memzero(uri, strlen(uri));
+	if (b32 != NULL)
+		sodium_memzero(b32, strlen(b32));
+	free(uri);
+	free(b32);
+	sodium_memzero(seed, sizeof(seed));
+	bzp_store_close(s);
+	return rc;
+}
+
+static int
+user_totp(const struct bzp_config *cfg, const char *email)
+{
+	struct bzp_store *s = NULL;
+	struct bzp_user u;
+	char code[BZ_TOTP_DIGITS + 1];
+	int r, rc = 1;
+
+	if (open_store(cfg, &s) != 0)
+		return 1;
+	if ((r = bzp_store_user_get(s, email, &u)) != 0)
+		fprintf(stderr, "bzproxy: %s\n", r == BZP_NOT_FOUND ?
+		    "no such user" : bzp_store_errmsg(s));
+	else if (bz_totp_code(u.seed, u.seed_len, time(NULL), code) != 0)
+		fprintf(stderr, "bzproxy: cannot compute the code\n");
+	else {
+		printf("%s\n", code);
+		rc = 0;
+	}
+	sodium_memzero(&u, sizeof(u));
+	bzp_store_close(s);
+	return rc;
+}
+
+int
+bzp_cmd_user(const struct bzp_config *cfg, int argc, char **argv)
+{
+	int i, print_secret = 0, test = 0;
+
+	/* argv[0] = "user", argv[1] = add|totp, argv[2] = EMAIL */
+	if (argc < 3 || !email_ok(argv[2])) {
+		fprintf(stderr, "bzproxy: user add|totp EMAIL (see --help)\n");
+		return 2;
+	}
+	for (i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--print-secret") == 0)
+			print_secret = 1;
+		else if (strcmp(argv[i], "--i-am-a-test") == 0)
+			test = 1;
+		else {
+			fprintf(stderr, "bzproxy: unknown option %s\n",
+			    argv[i]);
+			return 2;
+		}
+	}
+	if (bz_totp_global_init() != 0) {
+		fprintf(stderr, "bzproxy: cannot initialise liboath\n");
+		return 1;
+	}
+	if (strcmp(argv[1], "add") == 0 && !test)
+		return user_add(cfg, argv[2], print_secret);
+	if (strcmp(argv[1], "totp") == 0 && !print_secret) {
+		if (!test) {
+			fprintf(stderr, "bzproxy: user totp prints a user's "
+			    "current code: it exists for test sandboxes only "
+			    "and needs --i-am-a-test\n");
+			return 2;
+		}
+		return user_totp(cfg, argv[2]);
+	}
+	fprintf(stderr, "bzproxy: user add EMAIL [--print-secret] | user totp "
+	    "EMAIL --i-am-a-test\n");
+	return 2;
+}
+
+/* --label k=v: key a name, value a sane token; no duplicates. */
+static int
+add_label(json_t *labels, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char key[BZP_NAME_MAX + 1];
+	size_t kn;
+
+	if (eq == NULL || (kn = (size_t)(eq - kv)) == 0 || kn > BZP_NAME_MAX) {
+		fprintf(stderr, "bzproxy: --label wants KEY=VALUE, got \"%s\"\n",
+		    kv);
+		return -1;
+	}
+	memcpy(key, kv, kn);
+	key[kn] = '\0';
+	if (!bzp_name_ok(key, BZP_NAME_MAX) ||
+	    !bzp_label_value_ok(eq + 1, BZP_LABEL_VALUE_MAX)) {
+		fprintf(stderr, "bzproxy: label \"%s\": keys are letters, "
+		    "digits, '.', '_', '-'; values also ':/@+=' (at most %d)\n",
+		    kv, BZP_LABEL_VALUE_MAX);
+		return -1;
+	}
+	if (json_object_get(labels, key) != NULL) {
+		fprintf(stderr, "bzproxy: label %s given twice\n", key);
+		return -1;
+	}
+	if (json_object_size(labels) >= BZP_LABELS_MAX) {
+		fprintf(stderr, "bzproxy: at most %d labels\n", BZP_LABELS_MAX);
+		return -1;
+	}
+	return json_object_set_new(labels, key, json_string(eq + 1));
+}
+
+int
+bzp_cmd_agent(const struct bzp_config *cfg, int argc, char **argv)
+{
+	struct bzp_store *s = NULL;
+	json_t *labels = NULL;
+	uint8_t hash[32], pk[32], sk[64];
+	char *token = NULL, *text = NULL, *pkb = NULL, err[BZP_ERRLEN];
+	int i, rc = 2;
+
+	/* argv[0] = "agent", argv[1] = add, argv[2] = NAME */
+	if (argc < 3 || strcmp(argv[1], "add") != 0) {
+		fprintf(stderr, "bzproxy: agent add NAME [--label KEY=VALUE "
+		    "...]\n");
+		return 2;
+	}
+	if (!bzp_name_ok(argv[2], BZP_NAME_MAX)) {
+		fprintf(stderr, "bzproxy: agent names are 1-%d letters, "
+		    "digits, '.', '_', '-'\n", BZP_NAME_MAX);
+		return 2;
+	}
+	if ((labels = json_object()) == NULL)
+		return 1;
+	for (i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--label") == 0 && i + 1 < argc) {
+			if (add_label(labels, argv[++i]) != 0)
+				goto out;
+		} else {
+			fprintf(stderr, "bzproxy: unknown option %s\n",
+			    argv[i]);
+			goto out;
+		}
+	}
+	rc = 1;
+	if (bz_ed25519_load_or_create(cfg->signing_key, pk, sk, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: %s\n", err);
+		goto out;
+	}
+	if ((text = bz_json_dump(labels)) == NULL ||
+	    bz_random_b64url(32, &token) != 0 ||
+	    bz_b64url_encode(pk, sizeof(pk), &pkb) != 0)
+		goto out;
+	crypto_hash_sha256(hash, (const uint8_t *)token, strlen(token));
+	if (open_store(cfg, &s) != 0)
+		goto out;
+	if (bzp_store_agent_put(s, argv[2], text, hash, time(NULL)) != 0) {
+		fprintf(stderr, "bzproxy: cannot store agent %s: %s\n",
+		    argv[2], bzp_store_errmsg(s));
+		goto out;
+	}
+	fprintf(stderr, "Agent %s added with labels %s. Its one-time "
+	    "enrolment token is on stdout (only its hash is kept; adding the "
+	    "agent again issues a new one and unpins its key).\n"
+	    "proxy_public_key for its bzagent.yaml: %s\n", argv[2], text, pkb);
+	printf("%s\n", token);
+	fflush(stdout);
+	rc = 0;
+ out:
+	if (token != NULL)
+		sodium_memzero(token, strlen(token));
+	sodium_memzero(sk, sizeof(sk));
+	free(token);
+	free(text);
+	free(pkb);
+	json_decref(labels);
+	bzp_store_close(s);
+	return rc;
+}
+
+int
+bzp_cmd_key(const struct bzp_config *cfg, int argc, char **argv)
+{
+	uint8_t pk[32], sk[64];
+	char err[BZP_ERRLEN], *b = NULL;
+	int rc = 1;
+
+	if (argc != 1) {
+		fprintf(stderr, "bzproxy: key takes no arguments\n");
+		return 2;
+	}
+	if (bz_ed25519_load_or_create(cfg->signing_key, pk, sk, err,
+	    sizeof(err)) != 0)
+		fprintf(stderr, "bzproxy: %s\n", err);
+	else if (bz_b64url_encode(pk, sizeof(pk), &b) == 0) {
+		printf("%s\n", b);
+		rc = 0;
+	}
+	sodium_memzero(sk, sizeof(sk));
+	free(b);
+	return rc;
+}
+
+int
+bzp_cmd_audit(const struct bzp_config *cfg, int argc, char **argv)
+{
+	char err[BZP_ERRLEN * 2];
+
+	if (argc != 2 || strcmp(argv[1], "verify") != 0) {
+		fprintf(stderr, "bzproxy: audit verify\n");
+		return 2;
+	}
+	if (bz_audit_verify(cfg->audit_log, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: audit log tampered or damaged: %s\n",
+		    err);
+		return 1;
+	}
+	printf("%s: hash chain intact\n", cfg->audit_log);
+	return 0;
+}
+
+int
+bzp_cmd_policy_reload(const struct bzp_config *cfg)
+{
+	uint8_t *d = NULL;
+	size_t n;
+	char err[BZP_ERRLEN], *end;
+	long pid;
+
+	if (bz_read_file(cfg->pid_file, 64, &d, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: is the server running? %s\n", err);
+		return 1;
+	}
+	pid = strtol((char *)d, &end, 10);
+	free(d);
+	if (pid <= 1 || (*end != '\n' && *end != '\0')) {
+		fprintf(stderr, "bzproxy: %s does not hold a pid\n",
+		    cfg->pid_file);
+		return 1;
+	}
+	if (kill((pid_t)pid, SIGHUP) != 0) {
+		fprintf(stderr, "bzproxy: cannot signal pid %ld (%s): %s\n",
+		    pid, cfg->pid_file, strerror(errno));
+		return 1;
+	}
+	printf("asked bzproxy (pid %ld) to reload its policies; its log says "
+	    "whether the new set was taken\n", pid);
+	return 0;
+}

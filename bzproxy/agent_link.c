@@ -1,0 +1,417 @@
+/*
+ * agent_link.c: a /v1/agent link. bzproxy sends a challenge; the agent
+ * answers with its name, its Ed25519 key and a signature over the nonce,
+ * plus the one-time enrolment token on its first connection. A pinned key
+ * must match; an unpinned agent burns its token and gets its key pinned.
+ * After agent_ok, frames are routed by the header's session_id to the
+ * client link that owns it.
+ */
+#include "bzproxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#define TOKEN_MAX 256
+
+static const char name_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+int
+bzp_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= max && s[0] != '-' && s[0] != '.' &&
+	    strspn(s, name_chars) == n;
+}
+
+int
+bzp_label_value_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+=-") == n;
+}
+
+int
+bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
+    size_t *n)
+{
+	json_t *o, *val;
+	const char *k;
+	size_t i = 0;
+
+	*obj = NULL;
+	*v = NULL;
+	*n = 0;
+	if ((o = json_loads(text, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    !json_is_object(o) || json_object_size(o) > BZP_LABELS_MAX) {
+		json_decref(o);
+		return BZ_ERR_FORMAT;
+	}
+	if ((*v = calloc(json_object_size(o) + 1, sizeof(**v))) == NULL) {
+		json_decref(o);
+		return BZ_ERR_ALLOC;
+	}
+	json_object_foreach(o, k, val) {
+		if (!json_is_string(val)) {
+			free(*v);
+			*v = NULL;
+			json_decref(o);
+			return BZ_ERR_FORMAT;
+		}
+		(*v)[i].key = k;
+		(*v)[i].value = json_string_value(val);
+		i++;
+	}
+	*obj = o;
+	*n = i;
+	return BZ_OK;
+}
+
+struct bzp_agent *
+bzp_agent_new(struct bzp_conn *c)
+{
+	struct bzp_agent *a;
+	json_t *o = NULL;
+	char *nonce = NULL;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->conn = c;
+	randombytes_buf(a->nonce, sizeof(a->nonce));
+	if (bz_b64url_encode(a->nonce, sizeof(a->nonce), &nonce) != 0 ||
+	    (o = json_pack("{s:s, s:s, s:s}", "t", "challenge", "nonce",
+	    nonce, "proxy_key", c->srv->pk_b64)) == NULL ||
+	    bzp_conn_send_json(c, 0, 0, o) != 0) {
+		free(a);
+		a = NULL;
+	}
+	json_decref(o);
+	free(nonce);
+	return a;
+}
+
+struct bzp_agent *
+bzp_agent_find(struct bzp_server *s, const char *name)
+{
+	struct bzp_agent *a;
+
+	for (a = s->agents; a != NULL; a = a->next)
+		if (a->ready && strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+void
+bzp_agent_attach(struct bzp_agent *a, struct bzp_client *cl)
+{
+	cl->agent = a;
+	cl->agent_next = a->clients;
+	a->clients = cl;
+}
+
+void
+bzp_agent_detach(struct bzp_agent *a, struct bzp_client *cl)
+{
+	struct bzp_client **pp;
+
+	for (pp = &a->clients; *pp != NULL; pp = &(*pp)->agent_next)
+		if (*pp == cl) {
+			*pp = cl->agent_next;
+			break;
+		}
+	cl->agent_next = NULL;
+	cl->agent = NULL;
+}
+
+void
+bzp_agent_drained(struct bzp_agent *a)
+{
+	struct bzp_client *cl;
+
+	for (cl = a->clients; cl != NULL; cl = cl->agent_next)
+		bzp_conn_release(cl->conn, &cl->held_by_agent);
+}
+
+/* Leave the list of ready agents and end the sessions that used it. */
+static void
+agent_unlist(struct bzp_agent *a, const char *why)
+{
+	struct bzp_server *s = a->conn->srv;
+	struct bzp_agent **pp;
+	struct bzp_client *cl, *next;
+
+	if (!a->ready)
+		return;
+	a->ready = 0;
+	for (pp = &s->agents; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	for (cl = a->clients; cl != NULL; cl = next) {
+		next = cl->agent_next;
+		cl->agent_next = NULL;
+		if (s->stop) /* shutting down: every link closes anyway */
+			cl->agent = NULL;
+		else
+			bzp_client_agent_gone(cl, why);
+	}
+	a->clients = NULL;
+	bzp_audit(s, "agent_disconnect", json_pack("{s:s, s:s, s:s}",
+	    "target", a->name, "peer", a->conn->peer, "reason", why));
+}
+
+static void
+agent_refused(struct bzp_agent *a, const char *name, const char *reason)
+{
+	bzp_audit(a->conn->srv, "agent_connect", bzp_audit_decision(
+	    json_pack("{s:s?, s:s}", "target", name, "peer", a->conn->peer),
+	    "agent_connect", 0, NULL, reason));
+	bzp_conn_fail(a->conn, reason);
+}
+
+/* Decode a b64url member of exactly n bytes into out. */
+static int
+b64_member(const json_t *o, const char *key, uint8_t *out, size_t n)
+{
+	const char *v = bz_json_str(o, key);
+	uint8_t *d = NULL;
+	size_t dn;
+	int ok;
+
+	if (v == NULL || bz_b64url_decode(v, strlen(v), n, &d, &dn) != 0)
+		return -1;
+	ok = dn == n;
+	if (ok)
+		memcpy(out, d, n);
+	free(d);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The key is known to be the agent's (it signed our nonce). Check it
+ * against the pin, or enrol with the one-time token. 0 or -1 (refused,
+ * reason in why).
+ */
+static int
+check_identity(struct bzp_agent *a, const char *name, const uint8_t key[32],
+    const char *token, struct bzp_agent_rec *rec, char *why, size_t len)
+{
+	struct bzp_server *s = a->conn->srv;
+	uint8_t hash[32];
+	int r;
+
+	if ((r = bzp_store_agent_get(s->store, name, rec)) != 0) {
+		snprintf(why, len, r == BZP_NOT_FOUND ? "agent %s is not "
+		    "enrolled: ask an admin to run bzproxy agent add %s" :
+		    "bzproxy cannot read its state", name, name);
+		return -1;
+	}
+	if (rec->pinned) {
+		/* enrolled: the token (maybe still in its config) is moot */
+		if (sodium_memcmp(key, rec->key, 32) != 0) {
+			snprintf(why, len, "agent %s presented a key that is "
+			    "not the one pinned for it (re-enrol it with "
+			    "bzproxy agent add %s)", name, name);
+			return -1;
+		}
+		return 0;
+	}
+	if (token == NULL) {
+		snprintf(why, len, "agent %s is not enrolled yet: start it "
+		    "with the token from bzproxy agent add", name);
+		return -1;
+	}
+	crypto_hash_sha256(hash, (const uint8_t *)token, strlen(token));
+	if (!rec->has_token || sodium_memcmp(hash, rec->token_hash, 32) != 0 ||
+	    bzp_store_agent_pin(s->store, name, hash, key, time(NULL)) != 0) {
+		snprintf(why, len, "the enrolment token for %s is wrong or "
+		    "already used", name);
+		return -1;
+	}
+	bz_info("%s: agent %s enrolled, key pinned", a->conn->peer, name);
+	bzp_audit(s, "agent_enrol", json_pack("{s:s, s:s, s:s}", "target",
+	    name, "peer", a->conn->peer, "decision", "allow"));
+	return 0;
+}
+
+static void
+on_hello(struct bzp_agent *a, const json_t *o)
+{
+	struct bzp_server *s = a->conn->srv;
+	struct bzp_agent_rec rec;
+	struct bzp_agent *old;
+	uint8_t key[32], sig[64];
+	const char *name = bz_json_str(o, "name");
+	const char *token = bz_json_str(o, "enrol_token");
+	const char *version = bz_json_str(o, "version");
+	char why[BZP_ERRLEN + 64], old_why[BZP_ERRLEN];
+	json_t *labels = NULL, *ans = NULL;
+
+	memset(&rec, 0, sizeof(rec));
+	if (name == NULL || !bzp_name_ok(name, BZP_NAME_MAX)) {
+		agent_refused(a, NULL, "agent_hello without a valid name");
+		return;
+	}
+	if (token != NULL && strlen(token) > TOKEN_MAX)
+		token = NULL;
+	if (b64_member(o, "key", key, sizeof(key)) != 0 ||
+	    b64_member(o, "sig", sig, sizeof(sig)) != 0) {
+		agent_refused(a, name, "agent_hello needs key and sig "
+		    "(base64url)");
+		return;
+	}
+	if (crypto_sign_verify_detached(sig, a->nonce, sizeof(a->nonce),
+	    key) != 0) {
+		agent_refused(a, name, "bad signature over the challenge");
+		return;
+	}
+	if (check_identity(a, name, key, token, &rec, why, sizeof(why)) != 0) {
+		agent_refused(a, name, why);
+		goto out;
+	}
+	if ((labels = json_loads(rec.labels, 0, NULL)) == NULL ||
+	    (a->name = strdup(name)) == NULL) {
+		agent_refused(a, name, "bzproxy cannot read the agent's labels");
+		goto out;
+	}
+	/* one live connection per agent: the newest wins */
+	if ((old = bzp_agent_find(s, name)) != NULL) {
+		snprintf(old_why, sizeof(old_why), "target %s reconnected",
+		    name);
+		agent_unlist(old, old_why);
+		bzp_conn_close(old->conn, "replaced by a newer connection of "
+		    "agent %s", name);
+	}
+	if ((ans = json_pack("{s:s, s:O}", "t", "agent_ok", "labels",
+	    labels)) == NULL || bzp_conn_send_json(a->conn, 0, 0, ans) != 0) {
+		bzp_conn_close(a->conn, "cannot answer agent_hello");
+		goto out;
+	}
+	a->ready = 1;
+	a->next = s->agents;
+	s->agents = a;
+	snprintf(a->conn->peer + strlen(a->conn->peer),
+	    sizeof(a->conn->peer) - strlen(a->conn->peer), " (%s)", name);
+	bz_info("%s: agent %s connected (version %.32s)", a->conn->peer, name,
+	    version != NULL ? version : "?");
+	bzp_audit(s, "agent_connect", bzp_audit_decision(json_pack(
+	    "{s:s, s:s, s:O}", "target", name, "peer", a->conn->peer,
+	    "labels", labels), "agent_connect", 1, NULL, NULL));
+ out:
+	json_decref(labels);
+	json_decref(ans);
+	bzp_agent_rec_clear(&rec);
+}
+
+/* exit / failed on a channel: audited, then relayed like any frame. */
+static void
+audit_channel_end(struct bzp_client *cl, const struct bz_frame *f)
+{
+	json_t *o, *ev, *v;
+	const char *t;
+
+	if ((o = bz_json_parse_object(f->payload, f->length, NULL, 0)) == NULL)
+		return;
+	t = bz_json_str(o, "t");
+	if (t != NULL && (strcmp(t, "exit") == 0 || strcmp(t, "failed") == 0) &&
+	    (ev = bzp_audit_client(cl)) != NULL) {
+		json_object_set_new(ev, "ch", json_integer(f->channel_id));
+		if ((v = json_object_get(o, "status")) != NULL &&
+		    json_is_integer(v))
+			json_object_set(ev, "status", v);
+		if ((v = json_object_get(o, "signal")) != NULL &&
+		    json_is_string(v) && json_string_length(v) < 32)
+			json_object_set(ev, "signal", v);
+		if ((v = json_object_get(o, "reason")) != NULL &&
+		    json_is_string(v) && json_string_length(v) < 512)
+			json_object_set(ev, "reason", v);
+		bzp_audit(cl->conn->srv, strcmp(t, "exit") == 0 ?
+		    "channel_close" : "channel_failed", ev);
+	}
+	json_decref(o);
+}
+
+void
+bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
+    struct bzp_out **msg)
+{
+	struct bzp_client *cl;
+	char err[BZP_ERRLEN];
+	json_t *o;
+	const char *t;
+
+	if (!a->ready) {
+		if (f->type != BZ_FRAME_CONTROL || f->channel_id != 0 ||
+		    f->flags != 0 || (o = bz_json_parse_object(f->payload,
+		    f->length, err, sizeof(err))) == NULL) {
+			bzp_conn_close(a->conn, "protocol violation: expected "
+			    "agent_hello");
+			return;
+		}
+		if ((t = bz_json_str(o, "t")) != NULL &&
+		    strcmp(t, "agent_hello") == 0)
+			on_hello(a, o);
+		else
+			bzp_conn_close(a->conn, "protocol violation: expected "
+			    "agent_hello");
+		json_decref(o);
+		return;
+	}
+	if (f->flags != 0) {
+		bzp_conn_close(a->conn, "protocol violation: flags 0x%x from "
+		    "an agent", f->flags);
+		return;
+	}
+	switch (f->type) {
+	case BZ_FRAME_CONTROL:
+	case BZ_FRAME_DATA:
+	case BZ_FRAME_EXT_DATA:
+	case BZ_FRAME_EOF:
+	case BZ_FRAME_CLOSE:
+	case BZ_FRAME_WINDOW:
+		break;
+	default:
+		bzp_conn_close(a->conn, "protocol violation: %s frame from an "
+		    "agent", bz_frame_type_name(f->type));
+		return;
+	}
+	if (f->session_id == 0 || f->channel_id == 0) {
+		bz_debug("%s: ignored %s frame on session %u channel %u",
+		    a->conn->peer, bz_frame_type_name(f->type), f->session_id,
+		    f->channel_id);
+		return;
+	}
+	for (cl = a->clients; cl != NULL; cl = cl->agent_next)
+		if (cl->sid == f->session_id)
+			break;
+	if (cl == NULL)
+		return; /* the session ended while this was in flight */
+	if (f->type == BZ_FRAME_CONTROL)
+		audit_channel_end(cl, f);
+	bzp_client_from_agent(cl, f, msg);
+}
+
+void
+bzp_agent_free(struct bzp_agent *a)
+{
+	char why[BZP_ERRLEN];
+
+	if (a->ready) {
+		snprintf(why, sizeof(why), "target %s disconnected", a->name);
+		bz_info("%s: agent %s disconnected", a->conn->peer, a->name);
+		agent_unlist(a, why);
+	}
+	a->conn->agent = NULL;
+	free(a->name);
+	free(a);
+}

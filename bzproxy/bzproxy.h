@@ -1,0 +1,367 @@
+/*
+ * bzproxy.h: the contracts between bzproxy's files. Each file has one job:
+ *   main.c         command line, dispatch, usage
+ *   admin_cmd.c    offline commands: user, agent, key, audit verify,
+ *                  policy reload
+ *   config.c       the YAML config file
+ *   store.c        SQLite state: users (TOTP), agents, sessions
+ *   jwks_cache.c   the IdP's keys, refreshed by a helper thread
+ *   server.c       the lws context, signals, routing by path, reassembly
+ *   conn.c         per-connection write queues, backpressure, closing
+ *   client_auth.c  /v1/client login, hello, mfa
+ *   client_link.c  /v1/client channels: policy per request, relay
+ *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
+ *   audit_ev.c     audit events with the common fields
+ * Functions return 0 or a negative BZ_ERR_* and put a reason in err.
+ * Everything in server.c, conn.c, client_*.c and agent_link.c runs on the
+ * one lws service thread; nothing there blocks except SQLite and the
+ * audit fsync (both local and short).
+ */
+#ifndef BZPROXY_H
+#define BZPROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "policy.h"
+#include "totp.h"
+#include "wire.h"
+
+#define BZP_VERSION "0.1.0"
+#define BZP_ERRLEN 256
+/* Store lookups return this (positive: not an error) when nothing matched. */
+#define BZP_NOT_FOUND 1
+
+#define BZP_NAME_MAX 64       /* agent names, label keys */
+#define BZP_LABEL_VALUE_MAX 128
+#define BZP_LABELS_MAX 32
+#define BZP_EMAIL_MAX 254
+#define BZP_UNIX_USER_MAX 32
+#define BZP_GROUPS_MAX 64
+#define BZP_GROUP_MAX 128
+#define BZP_DEFAULT_SESSION_TTL (12 * 3600)
+
+/* ---- config.c ---- */
+struct bz_config;
+struct bzp_config {
+	struct bz_config *raw;
+	char *listen_host;      /* "127.0.0.1" */
+	int listen_port;
+	char *tls_cert, *tls_key, *state_db, *signing_key, *policies;
+	char *audit_log;
+	char *pid_file;         /* state_db + ".pid": serve writes it */
+	const char *issuer;     /* borrowed from raw */
+	const char *audience;
+	const char *groups_claim;
+	char *oidc_ca_file;     /* NULL: system store */
+	long session_ttl;       /* seconds */
+};
+int bzp_config_load(const char *path, struct bzp_config *c, char *err,
+    size_t errlen);
+void bzp_config_free(struct bzp_config *c);
+
+/* ---- store.c ---- */
+struct bzp_store;
+
+struct bzp_user {
+	uint8_t seed[64];           /* secret */
+	size_t seed_len;
+	struct bz_totp_state totp;
+};
+
+struct bzp_agent_rec {
+	char *labels;               /* JSON object text */
+	int has_token;              /* an unused enrolment token exists */
+	uint8_t token_hash[32];     /* SHA-256 of the token */
+	int pinned;
+	uint8_t key[32];            /* pinned Ed25519 public key */
+	int64_t enrolled_at;
+};
+
+struct bzp_session_rec {
+	char *user;
+	char *groups;               /* JSON array text */
+	char *id_token;             /* secret */
+	char *client_key;           /* b64url Ed25519 public key */
+	int64_t expires;
+	int64_t mfa_at;
+};
+
+/* Open (create 0600, schema on first use) the database at path. */
+int bzp_store_open(const char *path, struct bzp_store **out, char *err,
+    size_t errlen);
+void bzp_store_close(struct bzp_store *s);
+/* Enrol or re-enrol a user with a fresh seed and fresh TOTP state. */
+int bzp_store_user_put(struct bzp_store *s, const char *email,
+    const uint8_t *seed, size_t len, time_t now);
+/* 0, BZP_NOT_FOUND, or an error. */
+int bzp_store_user_get(struct bzp_store *s, const char *email,
+    struct bzp_user *u);
+int bzp_store_user_set_totp(struct bzp_store *s, const char *email,
+    const struct bz_totp_state *st);
+/* Add or re-enrol an agent: new labels and token hash, key unpinned. */
+int bzp_store_agent_put(struct bzp_store *s, const char *name,
+    const char *labels_json, const uint8_t token_hash[32], time_t now);
+/* 0, BZP_NOT_FOUND, or an error; clear a with bzp_agent_rec_clear. */
+int bzp_store_agent_get(struct bzp_store *s, const char *name,
+    struct bzp_agent_rec *a);
+void bzp_agent_rec_clear(struct bzp_agent_rec *a);
+/*
+ * Burn the enrolment token and pin key, only if name is still unpinned and
+ * its token hash is still token_hash. 0, BZP_NOT_FOUND (lost a race or
+ * token gone), or an error.
+ */
+int bzp_store_agent_pin(struct bzp_store *s, const char *name,
+    const uint8_t token_hash[32], const uint8_t key[32], time_t now);
+int bzp_store_session_put(struct bzp_store *s, const uint8_t hash[32],
+    const struct bzp_session_rec *r);
+/* 0, BZP_NOT_FOUND, or an error; clear r with bzp_session_rec_clear. */
+int bzp_store_session_get(struct bzp_store *s, const uint8_t hash[32],
+    struct bzp_session_rec *r);
+int bzp_store_session_set_mfa(struct bzp_store *s, const uint8_t hash[32],
+    int64_t mfa_at);
+/* Delete sessions that expired before now. */
+int bzp_store_session_purge(struct bzp_store *s, time_t now);
+void bzp_session_rec_clear(struct bzp_session_rec *r);
+/* SQLite's last message, for logs (never contains bound values). */
+const char *bzp_store_errmsg(struct bzp_store *s);
+
+/* ---- jwks_cache.c ---- */
+struct lws_context;
+struct bz_jwks;
+struct bzp_jwks;
+/*
+ * Fetch the IdP's JWKS, retrying for up to wait_s seconds (the IdP may be
+ * starting too). Blocking: called before the service loop runs.
+ */
+int bzp_jwks_start(const char *issuer, const char *ca_file, int wait_s,
+    struct bzp_jwks **out, char *err, size_t errlen);
+/* Where to send the wake-up when a background refresh finishes. */
+void bzp_jwks_set_context(struct bzp_jwks *j, struct lws_context *ctx);
+/* The keys in use (lws thread only). */
+const struct bz_jwks *bzp_jwks_get(const struct bzp_jwks *j);
+/*
+ * Ask for a background refresh (a token named an unknown kid). At most one
+ * per BZP_JWKS_MIN_INTERVAL seconds. Returns 1 when a refresh is running
+ * (wait for bzp_jwks_poll), 0 when rate limited.
+ */
+#define BZP_JWKS_MIN_INTERVAL 60
+int bzp_jwks_refresh(struct bzp_jwks *j);
+/* After a wake-up (lws thread): install fresh keys. 1 when a refresh has
+ * finished since the last call (successfully or not). */
+int bzp_jwks_poll(struct bzp_jwks *j);
+void bzp_jwks_free(struct bzp_jwks *j);
+
+/* ---- server.c / conn.c ---- */
+struct lws;
+struct bz_audit;
+
+enum bzp_kind {
+	BZP_CONN_CLIENT = 1,
+	BZP_CONN_AGENT = 2,
+};
+
+/* One queued websocket message: LWS_PRE bytes of headroom, then a frame. */
+struct bzp_out {
+	struct bzp_out *next;
+	size_t len;     /* frame bytes after the headroom */
+	uint8_t buf[];  /* LWS_PRE + frame */
+};
+
+struct bzp_client;
+struct bzp_agent;
+
+struct bzp_conn {
+	struct bzp_server *srv;
+	struct lws *wsi;
+	enum bzp_kind kind;
+	char peer[64];            /* "client 127.0.0.1:5555", for logs */
+	/* a message arriving in pieces (allocated only then) */
+	struct bzp_out *rx;
+	size_t rx_len, rx_cap;
+	/* write queue */
+	struct bzp_out *q_head, *q_tail;
+	size_t q_bytes;
+	uint64_t seq;
+	unsigned pause_refs;      /* destinations over high water we feed */
+	int closing;
+	char why[160];            /* close reason sent in the close frame */
+	struct bzp_client *client;
+	struct bzp_agent *agent;
+	struct bzp_conn *next, *prev; /* server-wide list */
+};
+
+struct bzp_server {
+	const struct bzp_config *cfg;
+	struct bzp_store *store;
+	struct bz_audit *audit;
+	struct bzp_jwks *jwks;
+	struct bz_policy_set *policy;
+	uint8_t pk[32];
+	uint8_t sk[64];             /* secret */
+	char *pk_b64;
+	struct lws_context *ctx;
+	struct bzp_conn *conns;     /* every live websocket */
+	struct bzp_agent *agents;   /* agents that passed agent_hello */
+	uint32_t next_sid;
+	int stop;
+};
+
+/* Run the service until SIGTERM/SIGINT. Exit status. */
+int bzp_serve(const struct bzp_config *cfg);
+
+/* conn.c: stop reading a source while its destination holds more than
+ * HIGH bytes; resume below LOW. */
+#define BZP_QUEUE_HIGH (4u * 1024 * 1024)
+#define BZP_QUEUE_LOW (1u * 1024 * 1024)
+
+/* Queue one frame (encoded here) and ask for a writeable callback. */
+int bzp_conn_send(struct bzp_conn *c, uint8_t type, uint16_t flags,
+    uint32_t session_id, uint32_t channel, const void *payload, size_t len);
+/* Queue a CONTROL frame holding obj (no flags). */
+int bzp_conn_send_json(struct bzp_conn *c, uint32_t session_id,
+    uint32_t channel, const json_t *obj);
+/* Queue {"t":"error","reason":reason} on channel 0, then close. */
+void bzp_conn_fail(struct bzp_conn *c, const char *reason);
+/*
+ * Queue a received message as is, with its header's session_id replaced
+ * (the only field bzproxy rewrites). Takes ownership of *msg.
+ */
+int bzp_conn_relay(struct bzp_conn *dst, struct bzp_out **msg,
+    uint32_t session_id);
+/* Flush what is queued, then close with a logged reason (printf style). */
+void bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * Backpressure between a source and a destination: after relaying into
+ * dst, pause src when dst is over BZP_QUEUE_HIGH; *held records that this
+ * pair holds one pause of src. bzp_conn_release drops it.
+ */
+void bzp_conn_hold(struct bzp_conn *src, struct bzp_conn *dst, int *held);
+void bzp_conn_release(struct bzp_conn *src, int *held);
+/* LWS_CALLBACK_SERVER_WRITEABLE: write one queued frame. -1 closes. */
+int bzp_conn_writeable(struct bzp_conn *c);
+/* Free queues (the connection is gone). */
+void bzp_conn_free(struct bzp_conn *c);
+/* A new message buffer with room for len frame bytes (NULL: no memory). */
+struct bzp_out *bzp_out_new(size_t len);
+
+/* ---- client_auth.c / client_link.c ---- */
+enum bzp_client_state {
+	BZP_CL_START = 0,   /* waiting for login or hello */
+	BZP_CL_WAIT_KEYS,   /* login waits for a JWKS refresh */
+	BZP_CL_MFA,         /* mfa_required sent */
+	BZP_CL_READY,       /* hello_ok sent: channels flow */
+	BZP_CL_DONE,        /* answered and closing */
+};
+
+struct bzp_chan {
+	struct bzp_chan *next;
+	uint32_t id;
+	int requested;        /* exec/shell seen (one per channel) */
+	int running;          /* signed request sent to the agent */
+	int client_closed;
+	int agent_closed;
+	enum bz_action action;
+	char rule[128];
+};
+
+struct bzp_client {
+	struct bzp_conn *conn;
+	enum bzp_client_state state;
+	json_t *pending_login;  /* login held while keys are refreshed */
+	uint32_t sid;           /* non-zero once READY */
+	uint8_t session_hash[32];
+	char *user, *target, *unix_user, *id_token;
+	json_t *groups;         /* array of strings */
+	const char **group_v;   /* views into groups, for the policy */
+	size_t ngroups;
+	json_t *labels;         /* the target's labels (object) */
+	struct bz_label *label_v;
+	size_t nlabels;
+	char rule[128];         /* rule that allowed the session */
+	int64_t mfa_at;         /* the session's last TOTP check */
+	long mfa_max_age;
+	int mfa_tries;
+	struct bzp_agent *agent;      /* while READY and the agent is up */
+	struct bzp_client *agent_next; /* in agent->clients */
+	struct bzp_chan *chans;
+	size_t nchans;
+	int agent_held;         /* our queue paused the agent */
+	int held_by_agent;      /* the agent's queue paused us */
+};
+
+/* New client state on a /v1/client connection. */
+struct bzp_client *bzp_client_new(struct bzp_conn *c);
+/* One decoded frame from the client; may take *msg (relay). */
+void bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
+    struct bzp_out **msg);
+/* client_auth.c: channel-0 messages before READY, and the MFA prompt. */
+void bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f);
+/* Retry a login held for fresh keys (after bzp_jwks_poll said 1). */
+void bzp_client_keys_ready(struct bzp_client *cl);
+/* A channel frame from the agent for this link: relay it (takes *msg). */
+void bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,
+    struct bzp_out **msg);
+/* The agent went away: fail the open channels and close. */
+void bzp_client_agent_gone(struct bzp_client *cl, const char *reason);
+/* Our queue drained below BZP_QUEUE_LOW: let the agent go on. */
+void bzp_client_drained(struct bzp_client *cl);
+/* The connection is gone: tell the agent, free everything. */
+void bzp_client_free(struct bzp_client *cl);
+/* Fill a policy request with the client's session facts. */
+void bzp_client_policy_req(const struct bzp_client *cl,
+    struct bz_policy_request *req, enum bz_action action,
+    const char *command);
+
+/* ---- agent_link.c ---- */
+struct bzp_agent {
+	struct bzp_conn *conn;
+	int ready;              /* agent_ok sent */
+	char *name;
+	uint8_t nonce[32];
+	struct bzp_client *clients;
+	struct bzp_agent *next; /* server->agents */
+};
+
+struct bzp_agent *bzp_agent_new(struct bzp_conn *c);
+void bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
+    struct bzp_out **msg);
+/* The connected, ready agent of that name, or NULL. */
+struct bzp_agent *bzp_agent_find(struct bzp_server *s, const char *name);
+void bzp_agent_attach(struct bzp_agent *a, struct bzp_client *cl);
+void bzp_agent_detach(struct bzp_agent *a, struct bzp_client *cl);
+/* Our queue drained below BZP_QUEUE_LOW: resume the clients we paused. */
+void bzp_agent_drained(struct bzp_agent *a);
+void bzp_agent_free(struct bzp_agent *a);
+/* Sanity of names: agent names, label keys ([A-Za-z0-9._-], 1..max). */
+int bzp_name_ok(const char *s, size_t max);
+/* Label values: printable ASCII without quotes/backslash, 0..max. */
+int bzp_label_value_ok(const char *s, size_t max);
+/*
+ * Parse stored labels (a JSON object of strings) into *obj and views for
+ * the policy (*v malloc'ed, pointing into *obj). 0 or an error.
+ */
+int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
+    size_t *n);
+
+/* ---- audit_ev.c ---- */
+/* Append one event; fields is stolen. Logs and returns <0 on failure. */
+int bzp_audit(struct bzp_server *s, const char *event, json_t *fields);
+/* The common members of a client's events: user, groups, target,
+ * unix_user, sid (those known so far). New reference. */
+json_t *bzp_audit_client(const struct bzp_client *cl);
+/* Add decision members: action, decision, rule, reason. Returns o. */
+json_t *bzp_audit_decision(json_t *o, const char *action, int allowed,
+    const char *rule, const char *reason);
+
+/* ---- admin_cmd.c ---- */
+int bzp_cmd_user(const struct bzp_config *cfg, int argc, char **argv);
+int bzp_cmd_agent(const struct bzp_config *cfg, int argc, char **argv);
+int bzp_cmd_key(const struct bzp_config *cfg, int argc, char **argv);
+int bzp_cmd_audit(const struct bzp_config *cfg, int argc, char **argv);
+int bzp_cmd_policy_reload(const struct bzp_config *cfg);
+
+#endif

@@ -1,0 +1,604 @@
+/*
+ * client_auth.c: the first messages on /v1/client (docs/protocol.md):
+ *   login  ID token (signature, iss, aud, exp, nonce bound to the client
+ *          key) + TOTP  ->  a session token (only its hash is stored)
+ *   hello  session + target + unix user  ->  policy (connect), target
+ *          connected, MFA age  ->  hello_ok | mfa_required | error
+ *   mfa    TOTP  ->  hello_ok | mfa_required | error
+ * Every refusal names something the user can act on, and is audited.
+ */
+#include "bzproxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "jwt.h"
+#include "log.h"
+#include "util.h"
+
+#define MFA_MAX_TRIES 3
+#define SALT_MAX 64
+#define NO_LOGIN "no valid login: run bzsshd login"
+
+/* A string member of at most max bytes, or NULL. */
+static const char *
+str_member(const json_t *o, const char *key, size_t max)
+{
+	const char *v = bz_json_str(o, key);
+
+	return v != NULL && v[0] != '\0' && strlen(v) <= max ? v : NULL;
+}
+
+/* Unix user names: [A-Za-z0-9._-], not starting with '-'. */
+static int
+unix_user_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= BZP_UNIX_USER_MAX && s[0] != '-' &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") == n;
+}
+
+static const char *
+totp_reason(enum bz_totp_result r)
+{
+	switch (r) {
+	case BZ_TOTP_WRONG: return "wrong TOTP code";
+	case BZ_TOTP_REPLAY: return "code already used, wait for the next one";
+	case BZ_TOTP_LOCKED: return "too many wrong codes, try again in a minute";
+	case BZ_TOTP_MALFORMED: return "the TOTP code must be 6 digits";
+	default: return "TOTP check failed";
+	}
+}
+
+/* Check a code against the user's stored TOTP state; the updated state is
+ * stored whatever the result (failures and used steps count). */
+static enum bz_totp_result
+check_totp(struct bzp_server *s, const char *email, const char *code)
+{
+	struct bzp_user u;
+	enum bz_totp_result r;
+
+	if (bzp_store_user_get(s->store, email, &u) != 0)
+		return BZ_TOTP_WRONG;
+	r = bz_totp_attempt(u.seed, u.seed_len, &u.totp, time(NULL), code);
+	if (bzp_store_user_set_totp(s->store, email, &u.totp) != 0) {
+		bz_error("cannot store the TOTP state of %s: %s", email,
+		    bzp_store_errmsg(s->store));
+		r = BZ_TOTP_WRONG; /* fail closed: a used step must stick */
+	}
+	sodium_memzero(&u, sizeof(u));
+	return r;
+}
+
+/* b64url(SHA-256(client_key || salt)): what the ID token's nonce must be. */
+static char *
+expected_nonce(const char *client_key, const char *salt)
+{
+	uint8_t *k = NULL, *sl = NULL, h[crypto_hash_sha256_BYTES];
+	size_t kn, sn;
+	crypto_hash_sha256_state st;
+	char *out = NULL;
+
+	if (bz_b64url_decode(client_key, strlen(client_key),
+	    crypto_sign_PUBLICKEYBYTES, &k, &kn) != 0 ||
+	    kn != crypto_sign_PUBLICKEYBYTES ||
+	    bz_b64url_decode(salt, strlen(salt), SALT_MAX, &sl, &sn) != 0 ||
+	    sn < 16)
+		goto out;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, k, kn);
+	crypto_hash_sha256_update(&st, sl, sn);
+	crypto_hash_sha256_final(&st, h);
+	(void)bz_b64url_encode(h, sizeof(h), &out);
+ out:
+	free(k);
+	free(sl);
+	return out;
+}
+
+/*
+ * The groups claim as a bounded array of strings. Fail closed: a claim we
+ * would have to cut could hide a group that a deny rule names.
+ */
+static json_t *
+groups_from_claims(const json_t *claims, const char *claim, char *err,
+    size_t errlen)
+{
+	json_t *v = json_object_get(claims, claim), *out, *g;
+	size_t i;
+
+	if (v == NULL)
+		return json_array();
+	if (json_is_string(v))
+		return json_pack("[O]", v);
+	if (!json_is_array(v) || json_array_size(v) > BZP_GROUPS_MAX) {
+		bz_errf(err, errlen, "the ID token's %s claim is not a list of "
+		    "at most %d groups", claim, BZP_GROUPS_MAX);
+		return NULL;
+	}
+	if ((out = json_array()) == NULL)
+		return NULL;
+	json_array_foreach(v, i, g) {
+		if (!json_is_string(g) || json_string_length(g) == 0 ||
+		    json_string_length(g) > BZP_GROUP_MAX) {
+			bz_errf(err, errlen, "the ID token's %s claim holds a "
+			    "group that is not a short string", claim);
+			json_decref(out);
+			return NULL;
+		}
+		json_array_append(out, g);
+	}
+	return out;
+}
+
+/* Keep groups (stolen) and views of them for the policy. */
+static int
+set_groups(struct bzp_client *cl, json_t *groups)
+{
+	size_t i, n = json_array_size(groups);
+
+	json_decref(cl->groups);
+	free(cl->group_v);
+	cl->groups = groups;
+	cl->ngroups = 0;
+	if ((cl->group_v = calloc(n + 1, sizeof(*cl->group_v))) == NULL)
+		return BZ_ERR_ALLOC;
+	for (i = 0; i < n; i++)
+		cl->group_v[cl->ngroups++] =
+		    json_string_value(json_array_get(groups, i));
+	return BZ_OK;
+}
+
+static int
+audit_login(struct bzp_client *cl, const char *email, int ok,
+    const char *reason)
+{
+	json_t *o = bzp_audit_client(cl);
+
+	if (o != NULL && cl->user == NULL && email != NULL)
+		json_object_set_new(o, "user", json_string(email));
+	return bzp_audit(cl->conn->srv, "login", bzp_audit_decision(o,
+	    "login", ok, NULL, reason));
+}
+
+/* Refuse, audit and close. */
+static void
+login_refused(struct bzp_client *cl, const char *email, const char *reason)
+{
+	audit_login(cl, email, 0, reason);
+	cl->state = BZP_CL_DONE;
+	bzp_conn_fail(cl->conn, reason);
+}
+
+/* Create the session and answer login_ok. */
+static void
+login_ok(struct bzp_client *cl, const char *email, const char *id_token,
+    const char *client_key)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bzp_session_rec rec;
+	uint8_t hash[32];
+	char *token = NULL, *groups = NULL;
+	time_t now = time(NULL);
+	json_t *ans = NULL;
+
+	memset(&rec, 0, sizeof(rec));
+	if (bz_random_b64url(32, &token) != 0 ||
+	    (groups = bz_json_dump(cl->groups)) == NULL) {
+		login_refused(cl, email, "out of memory");
+		goto out;
+	}
+	crypto_hash_sha256(hash, (const uint8_t *)token, strlen(token));
+	rec.user = (char *)email;
+	rec.groups = groups;
+	rec.id_token = (char *)id_token;
+	rec.client_key = (char *)client_key;
+	rec.expires = (int64_t)now + s->cfg->session_ttl;
+	rec.mfa_at = (int64_t)now;
+	(void)bzp_store_session_purge(s->store, now);
+	if (bzp_store_session_put(s->store, hash, &rec) != 0) {
+		bz_error("cannot store a session: %s",
+		    bzp_store_errmsg(s->store));
+		login_refused(cl, email, "bzproxy cannot store the session");
+		goto out;
+	}
+	/* no unaudited access: a login we cannot log is refused */
+	if (audit_login(cl, email, 1, NULL) != 0) {
+		cl->state = BZP_CL_DONE;
+		bzp_conn_fail(cl->conn, "bzproxy cannot write its audit log");
+		goto out;
+	}
+	ans = json_pack("{s:s, s:s, s:s, s:I}", "t", "login_ok", "session",
+	    token, "user", email, "expires", (json_int_t)rec.expires);
+	if (ans == NULL || bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
+		bzp_conn_close(cl->conn, "cannot answer login");
+		goto out;
+	}
+	bz_info("%s: login ok for %s", cl->conn->peer, email);
+	/* One login per connection: bzsshd closes it after login_ok. */
+	cl->state = BZP_CL_DONE;
+	bzp_conn_close(cl->conn, "login done");
+ out:
+	if (token != NULL)
+		sodium_memzero(token, strlen(token));
+	free(token);
+	free(groups);
+	json_decref(ans);
+}
+
+/* The login itself; may park it while the IdP's keys are refreshed. */
+static void
+do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bz_jwt_expect exp;
+	const char *id_token, *salt, *ck, *code, *email;
+	char err[BZP_ERRLEN], why[BZP_ERRLEN + 64], *nonce = NULL;
+	json_t *claims = NULL, *groups, *ev;
+	struct bzp_user u;
+	enum bz_totp_result tr;
+	int r;
+
+	if ((id_token = str_member(req, "id_token", BZ_JWT_MAX_LEN)) == NULL ||
+	    (salt = str_member(req, "nonce_salt", 128)) == NULL ||
+	    (ck = str_member(req, "client_key", 128)) == NULL ||
+	    (code = str_member(req, "totp", 16)) == NULL) {
+		login_refused(cl, NULL, "malformed login request");
+		return;
+	}
+	if ((nonce = expected_nonce(ck, salt)) == NULL) {
+		login_refused(cl, NULL, "malformed login request (client_key "
+		    "or nonce_salt)");
+		return;
+	}
+	memset(&exp, 0, sizeof(exp));
+	exp.issuer = s->cfg->issuer;
+	exp.audience = s->cfg->audience;
+	exp.nonce = nonce;
+	r = bz_jwt_verify(bzp_jwks_get(s->jwks), id_token, &exp, &claims, err,
+	    sizeof(err));
+	free(nonce);
+	if (r != 0 && may_refresh && strstr(err, "unknown key id") != NULL &&
+	    bzp_jwks_refresh(s->jwks) == 1) {
+		/* the IdP may have rotated its keys: wait for the refresh */
+		cl->pending_login = json_deep_copy(req);
+		cl->state = BZP_CL_WAIT_KEYS;
+		if (cl->pending_login == NULL)
+			login_refused(cl, NULL, "out of memory");
+		return;
+	}
+	if (r != 0) {
+		snprintf(why, sizeof(why), "the ID token was refused (%s): run "
+		    "bzsshd login again", err);
+		login_refused(cl, NULL, why);
+		return;
+	}
+	if ((email = str_member(claims, "email", BZP_EMAIL_MAX)) == NULL ||
+	    json_is_false(json_object_get(claims, "email_verified"))) {
+		login_refused(cl, NULL, "the ID token has no verified email");
+		goto out;
+	}
+	if ((groups = groups_from_claims(claims, s->cfg->groups_claim, err,
+	    sizeof(err))) == NULL) {
+		login_refused(cl, email, err);
+		goto out;
+	}
+	if (set_groups(cl, groups) != 0) {
+		login_refused(cl, email, "out of memory");
+		goto out;
+	}
+	if ((r = bzp_store_user_get(s->store, email, &u)) != 0) {
+		if (r == BZP_NOT_FOUND)
+			snprintf(why, sizeof(why), "user %s is not enrolled: "
+			    "ask an admin to run bzproxy user add", email);
+		else
+			snprintf(why, sizeof(why), "bzproxy cannot read its "
+			    "state");
+		login_refused(cl, email, why);
+		goto out;
+	}
+	sodium_memzero(&u, sizeof(u));
+	if ((tr = check_totp(s, email, code)) != BZ_TOTP_OK) {
+		if ((ev = bzp_audit_client(cl)) != NULL) {
+			json_object_set_new(ev, "user", json_string(email));
+			bzp_audit(s, "mfa", bzp_audit_decision(ev, "login", 0,
+			    NULL, totp_reason(tr)));
+		}
+		login_refused(cl, email, totp_reason(tr));
+		goto out;
+	}
+	login_ok(cl, email, id_token, ck);
+ out:
+	json_decref(claims);
+}
+
+void
+bzp_client_keys_ready(struct bzp_client *cl)
+{
+	json_t *req = cl->pending_login;
+
+	cl->pending_login = NULL;
+	cl->state = BZP_CL_START;
+	if (req != NULL && !cl->conn->closing)
+		do_login(cl, req, 0);
+	json_decref(req);
+}
+
+/* ---- hello / mfa ---- */
+
+static void
+audit_session(struct bzp_client *cl, int ok, const char *rule,
+    const char *reason)
+{
+	bzp_audit(cl->conn->srv, "session_open", bzp_audit_decision(
+	    bzp_audit_client(cl), "connect", ok, rule, reason));
+}
+
+static void
+hello_refused(struct bzp_client *cl, const char *rule, const char *reason)
+{
+	audit_session(cl, 0, rule, reason);
+	cl->state = BZP_CL_DONE;
+	bzp_conn_fail(cl->conn, reason);
+}
+
+/* A session id unique among live client links (0 is never used). */
+static uint32_t
+new_sid(struct bzp_server *s)
+{
+	struct bzp_conn *c;
+	uint32_t sid;
+	int clash;
+
+	do {
+		if ((sid = s->next_sid++) == 0)
+			sid = s->next_sid++;
+		clash = 0;
+		for (c = s->conns; c != NULL && !clash; c = c->next)
+			clash = c->client != NULL && c->client->sid == sid;
+	} while (clash);
+	return sid;
+}
+
+/* Everything checked: join the agent and answer hello_ok. */
+static void
+session_ready(struct bzp_client *cl)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bzp_agent *a;
+	json_t *ans;
+	char why[BZP_ERRLEN];
+
+	if ((a = bzp_agent_find(s, cl->target)) == NULL) {
+		snprintf(why, sizeof(why), "target %s is not connected",
+		    cl->target);
+		hello_refused(cl, cl->rule, why);
+		return;
+	}
+	cl->sid = new_sid(s);
+	if ((ans = json_pack("{s:s, s:s, s:s}", "t", "hello_ok", "user",
+	    cl->user, "target", cl->target)) == NULL ||
+	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
+		json_decref(ans);
+		cl->sid = 0;
+		bzp_conn_close(cl->conn, "cannot answer hello");
+		return;
+	}
+	json_decref(ans);
+	bzp_agent_attach(a, cl);
+	cl->state = BZP_CL_READY;
+	audit_session(cl, 1, cl->rule, NULL);
+	bz_info("%s: session %u: %s as %s on %s (rule %s)", cl->conn->peer,
+	    cl->sid, cl->user, cl->unix_user, cl->target, cl->rule);
+}
+
+static void
+ask_mfa(struct bzp_client *cl, const char *reason)
+{
+	json_t *o = json_pack("{s:s, s:s}", "t", "mfa_required", "reason",
+	    reason);
+
+	cl->state = BZP_CL_MFA;
+	if (o == NULL || bzp_conn_send_json(cl->conn, 0, 0, o) != 0)
+		bzp_conn_close(cl->conn, "cannot ask for MFA");
+	json_decref(o);
+}
+
+/* The stored ID token must still be valid (it travels to the agent). */
+static int
+id_token_valid(struct bzp_server *s, const char *token, const char *user,
+    char *why, size_t len)
+{
+	struct bz_jwt_expect exp;
+	json_t *claims = NULL;
+	char err[BZP_ERRLEN];
+	const char *email;
+	int r;
+
+	memset(&exp, 0, sizeof(exp));
+	exp.issuer = s->cfg->issuer;
+	exp.audience = s->cfg->audience;
+	if ((r = bz_jwt_verify(bzp_jwks_get(s->jwks), token, &exp, &claims,
+	    err, sizeof(err))) != 0) {
+		if (strstr(err, "expired") != NULL)
+			snprintf(why, len, "your IdP login has expired: run "
+			    "bzsshd login");
+		else
+			snprintf(why, len, "your saved ID token is no longer "
+			    "accepted (%s): run bzsshd login", err);
+	} else if ((email = bz_json_str(claims, "email")) == NULL ||
+	    strcmp(email, user) != 0) {
+		snprintf(why, len, NO_LOGIN);
+		r = BZ_ERR_INVALID;
+	}
+	json_decref(claims);
+	return r;
+}
+
+static void
+do_hello(struct bzp_client *cl, const json_t *req)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bzp_session_rec rec;
+	struct bzp_agent_rec arec;
+	struct bz_policy_request pr;
+	struct bz_policy_decision d;
+	const char *token, *target, *uu;
+	json_t *groups;
+	char why[BZP_ERRLEN + 64];
+	time_t now = time(NULL);
+	int r;
+
+	memset(&rec, 0, sizeof(rec));
+	memset(&arec, 0, sizeof(arec));
+	token = str_member(req, "session", 256);
+	target = str_member(req, "target", 255);
+	uu = str_member(req, "unix_user", 255);
+	if (token == NULL || target == NULL || uu == NULL) {
+		hello_refused(cl, NULL, "malformed hello");
+		return;
+	}
+	/* Names are checked before they reach logs or the audit. */
+	if (!bzp_name_ok(target, BZP_NAME_MAX)) {
+		hello_refused(cl, NULL, "unknown target (not a valid agent "
+		    "name)");
+		return;
+	}
+	cl->target = strdup(target);
+	if (!unix_user_ok(uu)) {
+		hello_refused(cl, NULL, "not a valid unix user name");
+		return;
+	}
+	cl->unix_user = strdup(uu);
+	if (cl->target == NULL || cl->unix_user == NULL) {
+		bzp_conn_close(cl->conn, "out of memory");
+		return;
+	}
+	crypto_hash_sha256(cl->session_hash, (const uint8_t *)token,
+	    strlen(token));
+	if ((r = bzp_store_session_get(s->store, cl->session_hash,
+	    &rec)) != 0 || rec.expires < (int64_t)now) {
+		if (r < 0)
+			bz_error("session lookup: %s",
+			    bzp_store_errmsg(s->store));
+		hello_refused(cl, NULL, NO_LOGIN);
+		goto out;
+	}
+	cl->user = strdup(rec.user);
+	cl->id_token = strdup(rec.id_token);
+	if (cl->user == NULL || cl->id_token == NULL ||
+	    (groups = json_loads(rec.groups, 0, NULL)) == NULL ||
+	    !json_is_array(groups) || set_groups(cl, groups) != 0) {
+		hello_refused(cl, NULL, "bzproxy cannot read the session");
+		goto out;
+	}
+	if (id_token_valid(s, rec.id_token, rec.user, why, sizeof(why)) != 0) {
+		hello_refused(cl, NULL, why);
+		goto out;
+	}
+	if ((r = bzp_store_agent_get(s->store, target, &arec)) != 0) {
+		snprintf(why, sizeof(why), r == BZP_NOT_FOUND ? "unknown "
+		    "target %s: no agent of that name is enrolled" :
+		    "bzproxy cannot read the agent %s", target);
+		hello_refused(cl, NULL, why);
+		goto out;
+	}
+	if (bzp_labels_parse(arec.labels, &cl->labels, &cl->label_v,
+	    &cl->nlabels) != 0) {
+		hello_refused(cl, NULL, "bzproxy cannot read the target's "
+		    "labels");
+		goto out;
+	}
+	bzp_client_policy_req(cl, &pr, BZ_ACTION_CONNECT, NULL);
+	bz_policy_evaluate(s->policy, &pr, &d);
+	if (!d.allowed) {
+		if (d.reason[0] == '\0')
+			snprintf(d.reason, sizeof(d.reason), "no policy allows "
+			    "%s as %s on %s", cl->user, cl->unix_user,
+			    cl->target);
+		hello_refused(cl, d.rule, d.reason);
+		goto out;
+	}
+	snprintf(cl->rule, sizeof(cl->rule), "%s", d.rule);
+	if (bzp_agent_find(s, cl->target) == NULL) {
+		/* before asking for a code the user could not use */
+		snprintf(why, sizeof(why), "target %s is not connected",
+		    cl->target);
+		hello_refused(cl, d.rule, why);
+		goto out;
+	}
+	cl->mfa_max_age = d.mfa_max_age;
+	cl->mfa_at = rec.mfa_at;
+	if (d.mfa_max_age > 0 && (int64_t)now - rec.mfa_at > d.mfa_max_age) {
+		snprintf(why, sizeof(why), "rule %s wants a TOTP check at "
+		    "least every %lds: enter your current code", d.rule,
+		    d.mfa_max_age);
+		bzp_audit(s, "mfa", bzp_audit_decision(bzp_audit_client(cl),
+		    "connect", 0, d.rule, "mfa_required"));
+		ask_mfa(cl, why);
+		goto out;
+	}
+	session_ready(cl);
+ out:
+	bzp_session_rec_clear(&rec);
+	bzp_agent_rec_clear(&arec);
+}
+
+static void
+do_mfa(struct bzp_client *cl, const json_t *req)
+{
+	struct bzp_server *s = cl->conn->srv;
+	enum bz_totp_result tr;
+	const char *code = str_member(req, "totp", 16);
+
+	tr = code == NULL ? BZ_TOTP_MALFORMED : check_totp(s, cl->user, code);
+	bzp_audit(s, "mfa", bzp_audit_decision(bzp_audit_client(cl),
+	    "connect", tr == BZ_TOTP_OK, cl->rule,
+	    tr == BZ_TOTP_OK ? NULL : totp_reason(tr)));
+	if (tr == BZ_TOTP_OK) {
+		cl->mfa_at = (int64_t)time(NULL);
+		if (bzp_store_session_set_mfa(s->store, cl->session_hash,
+		    cl->mfa_at) != 0)
+			bz_error("cannot store the MFA time: %s",
+			    bzp_store_errmsg(s->store));
+		session_ready(cl);
+		return;
+	}
+	if (tr == BZ_TOTP_LOCKED || ++cl->mfa_tries >= MFA_MAX_TRIES) {
+		hello_refused(cl, cl->rule, tr == BZ_TOTP_LOCKED ?
+		    totp_reason(tr) : "too many wrong codes");
+		return;
+	}
+	ask_mfa(cl, totp_reason(tr));
+}
+
+void
+bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f)
+{
+	char err[BZP_ERRLEN];
+	const char *t;
+	json_t *o;
+
+	if ((o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		bzp_conn_close(cl->conn, "protocol violation: %s", err);
+		return;
+	}
+	if ((t = bz_json_str(o, "t")) == NULL)
+		t = "";
+	if (cl->state == BZP_CL_START && strcmp(t, "login") == 0)
+		do_login(cl, o, 1);
+	else if (cl->state == BZP_CL_START && strcmp(t, "hello") == 0)
+		do_hello(cl, o);
+	else if (cl->state == BZP_CL_MFA && strcmp(t, "mfa") == 0)
+		do_mfa(cl, o);
+	else
+		bzp_conn_close(cl->conn, "protocol violation: unexpected "
+		    "\"%.32s\" before hello_ok", t);
+	json_decref(o);
+}

@@ -1,0 +1,461 @@
+/*
+ * client_link.c: a /v1/client link after hello_ok. Each channel's one
+ * exec/shell request is decided by the policy; an allowed one goes to the
+ * agent as JSON signed by bzproxy. Channel frames are relayed unchanged
+ * except for the header's session_id (0 here, the link's sid toward the
+ * agent).
+ */
+#include "bzproxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#define CHANNELS_MAX 256          /* open channels per SSH connection */
+#define COMMAND_MAX (32u * 1024)
+#define ENV_MAX 32
+#define ENV_VALUE_MAX 256
+#define TERM_MAX 64
+
+struct bzp_client *
+bzp_client_new(struct bzp_conn *c)
+{
+	struct bzp_client *cl = calloc(1, sizeof(*cl));
+
+	if (cl != NULL)
+		cl->conn = c;
+	return cl;
+}
+
+void
+bzp_client_policy_req(const struct bzp_client *cl,
+    struct bz_policy_request *req, enum bz_action action,
+    const char *command)
+{
+	memset(req, 0, sizeof(*req));
+	req->user = cl->user;
+	req->groups = cl->group_v;
+	req->ngroups = cl->ngroups;
+	req->target = cl->target;
+	req->labels = cl->label_v;
+	req->nlabels = cl->nlabels;
+	req->unix_user = cl->unix_user;
+	req->action = action;
+	req->command = command;
+	req->now = time(NULL);
+}
+
+static struct bzp_chan *
+chan_find(struct bzp_client *cl, uint32_t id)
+{
+	struct bzp_chan *ch;
+
+	for (ch = cl->chans; ch != NULL; ch = ch->next)
+		if (ch->id == id)
+			return ch;
+	return NULL;
+}
+
+/* Forget a channel both sides have closed (or that never ran). */
+static void
+chan_maybe_free(struct bzp_client *cl, struct bzp_chan *ch)
+{
+	struct bzp_chan **pp;
+
+	if (!ch->client_closed || (ch->running && !ch->agent_closed))
+		return;
+	for (pp = &cl->chans; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			cl->nchans--;
+			free(ch);
+			return;
+		}
+}
+
+/* Tell the client its channel cannot run (it ends the channel). */
+static void
+chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
+    const char *reason)
+{
+	json_t *o = json_pack("{s:s, s:s}", "t", t, "reason", reason);
+
+	if (o != NULL)
+		(void)bzp_conn_send_json(cl->conn, 0, id, o);
+	json_decref(o);
+}
+
+static int
+audit_channel(struct bzp_client *cl, uint32_t id, const char *action,
+    int allowed, const char *rule, const char *reason, const char *command)
+{
+	json_t *o = bzp_audit_client(cl);
+
+	if (o != NULL) {
+		json_object_set_new(o, "ch", json_integer(id));
+		if (command != NULL)
+			json_object_set_new(o, "command", json_string(command));
+	}
+	return bzp_audit(cl->conn->srv, "channel", bzp_audit_decision(o,
+	    action, allowed, rule, reason));
+}
+
+/* pty: only the members the agent reads, with bounded values. */
+static json_t *
+clean_pty(const json_t *pty)
+{
+	const char *term;
+	json_int_t v[4];
+	const char *keys[4] = { "cols", "rows", "width", "height" };
+	json_t *x;
+	int i;
+
+	if (pty == NULL || json_is_null(pty))
+		return json_null();
+	if (!json_is_object(pty) || (term = bz_json_str(pty, "term")) ==
+	    NULL || strlen(term) > TERM_MAX)
+		return NULL;
+	for (i = 0; i < 4; i++) {
+		x = json_object_get(pty, keys[i]);
+		v[i] = json_is_integer(x) ? json_integer_value(x) : 0;
+		if (v[i] < 0 || v[i] > 65535)
+			return NULL;
+	}
+	return json_pack("{s:s, s:I, s:I, s:I, s:I}", "term", term, "cols",
+	    v[0], "rows", v[1], "width", v[2], "height", v[3]);
+}
+
+/* env: LANG and LC_* only (as sshd's AcceptEnv), bounded. */
+static json_t *
+clean_env(const json_t *env)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+
+	if (out == NULL || env == NULL || !json_is_object(env))
+		return out;
+	json_object_foreach((json_t *)env, k, v) {
+		if ((strcmp(k, "LANG") != 0 && strncmp(k, "LC_", 3) != 0) ||
+		    strlen(k) > 64 || !json_is_string(v) ||
+		    json_string_length(v) > ENV_VALUE_MAX ||
+		    json_object_size(out) >= ENV_MAX)
+			continue;
+		json_object_set(out, k, v);
+	}
+	return out;
+}
+
+/* Serialise once, sign those bytes, send JSON || signature. */
+static int
+send_signed(struct bzp_client *cl, uint32_t id, const json_t *req)
+{
+	struct bzp_server *s = cl->conn->srv;
+	char *js;
+	uint8_t *p;
+	size_t n;
+	int r = BZ_ERR_ALLOC;
+
+	if ((js = bz_json_dump(req)) == NULL)
+		return BZ_ERR_ALLOC;
+	n = strlen(js);
+	if (n + BZ_SIG_LEN > BZ_WIRE_MAX_PAYLOAD)
+		r = BZ_ERR_TOO_BIG;
+	else if ((p = malloc(n + BZ_SIG_LEN)) != NULL) {
+		memcpy(p, js, n);
+		crypto_sign_detached(p + n, NULL, p, n, s->sk);
+		r = bzp_conn_send(cl->agent->conn, BZ_FRAME_CONTROL,
+		    BZ_FLAG_PROXY_SIGNED, cl->sid, id, p, n + BZ_SIG_LEN);
+		sodium_memzero(p, n); /* holds the ID token */
+		free(p);
+	}
+	sodium_memzero(js, n);
+	free(js);
+	return r;
+}
+
+/* exec or shell on a channel: decide, then sign and forward or refuse. */
+static void
+on_request(struct bzp_client *cl, struct bzp_chan *ch, const json_t *o,
+    int is_exec)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bz_policy_request pr;
+	struct bz_policy_decision d;
+	const char *command = NULL, *action = is_exec ? "exec" : "shell";
+	json_t *pty = NULL, *env = NULL, *req = NULL;
+	char *nonce = NULL, why[BZP_ERRLEN + 64];
+	time_t now = time(NULL);
+
+	if (ch->requested) {
+		chan_refuse(cl, ch->id, "denied", "one exec or shell per "
+		    "channel");
+		return;
+	}
+	ch->requested = 1;
+	ch->action = is_exec ? BZ_ACTION_EXEC : BZ_ACTION_SHELL;
+	if (is_exec && ((command = bz_json_str(o, "command")) == NULL ||
+	    strlen(command) > COMMAND_MAX)) {
+		chan_refuse(cl, ch->id, "denied", "malformed exec request");
+		return;
+	}
+	if ((pty = clean_pty(json_object_get(o, "pty"))) == NULL) {
+		chan_refuse(cl, ch->id, "denied", "malformed pty request");
+		return;
+	}
+	bzp_client_policy_req(cl, &pr, ch->action, command);
+	bz_policy_evaluate(s->policy, &pr, &d);
+	if (!d.allowed && d.reason[0] == '\0')
+		snprintf(d.reason, sizeof(d.reason), "no policy allows %s as "
+		    "%s on %s", action, cl->unix_user, cl->target);
+	if (d.allowed && d.mfa_max_age > 0 &&
+	    (int64_t)now - cl->mfa_at > d.mfa_max_age) {
+		/* a long-lived connection outlived the rule's MFA age */
+		d.allowed = 0;
+		snprintf(d.reason, sizeof(d.reason), "your last TOTP check is "
+		    "older than rule %s allows: reconnect to be asked again",
+		    d.rule);
+	}
+	if (d.allowed && cl->agent == NULL) {
+		d.allowed = 0;
+		snprintf(d.reason, sizeof(d.reason), "target %s is not "
+		    "connected", cl->target);
+	}
+	snprintf(ch->rule, sizeof(ch->rule), "%s", d.rule);
+	if (!d.allowed) {
+		audit_channel(cl, ch->id, action, 0, d.rule, d.reason, command);
+		chan_refuse(cl, ch->id, "denied", d.reason);
+		goto out;
+	}
+	/* no unaudited access: an allow we cannot log is a deny */
+	if (audit_channel(cl, ch->id, action, 1, d.rule, NULL, command) != 0) {
+		chan_refuse(cl, ch->id, "failed", "bzproxy cannot write its "
+		    "audit log");
+		goto out;
+	}
+	if (bz_random_b64url(16, &nonce) != 0 ||
+	    (env = clean_env(json_object_get(o, "env"))) == NULL ||
+	    (req = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:b, "
+	    "s:O, s:O, s:s, s:I, s:s}", "t", action, "sid",
+	    (json_int_t)cl->sid, "ch", (json_int_t)ch->id, "target",
+	    cl->target, "unix_user", cl->unix_user, "user", cl->user,
+	    "id_token", cl->id_token, "root_allowed",
+	    strcmp(cl->unix_user, "root") == 0, "pty", pty, "env", env,
+	    "rule", d.rule, "ts", (json_int_t)now, "nonce", nonce)) == NULL) {
+		chan_refuse(cl, ch->id, "failed", "out of memory");
+		goto out;
+	}
+	if (command != NULL)
+		json_object_set_new(req, "command", json_string(command));
+	if (send_signed(cl, ch->id, req) != 0) {
+		snprintf(why, sizeof(why), "request too large or target %s "
+		    "unreachable", cl->target);
+		chan_refuse(cl, ch->id, "failed", why);
+		goto out;
+	}
+	ch->running = 1;
+	bz_debug("%s: session %u channel %u: %s allowed by %s",
+	    cl->conn->peer, cl->sid, ch->id, action, d.rule);
+ out:
+	json_decref(pty);
+	json_decref(env);
+	json_decref(req);
+	free(nonce);
+}
+
+/* Forward a control message as is, for a channel that runs. */
+static void
+forward(struct bzp_client *cl, struct bzp_chan *ch, struct bzp_out **msg)
+{
+	if (ch == NULL || !ch->running || ch->agent_closed ||
+	    cl->agent == NULL)
+		return;
+	if (bzp_conn_relay(cl->agent->conn, msg, cl->sid) == 0)
+		bzp_conn_hold(cl->conn, cl->agent->conn, &cl->held_by_agent);
+}
+
+static void
+on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
+    const struct bz_frame *f, struct bzp_out **msg)
+{
+	char err[BZP_ERRLEN];
+	const char *t;
+	json_t *o;
+
+	if ((o = bz_json_parse_object(f->payload, f->length, err,
+	    sizeof(err))) == NULL) {
+		bzp_conn_close(cl->conn, "protocol violation: %s", err);
+		return;
+	}
+	if ((t = bz_json_str(o, "t")) == NULL)
+		t = "";
+	if (strcmp(t, "open") == 0) {
+		const char *kind = bz_json_str(o, "kind");
+
+		if (ch != NULL)
+			bzp_conn_close(cl->conn, "protocol violation: channel "
+			    "%u opened twice", id);
+		else if (cl->nchans >= CHANNELS_MAX)
+			chan_refuse(cl, id, "denied", "too many channels");
+		else if (kind == NULL || strcmp(kind, "session") != 0)
+			chan_refuse(cl, id, "denied", "only session channels "
+			    "are supported");
+		else if ((ch = calloc(1, sizeof(*ch))) == NULL)
+			chan_refuse(cl, id, "failed", "out of memory");
+		else {
+			ch->id = id;
+			ch->next = cl->chans;
+			cl->chans = ch;
+			cl->nchans++;
+		}
+	} else if (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0) {
+		if (ch == NULL)
+			chan_refuse(cl, id, "denied", "channel not open");
+		else
+			on_request(cl, ch, o, t[0] == 'e');
+	} else if (strcmp(t, "window_change") == 0 ||
+	    strcmp(t, "signal") == 0)
+		forward(cl, ch, msg);
+	else
+		bz_debug("%s: channel %u: ignored \"%.32s\"", cl->conn->peer,
+		    id, t);
+	json_decref(o);
+}
+
+void
+bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
+    struct bzp_out **msg)
+{
+	struct bzp_chan *ch;
+
+	if (cl->state != BZP_CL_READY) {
+		if ((cl->state == BZP_CL_START || cl->state == BZP_CL_MFA) &&
+		    f->channel_id == 0 && f->type == BZ_FRAME_CONTROL &&
+		    f->flags == 0)
+			bzp_client_auth(cl, f);
+		else if (cl->state != BZP_CL_DONE)
+			bzp_conn_close(cl->conn, "protocol violation: %s frame "
+			    "on channel %u before hello_ok",
+			    bz_frame_type_name(f->type), f->channel_id);
+		return;
+	}
+	if (f->flags != 0) {
+		bzp_conn_close(cl->conn, "protocol violation: flags 0x%x from "
+		    "a client", f->flags);
+		return;
+	}
+	if (f->channel_id == 0) {
+		if (f->type != BZ_FRAME_CONTROL)
+			bzp_conn_close(cl->conn, "protocol violation: %s frame "
+			    "on channel 0", bz_frame_type_name(f->type));
+		return; /* nothing is expected there after hello_ok */
+	}
+	ch = chan_find(cl, f->channel_id);
+	switch (f->type) {
+	case BZ_FRAME_CONTROL:
+		on_control(cl, ch, f->channel_id, f, msg);
+		break;
+	case BZ_FRAME_DATA:
+	case BZ_FRAME_EOF:
+	case BZ_FRAME_WINDOW:
+		forward(cl, ch, msg);
+		break;
+	case BZ_FRAME_CLOSE:
+		if (ch == NULL)
+			break;
+		ch->client_closed = 1;
+		forward(cl, ch, msg);
+		chan_maybe_free(cl, ch);
+		break;
+	default:
+		bzp_conn_close(cl->conn, "protocol violation: %s frame from a "
+		    "client", bz_frame_type_name(f->type));
+		break;
+	}
+}
+
+void
+bzp_client_agent_gone(struct bzp_client *cl, const char *reason)
+{
+	struct bzp_chan *ch;
+
+	for (ch = cl->chans; ch != NULL; ch = ch->next) {
+		if (!ch->running || ch->agent_closed)
+			continue;
+		chan_refuse(cl, ch->id, "failed", reason);
+		(void)bzp_conn_send(cl->conn, BZ_FRAME_CLOSE, 0, 0, ch->id,
+		    NULL, 0);
+		ch->agent_closed = 1;
+	}
+	cl->agent = NULL;
+	cl->agent_held = 0;      /* that pause died with the agent */
+	bzp_conn_release(cl->conn, &cl->held_by_agent);
+	bzp_conn_close(cl->conn, "%s", reason);
+}
+
+void
+bzp_client_drained(struct bzp_client *cl)
+{
+	if (cl->agent != NULL)
+		bzp_conn_release(cl->agent->conn, &cl->agent_held);
+}
+
+void
+bzp_client_free(struct bzp_client *cl)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bzp_chan *ch;
+	json_t *o;
+
+	if (cl->agent != NULL) {
+		/* the agent kills what this session still runs */
+		if (!s->stop && (o = json_pack("{s:s}", "t",
+		    "session_closed")) != NULL) {
+			(void)bzp_conn_send_json(cl->agent->conn, cl->sid, 0, o);
+			json_decref(o);
+		}
+		bzp_conn_release(cl->agent->conn, &cl->agent_held);
+		bzp_agent_detach(cl->agent, cl);
+	}
+	if (cl->sid != 0) {
+		bzp_audit(s, "session_close", bzp_audit_client(cl));
+		bz_info("%s: session %u closed", cl->conn->peer, cl->sid);
+	}
+	while ((ch = cl->chans) != NULL) {
+		cl->chans = ch->next;
+		free(ch);
+	}
+	json_decref(cl->pending_login);
+	if (cl->id_token != NULL)
+		sodium_memzero(cl->id_token, strlen(cl->id_token));
+	free(cl->id_token);
+	free(cl->user);
+	free(cl->target);
+	free(cl->unix_user);
+	json_decref(cl->groups);
+	free(cl->group_v);
+	json_decref(cl->labels);
+	free(cl->label_v);
+	cl->conn->client = NULL;
+	free(cl);
+}
+
+void
+bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,
+    struct bzp_out **msg)
+{
+	struct bzp_chan *ch = chan_find(cl, f->channel_id);
+
+	if (ch == NULL || !ch->running || ch->agent_closed)
+		return; /* late frames for a channel already finished */
+	if (f->type == BZ_FRAME_CLOSE)
+		ch->agent_closed = 1;
+	if (bzp_conn_relay(cl->conn, msg, 0) == 0 && cl->agent != NULL)
+		bzp_conn_hold(cl->agent->conn, cl->conn, &cl->agent_held);
+	if (f->type == BZ_FRAME_CLOSE)
+		chan_maybe_free(cl, ch);
+}

@@ -1,0 +1,127 @@
+/* config.c: bzproxy's YAML config file (docs/commands.md). */
+#include "bzproxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "util.h"
+
+static const char *const known_keys[] = {
+	"listen", "tls_cert", "tls_key", "state_db", "signing_key",
+	"policies", "audit_log", "oidc.issuer", "oidc.audience",
+	"oidc.ca_file", "oidc.groups_claim", "session_ttl", NULL,
+};
+
+/* host:port, host non-empty, port 1..65535. */
+static int
+parse_listen(const char *v, char **host, int *port)
+{
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long p;
+
+	if (colon == NULL || colon == v || colon[1] == '\0')
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return (*host = strndup(v, (size_t)(colon - v))) == NULL ? -1 : 0;
+}
+
+/* Required path setting, resolved against the config file's folder. */
+static int
+need_path(struct bzp_config *c, const char *key, char **out, char *err,
+    size_t errlen)
+{
+	if (bz_config_require(c->raw, key, err, errlen) == NULL)
+		return BZ_ERR_INVALID;
+	if ((*out = bz_config_path(c->raw, key)) == NULL)
+		return BZ_ERR_ALLOC;
+	return BZ_OK;
+}
+
+int
+bzp_config_load(const char *path, struct bzp_config *c, char *err,
+    size_t errlen)
+{
+	const char *v;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = bz_config_load(path, known_keys, &c->raw, err, errlen)) != 0)
+		return r;
+	r = BZ_ERR_INVALID;
+	if ((v = bz_config_require(c->raw, "listen", err, errlen)) == NULL)
+		goto fail;
+	if (parse_listen(v, &c->listen_host, &c->listen_port) != 0) {
+		bz_errf(err, errlen, "%s: listen must be HOST:PORT, got \"%s\"",
+		    path, v);
+		goto fail;
+	}
+	if ((r = need_path(c, "tls_cert", &c->tls_cert, err, errlen)) != 0 ||
+	    (r = need_path(c, "tls_key", &c->tls_key, err, errlen)) != 0 ||
+	    (r = need_path(c, "state_db", &c->state_db, err, errlen)) != 0 ||
+	    (r = need_path(c, "signing_key", &c->signing_key, err,
+	    errlen)) != 0 ||
+	    (r = need_path(c, "policies", &c->policies, err, errlen)) != 0 ||
+	    (r = need_path(c, "audit_log", &c->audit_log, err, errlen)) != 0)
+		goto fail;
+	r = BZ_ERR_INVALID;
+	if ((c->issuer = bz_config_require(c->raw, "oidc.issuer", err,
+	    errlen)) == NULL ||
+	    (c->audience = bz_config_require(c->raw, "oidc.audience", err,
+	    errlen)) == NULL)
+		goto fail;
+	if (strncmp(c->issuer, "https://", 8) != 0) {
+		bz_errf(err, errlen, "%s: oidc.issuer must be an https:// URL",
+		    path);
+		goto fail;
+	}
+	c->groups_claim = bz_config_get(c->raw, "oidc.groups_claim");
+	if (c->groups_claim == NULL || c->groups_claim[0] == '\0')
+		c->groups_claim = "groups";
+	if (bz_config_get(c->raw, "oidc.ca_file") != NULL &&
+	    (c->oidc_ca_file = bz_config_path(c->raw, "oidc.ca_file")) ==
+	    NULL) {
+		r = BZ_ERR_ALLOC;
+		goto fail;
+	}
+	c->session_ttl = BZP_DEFAULT_SESSION_TTL;
+	if ((v = bz_config_get(c->raw, "session_ttl")) != NULL &&
+	    (c->session_ttl = bz_parse_duration(v)) <= 0) {
+		bz_errf(err, errlen, "%s: session_ttl must be a duration like "
+		    "12h, got \"%s\"", path, v);
+		goto fail;
+	}
+	if (asprintf(&c->pid_file, "%s.pid", c->state_db) < 0) {
+		c->pid_file = NULL;
+		r = BZ_ERR_ALLOC;
+		goto fail;
+	}
+	return BZ_OK;
+ fail:
+	bzp_config_free(c);
+	return r;
+}
+
+void
+bzp_config_free(struct bzp_config *c)
+{
+	free(c->listen_host);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->state_db);
+	free(c->signing_key);
+	free(c->policies);
+	free(c->audit_log);
+	free(c->oidc_ca_file);
+	free(c->pid_file);
+	bz_config_free(c->raw);
+	memset(c, 0, sizeof(*c));
+}

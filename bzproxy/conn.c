@@ -1,0 +1,223 @@
+/*
+ * conn.c: what every websocket shares: a write queue of whole frames (one
+ * written per WRITEABLE callback, each with LWS_PRE headroom so lws can
+ * put its header in front without a copy), backpressure between a source
+ * and a destination, and closing after the queue has been flushed.
+ */
+#include "bzproxy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#define CLOSE_GRACE_S 5  /* time to flush the queue before a forced close */
+#define SID_OFFSET 4     /* session_id in the wire header (wire.h) */
+
+struct bzp_out *
+bzp_out_new(size_t len)
+{
+	struct bzp_out *o;
+
+	if ((o = malloc(sizeof(*o) + LWS_PRE + len)) == NULL)
+		return NULL;
+	o->next = NULL;
+	o->len = len;
+	return o;
+}
+
+static void
+enqueue(struct bzp_conn *c, struct bzp_out *o)
+{
+	if (c->q_tail != NULL)
+		c->q_tail->next = o;
+	else
+		c->q_head = o;
+	c->q_tail = o;
+	c->q_bytes += o->len;
+	lws_callback_on_writable(c->wsi);
+}
+
+int
+bzp_conn_send(struct bzp_conn *c, uint8_t type, uint16_t flags,
+    uint32_t session_id, uint32_t channel, const void *payload, size_t len)
+{
+	struct bzp_out *o;
+	struct bz_buf b;
+	int r;
+
+	if (c->closing)
+		return BZ_ERR_INVALID;
+	bz_buf_init(&b);
+	if ((r = bz_frame_encode(&b, type, flags, session_id, channel, c->seq,
+	    payload, len)) != 0) {
+		bz_buf_free(&b);
+		return r;
+	}
+	if ((o = bzp_out_new(b.len)) == NULL) {
+		bz_buf_free(&b);
+		return BZ_ERR_ALLOC;
+	}
+	memcpy(o->buf + LWS_PRE, b.data, b.len);
+	bz_buf_free(&b); /* zeroes: control frames may carry tokens */
+	c->seq++;
+	enqueue(c, o);
+	return BZ_OK;
+}
+
+int
+bzp_conn_send_json(struct bzp_conn *c, uint32_t session_id,
+    uint32_t channel, const json_t *obj)
+{
+	char *s;
+	int r;
+
+	if ((s = bz_json_dump(obj)) == NULL)
+		return BZ_ERR_ALLOC;
+	r = bzp_conn_send(c, BZ_FRAME_CONTROL, 0, session_id, channel, s,
+	    strlen(s));
+	sodium_memzero(s, strlen(s)); /* login_ok carries the session */
+	free(s);
+	return r;
+}
+
+void
+bzp_conn_fail(struct bzp_conn *c, const char *reason)
+{
+	json_t *o = json_pack("{s:s, s:s}", "t", "error", "reason", reason);
+
+	if (o != NULL)
+		(void)bzp_conn_send_json(c, 0, 0, o);
+	json_decref(o);
+	bzp_conn_close(c, "%s", reason);
+}
+
+int
+bzp_conn_relay(struct bzp_conn *dst, struct bzp_out **msg,
+    uint32_t session_id)
+{
+	struct bzp_out *o = *msg;
+	uint8_t *h;
+
+	*msg = NULL;
+	if (dst->closing) {
+		free(o);
+		return BZ_ERR_INVALID;
+	}
+	h = o->buf + LWS_PRE + SID_OFFSET;
+	h[0] = (uint8_t)(session_id >> 24);
+	h[1] = (uint8_t)(session_id >> 16);
+	h[2] = (uint8_t)(session_id >> 8);
+	h[3] = (uint8_t)session_id;
+	o->next = NULL;
+	enqueue(dst, o);
+	return BZ_OK;
+}
+
+void
+bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	bz_info("%s: closing: %s", c->peer, c->why);
+	/* Nothing more is read; what is queued still goes out. */
+	lws_rx_flow_control(c->wsi, 0);
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+	lws_callback_on_writable(c->wsi);
+}
+
+void
+bzp_conn_hold(struct bzp_conn *src, struct bzp_conn *dst, int *held)
+{
+	if (*held || dst->q_bytes <= BZP_QUEUE_HIGH || src->closing)
+		return;
+	*held = 1;
+	if (src->pause_refs++ == 0) {
+		bz_debug("%s: paused (%s has %zu bytes queued)", src->peer,
+		    dst->peer, dst->q_bytes);
+		lws_rx_flow_control(src->wsi, 0);
+	}
+}
+
+void
+bzp_conn_release(struct bzp_conn *src, int *held)
+{
+	if (!*held)
+		return;
+	*held = 0;
+	if (--src->pause_refs == 0 && !src->closing) {
+		bz_debug("%s: resumed", src->peer);
+		lws_rx_flow_control(src->wsi, 1);
+	}
+}
+
+int
+bzp_conn_writeable(struct bzp_conn *c)
+{
+	struct bzp_out *o;
+	size_t before = c->q_bytes, n;
+	int w;
+
+	if ((o = c->q_head) != NULL) {
+		c->q_head = o->next;
+		if (c->q_head == NULL)
+			c->q_tail = NULL;
+		c->q_bytes -= o->len;
+		/* lws keeps what the socket did not take and writes it
+		 * before the next WRITEABLE: one frame per callback. */
+		w = lws_write(c->wsi, o->buf + LWS_PRE, o->len,
+		    LWS_WRITE_BINARY);
+		free(o);
+		if (w < 0) {
+			bz_info("%s: write failed", c->peer);
+			return -1;
+		}
+		if (before >= BZP_QUEUE_LOW && c->q_bytes < BZP_QUEUE_LOW) {
+			if (c->client != NULL)
+				bzp_client_drained(c->client);
+			else if (c->agent != NULL)
+				bzp_agent_drained(c->agent);
+		}
+	}
+	if (c->q_head != NULL)
+		lws_callback_on_writable(c->wsi);
+	else if (c->closing) {
+		n = strlen(c->why);
+		if (n > 120) /* a close frame's reason is at most 123 bytes */
+			n = 120;
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL,
+		    (unsigned char *)c->why, n);
+		return -1;
+	}
+	return 0;
+}
+
+void
+bzp_conn_free(struct bzp_conn *c)
+{
+	struct bzp_out *o;
+
+	if (c == NULL)
+		return;
+	while ((o = c->q_head) != NULL) {
+		c->q_head = o->next;
+		free(o);
+	}
+	free(c->rx);
+	free(c);
+}

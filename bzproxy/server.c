@@ -1,0 +1,483 @@
+/*
+ * server.c: `bzproxy serve`: the lws context (one TLS vhost, protocol
+ * bz.v1), routing by path (/v1/client, /v1/agent), reassembly of messages
+ * lws delivers in pieces, signals, and the service loop.
+ *
+ * Debian's lws 4.1.6 runs one service thread and no external poll, so
+ * everything happens in its callbacks. Signal handlers only set a flag and
+ * call lws_cancel_service; the work happens in EVENT_WAIT_CANCELLED.
+ */
+#include "bzproxy.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "audit.h"
+#include "buf.h"
+#include "jwt.h"
+#include "log.h"
+#include "util.h"
+
+#define PROTOCOL_NAME "bz.v1"
+/*
+ * lws gives each connection a receive buffer of this size and delivers
+ * larger messages in pieces: small keeps idle connections (agents) cheap,
+ * and a 32 KiB DATA frame costs only a few callbacks.
+ */
+#define RX_PIECE 8192
+#define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
+#define JWKS_WAIT_S 30
+
+/* Signals: the only globals besides the configuration. */
+static volatile sig_atomic_t sig_stop, sig_hup;
+static struct lws_context *volatile sig_ctx;
+
+struct pss {
+	struct bzp_conn *c;
+	enum bzp_kind kind;   /* chosen by path during the handshake */
+};
+
+static const lws_retry_bo_t keepalive = {
+	.secs_since_valid_ping = 20,   /* ping an idle peer */
+	.secs_since_valid_hangup = 50, /* and drop it when it stays silent */
+};
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP)
+		sig_hup = 1;
+	else
+		sig_stop = 1;
+	if (sig_ctx != NULL)
+		lws_cancel_service(sig_ctx);
+	errno = saved;
+}
+
+/* ---- policies ---- */
+
+static int
+load_policies(const char *path, struct bz_policy_set **out)
+{
+	struct bz_policy_errors errs = { NULL, 0 };
+	char line[1024];
+	size_t i;
+	int r;
+
+	if ((r = bz_policy_load(path, out, &errs)) != 0) {
+		for (i = 0; i < errs.count; i++) {
+			bz_policy_error_format(&errs.items[i], line,
+			    sizeof(line));
+			bz_error("%s", line);
+		}
+		if (errs.count == 0)
+			bz_error("%s: cannot load policies (%s)", path,
+			    bz_err_str(r));
+		*out = NULL;
+	}
+	bz_policy_errors_free(&errs);
+	return r;
+}
+
+/* SIGHUP: a bad set keeps the old one (load is all or nothing). */
+static void
+reload_policies(struct bzp_server *s)
+{
+	struct bz_policy_set *set;
+
+	if (load_policies(s->cfg->policies, &set) != 0) {
+		bz_error("policy reload failed: keeping the %zu rule(s) in use",
+		    bz_policy_rule_count(s->policy));
+		bzp_audit(s, "policy_reload", json_pack("{s:s, s:b}",
+		    "path", s->cfg->policies, "ok", 0));
+		return;
+	}
+	bz_policy_free(s->policy);
+	s->policy = set;
+	bz_info("policies reloaded from %s: %zu rule(s)", s->cfg->policies,
+	    bz_policy_rule_count(set));
+	bzp_audit(s, "policy_reload", json_pack("{s:s, s:b, s:I}", "path",
+	    s->cfg->policies, "ok", 1, (json_int_t)bz_policy_rule_count(set)));
+}
+
+/* EVENT_WAIT_CANCELLED: a signal arrived or the JWKS helper finished. */
+static void
+on_wake(struct bzp_server *s)
+{
+	struct bzp_conn *c;
+
+	if (sig_stop)
+		s->stop = 1;
+	if (sig_hup) {
+		sig_hup = 0;
+		reload_policies(s);
+	}
+	if (bzp_jwks_poll(s->jwks))
+		for (c = s->conns; c != NULL; c = c->next)
+			if (c->client != NULL &&
+			    c->client->state == BZP_CL_WAIT_KEYS)
+				bzp_client_keys_ready(c->client);
+}
+
+/* ---- connections ---- */
+
+/* During the handshake: route by path; refuse anything else. */
+static int
+on_filter(struct lws *wsi, struct pss *p)
+{
+	char uri[64], proto[128], peer[64];
+
+	peer[0] = '\0';
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		uri[0] = '\0';
+	if (strcmp(uri, "/v1/client") == 0)
+		p->kind = BZP_CONN_CLIENT;
+	else if (strcmp(uri, "/v1/agent") == 0)
+		p->kind = BZP_CONN_AGENT;
+	else {
+		bz_info("%s: refused a websocket on path \"%.60s\"", peer, uri);
+		return -1;
+	}
+	/* Without the header lws would pick us as the default protocol. */
+	if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) <= 0 ||
+	    strstr(proto, PROTOCOL_NAME) == NULL) {
+		bz_info("%s: refused a websocket without subprotocol %s", peer,
+		    PROTOCOL_NAME);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
+{
+	struct bzp_conn *c;
+	char peer[48];
+
+	if (s->stop || (c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	peer[0] = '\0';
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	c->srv = s;
+	c->wsi = wsi;
+	c->kind = p->kind;
+	snprintf(c->peer, sizeof(c->peer), "%s %s",
+	    c->kind == BZP_CONN_CLIENT ? "client" : "agent", peer);
+	if (c->kind == BZP_CONN_CLIENT)
+		c->client = bzp_client_new(c);
+	else
+		c->agent = bzp_agent_new(c);
+	if (c->client == NULL && c->agent == NULL) {
+		free(c);
+		return -1;
+	}
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	p->c = c;
+	bz_debug("%s: connected", c->peer);
+	return 0;
+}
+
+static void
+on_closed(struct bzp_server *s, struct pss *p)
+{
+	struct bzp_conn *c = p->c;
+
+	if (c == NULL)
+		return;
+	p->c = NULL;
+	if (!c->closing)
+		bz_info("%s: connection closed by the peer", c->peer);
+	else
+		bz_debug("%s: closed", c->peer);
+	if (c->client != NULL)
+		bzp_client_free(c->client);
+	if (c->agent != NULL)
+		bzp_agent_free(c->agent);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	bzp_conn_free(c);
+}
+
+/* One whole message: decode it and hand it to its link. */
+static void
+on_message(struct bzp_conn *c, struct bzp_out *m)
+{
+	struct bz_frame f;
+	int r;
+
+	if ((r = bz_frame_decode(m->buf + LWS_PRE, m->len, &f)) != 0) {
+		bzp_conn_close(c, "protocol violation: bad frame (%s)",
+		    bz_err_str(r));
+		free(m);
+		return;
+	}
+	/* The handlers may take m to relay it; f borrows from m until then. */
+	if (c->client != NULL)
+		bzp_client_frame(c->client, &f, &m);
+	else if (c->agent != NULL)
+		bzp_agent_frame(c->agent, &f, &m);
+	free(m);
+}
+
+/*
+ * lws delivers a message in pieces of at most RX_PIECE bytes and has no
+ * limit of its own: we enforce BZ_WIRE_MAX_FRAME. The buffer exists only
+ * while a message is incomplete, so idle connections hold none.
+ */
+static int
+on_receive(struct bzp_conn *c, struct lws *wsi, const void *in, size_t len)
+{
+	size_t more = lws_remaining_packet_payload(wsi), want;
+	struct bzp_out *m;
+
+	if (c->closing)
+		return 0;
+	if (!lws_frame_is_binary(wsi)) {
+		bzp_conn_close(c, "protocol violation: text message");
+		return 0;
+	}
+	if (len > BZ_WIRE_MAX_FRAME - c->rx_len ||
+	    more > BZ_WIRE_MAX_FRAME - c->rx_len - len) {
+		bzp_conn_close(c, "protocol violation: message over %u bytes",
+		    BZ_WIRE_MAX_FRAME);
+		return 0;
+	}
+	if (c->rx == NULL && lws_is_final_fragment(wsi)) {
+		/* the common case: the whole message in one piece */
+		if ((m = bzp_out_new(len)) == NULL) {
+			bzp_conn_close(c, "out of memory");
+			return 0;
+		}
+		memcpy(m->buf + LWS_PRE, in, len);
+		on_message(c, m);
+		return 0;
+	}
+	want = c->rx_len + len + more;
+	if (want > c->rx_cap) {
+		/* grow to what this websocket frame announces */
+		if ((m = realloc(c->rx, sizeof(*m) + LWS_PRE + want)) == NULL) {
+			bzp_conn_close(c, "out of memory");
+			return 0;
+		}
+		c->rx = m;
+		c->rx_cap = want;
+	}
+	memcpy(c->rx->buf + LWS_PRE + c->rx_len, in, len);
+	c->rx_len += len;
+	if (!lws_is_final_fragment(wsi))
+		return 0;
+	m = c->rx;
+	m->next = NULL;
+	m->len = c->rx_len;
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+	on_message(c, m);
+	return 0;
+}
+
+static int
+proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
+    void *user, void *in, size_t len)
+{
+	struct bzp_server *s = lws_context_user(lws_get_context(wsi));
+	struct pss *p = user;
+
+	if (s == NULL)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		/* plain HTTPS requests: nothing here */
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return -1;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return p == NULL ? -1 : on_filter(wsi, p);
+	case LWS_CALLBACK_ESTABLISHED:
+		return on_established(s, wsi, p);
+	case LWS_CALLBACK_RECEIVE:
+		if (p->c == NULL)
+			return -1;
+		return on_receive(p->c, wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (p->c == NULL)
+			return -1;
+		return bzp_conn_writeable(p->c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (p != NULL && p->c != NULL)
+			bz_debug("%s: peer sent a close frame", p->c->peer);
+		break;
+	case LWS_CALLBACK_CLOSED:
+		if (p != NULL)
+			on_closed(s, p);
+		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		on_wake(s);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{ PROTOCOL_NAME, proxy_callback, sizeof(struct pss), RX_PIECE, 0,
+	    NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* ---- start-up and shut-down ---- */
+
+static int
+write_pid_file(const char *path)
+{
+	char buf[32], err[BZP_ERRLEN];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (bz_write_secret_file(path, buf, (size_t)n, err,
+	    sizeof(err)) != 0) {
+		bz_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Remove the pid file if it is still ours. */
+static void
+remove_pid_file(const char *path)
+{
+	uint8_t *d = NULL;
+	size_t n;
+
+	if (bz_read_file(path, 64, &d, &n, NULL, 0) == 0 &&
+	    strtol((char *)d, NULL, 10) == (long)getpid())
+		unlink(path);
+	free(d);
+}
+
+static struct lws_context *
+create_context(struct bzp_server *s)
+{
+	const struct bzp_config *cfg = s->cfg;
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.port = cfg->listen_port;
+	info.iface = cfg->listen_host;
+	info.protocols = protocols;
+	info.user = s;
+	info.ssl_cert_filepath = cfg->tls_cert;
+	info.ssl_private_key_filepath = cfg->tls_key;
+	info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 |
+	    SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1; /* TLS 1.2 or later */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (strchr(cfg->listen_host, ':') == NULL)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.retry_and_idle_policy = &keepalive;
+	info.pt_serv_buf_size = SERV_BUF;
+	return lws_create_context(&info);
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int
+bzp_serve(const struct bzp_config *cfg)
+{
+	struct bzp_server s;
+	char err[BZP_ERRLEN];
+	int rc = 1, pid_written = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.next_sid = 1;
+	/* Signals first: SIGTERM during the JWKS wait still stops us. */
+	install_signals();
+	if (load_policies(cfg->policies, &s.policy) != 0) {
+		bz_error("cannot start: fix the policies in %s", cfg->policies);
+		goto out;
+	}
+	bz_info("policies from %s: %zu rule(s)", cfg->policies,
+	    bz_policy_rule_count(s.policy));
+	if (bzp_store_open(cfg->state_db, &s.store, err, sizeof(err)) != 0 ||
+	    bz_audit_open(cfg->audit_log, &s.audit, err, sizeof(err)) != 0 ||
+	    bz_ed25519_load_or_create(cfg->signing_key, s.pk, s.sk, err,
+	    sizeof(err)) != 0) {
+		bz_error("%s", err);
+		goto out;
+	}
+	if (bz_b64url_encode(s.pk, sizeof(s.pk), &s.pk_b64) != 0)
+		goto out;
+	if (bzp_jwks_start(cfg->issuer, cfg->oidc_ca_file, JWKS_WAIT_S,
+	    &s.jwks, err, sizeof(err)) != 0) {
+		bz_error("cannot fetch the IdP's keys from %s: %s",
+		    cfg->issuer, err);
+		goto out;
+	}
+	if (sig_stop) {
+		rc = 0;
+		goto out;
+	}
+	lws_set_log_level(bz_log_get_level() >= BZ_LOG_DEBUG ?
+	    LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+	if ((s.ctx = create_context(&s)) == NULL) {
+		bz_error("cannot listen on %s:%d with TLS (cert %s, key %s)",
+		    cfg->listen_host, cfg->listen_port, cfg->tls_cert,
+		    cfg->tls_key);
+		goto out;
+	}
+	bzp_jwks_set_context(s.jwks, s.ctx);
+	sig_ctx = s.ctx;
+	if (write_pid_file(cfg->pid_file) == 0)
+		pid_written = 1;
+	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
+	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
+	while (!s.stop && !sig_stop)
+		if (lws_service(s.ctx, 0) < 0)
+			break;
+	bz_info("stopping");
+	rc = 0;
+ out:
+	s.stop = 1;
+	sig_ctx = NULL;
+	if (s.ctx != NULL) {
+		bzp_jwks_set_context(s.jwks, NULL);
+		lws_context_destroy(s.ctx); /* closes every connection */
+	}
+	if (pid_written)
+		remove_pid_file(cfg->pid_file);
+	bzp_jwks_free(s.jwks);
+	bz_audit_close(s.audit);
+	bzp_store_close(s.store);
+	if (s.policy != NULL)
+		bz_policy_free(s.policy);
+	free(s.pk_b64);
+	sodium_memzero(s.sk, sizeof(s.sk));
+	return rc;
+}
