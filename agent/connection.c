@@ -75,7 +75,7 @@ link_down(struct agent *a, const char *why)
 		bz_warn("lost the link to bzproxy: %s", why);
 	} else {
 		att = a->attempt;
-		bz_warn("cannot connect to bzproxy: %s", why);
+		bz_warn("no link to bzproxy: %s", why);
 	}
 	delay = agent_backoff_delay(att, AGENT_BACKOFF_BASE_MS,
 	    AGENT_BACKOFF_CAP_MS);
@@ -237,9 +237,9 @@ on_handshake(struct agent *a, const struct bz_frame *f, char *why,
 /* ---- channel requests ---- */
 
 static void
-log_request(const struct agent_request *req, const char *outcome)
+log_request(const struct agent_request *req, int ok, const char *outcome)
 {
-	bz_info("channel %u/%u: %s as %s: %s%s%s%s%s (rule %s): %s",
+	bz_log(ok ? BZ_LOG_INFO : BZ_LOG_WARN, "channel %u/%u: %s as %s: %s%s%s%s%s (rule %s): %s",
 	    req->sid, req->ch, req->user != NULL ? req->user : "?",
 	    req->unix_user != NULL ? req->unix_user : "?",
 	    req->is_shell ? "shell" : "exec",
@@ -290,14 +290,14 @@ on_request(struct agent *a, const struct bz_frame *f)
 		snprintf(line, sizeof(line), "refused: %s", reason);
 		req.sid = f->session_id;
 		req.ch = f->channel_id;
-		log_request(&req, line);
+		log_request(&req, 0, line);
 		agent_send_failed(a->link, f->session_id, f->channel_id,
 		    reason);
 		goto out;
 	}
 	if (child_spawn(&req, &cp, reason, sizeof(reason)) != 0) {
 		snprintf(line, sizeof(line), "cannot start: %s", reason);
-		log_request(&req, line);
+		log_request(&req, 0, line);
 		agent_send_failed(a->link, req.sid, req.ch, reason);
 		goto out;
 	}
@@ -312,12 +312,12 @@ on_request(struct agent *a, const struct bz_frame *f)
 			close(cp.out_fd);
 		if (cp.err_fd >= 0)
 			close(cp.err_fd);
-		log_request(&req, "out of memory");
+		log_request(&req, 0, "out of memory");
 		agent_send_failed(a->link, req.sid, req.ch, "out of memory");
 		goto out;
 	}
 	snprintf(line, sizeof(line), "started (pid %d)", (int)cp.pid);
-	log_request(&req, line);
+	log_request(&req, 1, line);
  out:
 	agent_request_free(&req);
 }
@@ -394,6 +394,9 @@ service_link(struct agent *a)
 
 	while (a->link != NULL && (m = bz_link_recv(a->link)) != NULL) {
 		r = on_message(a, m, why, sizeof(why));
+		/* a channel request holds the user's ID token */
+		if (m->len > 1 && m->data[1] == BZ_FRAME_CONTROL)
+			sodium_memzero(m->data, m->len);
 		free(m);
 		if (r != 0) {
 			link_down(a, why);
