@@ -31,20 +31,6 @@
 
 #define ARENA_CHUNK (64u * 1024)
 
-/* Parse-tree node. Mapping children are the keys; each key's value hangs
- * off key->value. */
-enum ntype { N_SCALAR, N_SEQ, N_MAP, N_BAD };
-
-struct node {
-	enum ntype type;
-	int line, col;
-	const char *str;       /* N_SCALAR: NUL-terminated */
-	size_t len;
-	struct node *first, *last, *next;
-	struct node *value;    /* for mapping keys */
-	size_t n;              /* children */
-};
-
 struct loader {
 	struct bz_policy_set *set;
 	struct bz_policy_errors *errs;
@@ -65,8 +51,8 @@ struct chunk {
 	max_align_t data[];
 };
 
-static void *
-arena_alloc(struct arena *a, size_t n)
+void *
+bz_arena_alloc(struct arena *a, size_t n)
 {
 	struct chunk *c = a->head;
 	void *p;
@@ -88,20 +74,20 @@ arena_alloc(struct arena *a, size_t n)
 	return p;
 }
 
-static char *
-arena_strndup(struct arena *a, const char *s, size_t n)
+char *
+bz_arena_strndup(struct arena *a, const char *s, size_t n)
 {
 	char *p;
 
-	if (n == SIZE_MAX || (p = arena_alloc(a, n + 1)) == NULL)
+	if (n == SIZE_MAX || (p = bz_arena_alloc(a, n + 1)) == NULL)
 		return NULL;
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
 }
 
-static void
-arena_free(struct arena *a)
+void
+bz_arena_free(struct arena *a)
 {
 	struct chunk *c, *next;
 
@@ -239,9 +225,9 @@ bz_policy_errors_free(struct bz_policy_errors *e)
 	e->count = 0;
 }
 
-static void
-add_error_va(struct bz_policy_errors *errs, int *nerrors, const char *file,
-    int line, int col, const char *fmt, va_list ap)
+void
+bz_policy_add_error_va(struct bz_policy_errors *errs, int *nerrors,
+    const char *file, int line, int col, const char *fmt, va_list ap)
 {
 	struct bz_policy_error *it, *n;
 
@@ -278,20 +264,20 @@ err_at(struct loader *L, int line, int col, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	add_error_va(L->errs, &L->nerrors, L->file, line, col, fmt, ap);
+	bz_policy_add_error_va(L->errs, &L->nerrors, L->file, line, col, fmt, ap);
 	va_end(ap);
 }
 
-static void err_node(struct loader *, const struct node *, const char *,
+static void err_node(struct loader *, const struct ynode *, const char *,
     ...) __attribute__((format(printf, 3, 4)));
 
 static void
-err_node(struct loader *L, const struct node *n, const char *fmt, ...)
+err_node(struct loader *L, const struct ynode *n, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	add_error_va(L->errs, &L->nerrors, L->file, n->line, n->col, fmt, ap);
+	bz_policy_add_error_va(L->errs, &L->nerrors, L->file, n->line, n->col, fmt, ap);
 	va_end(ap);
 }
 
@@ -307,10 +293,10 @@ bz_policy_error_format(const struct bz_policy_error *e, char *buf,
 
 /* ---- YAML to tree -------------------------------------------------- */
 
-static struct node *
-node_new(struct loader *L, enum ntype t, yaml_mark_t m)
+static struct ynode *
+node_new(struct loader *L, enum ytype t, yaml_mark_t m)
 {
-	struct node *n = arena_alloc(&L->tmp, sizeof(*n));
+	struct ynode *n = bz_arena_alloc(&L->tmp, sizeof(*n));
 
 	if (n == NULL) {
 		L->fatal = BZ_ERR_ALLOC;
@@ -324,7 +310,7 @@ node_new(struct loader *L, enum ntype t, yaml_mark_t m)
 }
 
 static void
-append(struct node *parent, struct node *child)
+append(struct ynode *parent, struct ynode *child)
 {
 	if (parent->last != NULL)
 		parent->last->next = child;
@@ -387,13 +373,13 @@ check_props(struct loader *L, const yaml_event_t *ev, const yaml_char_t *anchor,
 }
 
 static int build(struct loader *L, yaml_event_t *ev, int depth,
-    struct node **out);
+    struct ynode **out);
 
 static int
-build_children(struct loader *L, struct node *n, int depth)
+build_children(struct loader *L, struct ynode *n, int depth)
 {
 	yaml_event_t ev;
-	struct node *key, *val, *k;
+	struct ynode *key, *val, *k;
 	enum yaml_event_type_e end = n->type == N_SEQ ?
 	    YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT;
 
@@ -440,10 +426,10 @@ build_children(struct loader *L, struct node *n, int depth)
 /* Build the node that starts with *ev (consumed). 0, or -1 to give up on
  * the file (the error is reported). */
 static int
-build(struct loader *L, yaml_event_t *ev, int depth, struct node **out)
+build(struct loader *L, yaml_event_t *ev, int depth, struct ynode **out)
 {
-	struct node *n = NULL;
-	enum ntype t;
+	struct ynode *n = NULL;
+	enum ytype t;
 	int r = 0;
 
 	*out = NULL;
@@ -459,7 +445,7 @@ build(struct loader *L, yaml_event_t *ev, int depth, struct node **out)
 	case YAML_SCALAR_EVENT:
 		check_props(L, ev, ev->data.scalar.anchor, ev->data.scalar.tag);
 		if ((n = node_new(L, N_SCALAR, ev->start_mark)) == NULL ||
-		    (n->str = arena_strndup(&L->tmp,
+		    (n->str = bz_arena_strndup(&L->tmp,
 		    (const char *)ev->data.scalar.value,
 		    ev->data.scalar.length)) == NULL) {
 			L->fatal = BZ_ERR_ALLOC;
@@ -512,11 +498,12 @@ build(struct loader *L, yaml_event_t *ev, int depth, struct node **out)
 }
 
 /* The document's root node, NULL when the file has none or gave up. */
-static struct node *
-parse_tree(struct loader *L, const char *data, size_t len)
+static struct ynode *
+parse_tree(struct loader *L, const char *data, size_t len,
+    const char *empty_msg)
 {
 	yaml_event_t ev;
-	struct node *root = NULL;
+	struct ynode *root = NULL;
 	int docs = 0, failed = 0;
 
 	if (!yaml_parser_initialize(&L->parser)) {
@@ -561,9 +548,28 @@ parse_tree(struct loader *L, const char *data, size_t len)
 	}
 	yaml_parser_delete(&L->parser);
 	if (docs == 0 && !failed && L->fatal == 0)
-		err_at(L, 1, 1, "empty policy file (expected \"version: 1\" "
-		    "and \"policies:\")");
+		err_at(L, 1, 1, "%s", empty_msg);
 	return root;
+}
+
+struct ynode *
+bz_yaml_parse(const char *file, const char *data, size_t len,
+    const char *empty_msg, struct arena *arena,
+    struct bz_policy_errors *errs, int *nerrors, int *fatal)
+{
+	struct loader L;
+	struct ynode *root;
+
+	memset(&L, 0, sizeof(L));
+	L.errs = errs;
+	L.file = file;
+	L.tmp = *arena;
+	root = parse_tree(&L, data, len, empty_msg);
+	*arena = L.tmp;
+	*nerrors += L.nerrors;
+	if (L.fatal != 0)
+		*fatal = L.fatal;
+	return L.fatal != 0 ? NULL : root;
 }
 
 /* ---- patterns ---------------------------------------------------------- */
@@ -663,7 +669,7 @@ bz_pat_match(const struct pat *p, const char *s, size_t slen, int fold)
 /* ---- semantic checks -------------------------------------------------- */
 
 static const char *
-type_name(const struct node *n)
+type_name(const struct ynode *n)
 {
 	switch (n->type) {
 	case N_SCALAR: return "a string";
@@ -675,7 +681,7 @@ type_name(const struct node *n)
 
 /* A non-empty string value; NULL (error reported) otherwise. */
 static const char *
-want_string(struct loader *L, const struct node *n, const char *what)
+want_string(struct loader *L, const struct ynode *n, const char *what)
 {
 	if (n->type == N_BAD)
 		return NULL;
@@ -692,7 +698,7 @@ want_string(struct loader *L, const struct node *n, const char *what)
 }
 
 static int
-want_list(struct loader *L, const struct node *n, const char *what)
+want_list(struct loader *L, const struct ynode *n, const char *what)
 {
 	if (n->type == N_BAD)
 		return -1;
@@ -709,7 +715,7 @@ want_list(struct loader *L, const struct node *n, const char *what)
 }
 
 static int
-want_map(struct loader *L, const struct node *n, const char *what)
+want_map(struct loader *L, const struct ynode *n, const char *what)
 {
 	if (n->type == N_BAD)
 		return -1;
@@ -728,7 +734,7 @@ want_map(struct loader *L, const struct node *n, const char *what)
 static char *
 set_strdup(struct loader *L, const char *s)
 {
-	char *p = arena_strndup(&L->set->arena, s, strlen(s));
+	char *p = bz_arena_strndup(&L->set->arena, s, strlen(s));
 
 	if (p == NULL)
 		L->fatal = BZ_ERR_ALLOC;
@@ -737,7 +743,7 @@ set_strdup(struct loader *L, const char *s)
 
 /* Compile one pattern string; 0 or -1 (reported). */
 static int
-compile_pat(struct loader *L, const struct node *n, const char *s,
+compile_pat(struct loader *L, const struct ynode *n, const char *s,
     const char *what, struct pat *p)
 {
 	const char *why = NULL;
@@ -758,17 +764,17 @@ compile_pat(struct loader *L, const struct node *n, const char *s,
 
 /* A non-empty list of patterns. */
 static int
-compile_list(struct loader *L, const struct node *n, const char *what,
+compile_list(struct loader *L, const struct ynode *n, const char *what,
     struct patlist *out)
 {
-	const struct node *it;
+	const struct ynode *it;
 	const char *s;
 	int bad = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (want_list(L, n, what) != 0)
 		return -1;
-	if ((out->v = arena_alloc(&L->set->arena, n->n * sizeof(*out->v))) ==
+	if ((out->v = bz_arena_alloc(&L->set->arena, n->n * sizeof(*out->v))) ==
 	    NULL) {
 		L->fatal = BZ_ERR_ALLOC;
 		return -1;
@@ -789,9 +795,9 @@ static const char *const rule_keys =
     "port_forward, mfa_max_age, hours, days, timezone";
 
 static void
-parse_subjects(struct loader *L, const struct node *n, struct rule *r)
+parse_subjects(struct loader *L, const struct ynode *n, struct rule *r)
 {
-	const struct node *k;
+	const struct ynode *k;
 
 	if (want_map(L, n, "subjects") != 0)
 		return;
@@ -807,14 +813,14 @@ parse_subjects(struct loader *L, const struct node *n, struct rule *r)
 }
 
 static void
-parse_labels(struct loader *L, const struct node *n, struct rule *r)
+parse_labels(struct loader *L, const struct ynode *n, struct rule *r)
 {
-	const struct node *k;
+	const struct ynode *k;
 	const char *v;
 
 	if (want_map(L, n, "labels") != 0)
 		return;
-	if ((r->labels = arena_alloc(&L->set->arena,
+	if ((r->labels = bz_arena_alloc(&L->set->arena,
 	    n->n * sizeof(*r->labels))) == NULL) {
 		L->fatal = BZ_ERR_ALLOC;
 		return;
@@ -835,9 +841,9 @@ parse_labels(struct loader *L, const struct node *n, struct rule *r)
 }
 
 static void
-parse_targets(struct loader *L, const struct node *n, struct rule *r)
+parse_targets(struct loader *L, const struct ynode *n, struct rule *r)
 {
-	const struct node *k;
+	const struct ynode *k;
 
 	if (want_map(L, n, "targets") != 0)
 		return;
@@ -883,10 +889,10 @@ bz_action_parse(const char *s, enum bz_action *a)
 }
 
 static void
-parse_actions(struct loader *L, const struct node *n, const char *what,
+parse_actions(struct loader *L, const struct ynode *n, const char *what,
     struct rule *r)
 {
-	const struct node *it, *k;
+	const struct ynode *it, *k;
 	enum bz_action a;
 
 	if (want_list(L, n, what) != 0)
@@ -927,7 +933,7 @@ parse_actions(struct loader *L, const struct node *n, const char *what,
 
 /* "host:port", host a glob (or [IPv6] literal), port "*" or 1-65535. */
 static int
-parse_forward(struct loader *L, const struct node *n, const char *s,
+parse_forward(struct loader *L, const struct ynode *n, const char *s,
     struct fwd_pat *f)
 {
 	const char *colon = strrchr(s, ':'), *why = NULL;
@@ -994,14 +1000,14 @@ parse_forward(struct loader *L, const struct node *n, const char *s,
 }
 
 static void
-parse_forwards(struct loader *L, const struct node *n, struct rule *r)
+parse_forwards(struct loader *L, const struct ynode *n, struct rule *r)
 {
-	const struct node *it;
+	const struct ynode *it;
 	const char *s;
 
 	if (want_list(L, n, "port_forward") != 0)
 		return;
-	if ((r->forwards = arena_alloc(&L->set->arena,
+	if ((r->forwards = bz_arena_alloc(&L->set->arena,
 	    n->n * sizeof(*r->forwards))) == NULL) {
 		L->fatal = BZ_ERR_ALLOC;
 		return;
@@ -1032,7 +1038,7 @@ parse_hhmm(const char *s, int allow24)
 }
 
 static void
-parse_hours(struct loader *L, const struct node *n, struct rule *r)
+parse_hours(struct loader *L, const struct ynode *n, struct rule *r)
 {
 	const char *s = want_string(L, n, "hours");
 
@@ -1068,9 +1074,9 @@ day_index(const char *s, size_t len)
 }
 
 static void
-parse_days(struct loader *L, const struct node *n, struct rule *r)
+parse_days(struct loader *L, const struct ynode *n, struct rule *r)
 {
-	const struct node *it;
+	const struct ynode *it;
 	const char *s, *dash;
 	int a, b;
 
@@ -1098,7 +1104,7 @@ parse_days(struct loader *L, const struct node *n, struct rule *r)
 }
 
 static void
-parse_timezone(struct loader *L, const struct node *n, struct rule *r)
+parse_timezone(struct loader *L, const struct ynode *n, struct rule *r)
 {
 	struct bz_policy_set *set = L->set;
 	const char *s = want_string(L, n, "timezone");
@@ -1151,10 +1157,10 @@ valid_name(const char *s)
 
 /* One rule mapping. */
 static void
-parse_rule(struct loader *L, const struct node *n)
+parse_rule(struct loader *L, const struct ynode *n)
 {
 	struct bz_policy_set *set = L->set;
-	const struct node *k, *allow = NULL, *deny = NULL, *fwd = NULL,
+	const struct ynode *k, *allow = NULL, *deny = NULL, *fwd = NULL,
 	    *mfa = NULL, *name = NULL, *subjects = NULL, *targets = NULL,
 	    *unix_users = NULL;
 	const struct hent *dup;
@@ -1192,7 +1198,7 @@ parse_rule(struct loader *L, const struct node *n)
 	r->column = n->col;
 	r->tzname = "UTC";
 	for (k = n->first; k != NULL && L->fatal == 0; k = k->next) {
-		const struct node *v = k->value;
+		const struct ynode *v = k->value;
 		if (strcmp(k->str, "name") == 0) {
 			name = k;
 			if ((s = want_string(L, v, "name")) == NULL)
@@ -1315,9 +1321,9 @@ parse_rule(struct loader *L, const struct node *n)
 }
 
 static void
-parse_root(struct loader *L, const struct node *root)
+parse_root(struct loader *L, const struct ynode *root)
 {
-	const struct node *k, *version = NULL, *policies = NULL, *it;
+	const struct ynode *k, *version = NULL, *policies = NULL, *it;
 
 	if (root->type == N_BAD)
 		return;
@@ -1361,14 +1367,15 @@ parse_root(struct loader *L, const struct node *root)
 static void
 load_text(struct loader *L, const char *name, const char *data, size_t len)
 {
-	struct node *root;
+	struct ynode *root;
 
 	if ((L->file = set_strdup(L, name)) == NULL)
 		return;
-	root = parse_tree(L, data, len);
+	root = parse_tree(L, data, len, "empty policy file (expected "
+	    "\"version: 1\" and \"policies:\")");
 	if (root != NULL && L->fatal == 0)
 		parse_root(L, root);
-	arena_free(&L->tmp);
+	bz_arena_free(&L->tmp);
 }
 
 /* ---- the set ------------------------------------------------------------ */
@@ -1389,7 +1396,7 @@ bz_policy_free(struct bz_policy_set *set)
 	hmap_free(&set->umap);
 	hmap_free(&set->gmap);
 	free(set->generic);
-	arena_free(&set->arena);
+	bz_arena_free(&set->arena);
 	free(set);
 }
 
@@ -1587,9 +1594,8 @@ cmp_pos(const void *a, const void *b, void *arg)
 	return i < j ? -1 : i > j;
 }
 
-/* Order each file's errors by position (files stay in load order). */
-static void
-sort_errors(struct bz_policy_errors *e)
+void
+bz_policy_errors_sort(struct bz_policy_errors *e)
 {
 	struct bz_policy_error *tmp;
 	size_t a = 0, b, i, *idx;
@@ -1622,7 +1628,7 @@ finish(struct loader *L, struct bz_policy_set **out)
 {
 	int r;
 
-	sort_errors(L->errs);
+	bz_policy_errors_sort(L->errs);
 
 	if (L->fatal == 0 && L->nerrors == 0 &&
 	    (r = build_index(L->set)) != 0)

@@ -115,4 +115,36 @@ void bz_policy_explain(const struct bz_policy_set *set,
 int bz_policy_lint(const struct bz_policy_set *set,
     struct bz_policy_errors *warnings);
 
+/*
+ * A policy repository's test table (TESTS.yaml: "tests:" then a list of
+ * {name, user, groups, target, labels, unix_user, action, command, forward,
+ * time, expect, rule}); see policies/README.md.
+ */
+struct bz_policy_case {
+	const char *name;
+	int line, column;            /* of the case in the file */
+	struct bz_policy_request req;
+	int has_action;
+	int expect_allow;
+	const char *expect_rule;     /* NULL: the rule is not checked */
+};
+
+struct bz_policy_cases {
+	struct bz_policy_case *items;
+	size_t count;
+	void *mem;                   /* owns every string */
+};
+
+/* Load a test table; all or nothing, errors as for bz_policy_load. */
+int bz_policy_cases_load(const char *path, struct bz_policy_cases *out,
+    struct bz_policy_errors *errs);
+void bz_policy_cases_free(struct bz_policy_cases *c);
+
+/*
+ * "YYYY-MM-DDTHH:MM[:SS]" with "Z", "+HH:MM" or "-HH:MM" (UTC when none;
+ * a space may replace the T), or "@SECONDS" since the epoch. 0 or
+ * BZ_ERR_INVALID.
+ */
+int bz_policy_parse_time(const char *s, time_t *out);
+
 #endif

@@ -6,6 +6,7 @@
 #ifndef BZ_POLICY_INT_H
 #define BZ_POLICY_INT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -109,6 +110,43 @@ struct bz_policy_set {
 	size_t *generic;
 	size_t ngeneric;
 };
+
+/* YAML parse tree. Mapping children are the keys; each key's value hangs
+ * off key->value. */
+enum ytype { N_SCALAR, N_SEQ, N_MAP, N_BAD };
+
+struct ynode {
+	enum ytype type;       /* N_BAD: an error was already reported */
+	int line, col;         /* 1-based */
+	const char *str;       /* N_SCALAR: NUL-terminated */
+	size_t len;
+	struct ynode *first, *last, *next;
+	struct ynode *value;   /* for mapping keys */
+	size_t n;              /* children */
+};
+
+void *bz_arena_alloc(struct arena *a, size_t n);
+char *bz_arena_strndup(struct arena *a, const char *s, size_t n);
+void bz_arena_free(struct arena *a);
+
+/*
+ * Parse one YAML document (anchors, aliases, tags, duplicate keys and
+ * more than one document refused) into a tree allocated in arena; an
+ * empty stream is the error empty_msg at 1:1. Errors go
+ * to errs under file and are counted in *nerrors; *fatal gets BZ_ERR_ALLOC
+ * on allocation failure. NULL when there is no usable tree.
+ */
+struct ynode *bz_yaml_parse(const char *file, const char *data, size_t len,
+    const char *empty_msg, struct arena *arena,
+    struct bz_policy_errors *errs, int *nerrors, int *fatal);
+
+/* Append one error (at most BZ_POLICY_ERRORS_MAX kept); counts it. */
+void bz_policy_add_error_va(struct bz_policy_errors *errs, int *nerrors,
+    const char *file, int line, int col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+/* Order each file's errors by position (files stay in load order). */
+void bz_policy_errors_sort(struct bz_policy_errors *e);
 
 const struct hent *bz_hmap_find(const struct hmap *m, const char *key,
     size_t klen);
