@@ -47,12 +47,15 @@ usage(FILE *f)
 "  key\n"
 "        Print the proxy's Ed25519 public key (base64url) on the last line,\n"
 "        creating the key file (0600) when missing.\n"
-"  policy check [DIR]\n"
-"        Load the policy set (DIR, else the configured policies) and print\n"
+"  policy check [--strict] [PATH]\n"
+"        Load the policy set (PATH, else the configured policies) and print\n"
 "        every error as FILE:LINE:COLUMN; exit 0 when it is valid.\n"
-"  policy explain ARGS | policy test ARGS\n"
-"        Print the decision for one request and the rule that made it / run\n"
-"        a policy repository's test cases (`bzproxy policy explain --help`).\n"
+"  policy explain [PATH] --user U --target T --unix-user X --action A ...\n"
+"        Print the decision for one request and the rule that made it.\n"
+"  policy test [PATH] TESTS.yaml\n"
+"        Run a policy repository's test cases (TAP output). Without PATH\n"
+"        the configured policies are used. `bzproxy policy check --help`\n"
+"        lists every option.\n"
 "  policy reload\n"
 "        Send SIGHUP to the running server (pid from STATE_DB.pid).\n"
 "  audit verify\n"
@@ -72,35 +75,67 @@ usage(FILE *f)
 "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
+/*
+ * Does `policy SUB ARGS` lack the PATH that policy_cmd.c expects first?
+ * Then the configured policies are meant.
+ */
+static int
+policy_wants_path(int argc, char **argv)
+{
+	int i, positional = 0;
+
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 0;
+		if (argv[i][0] != '-')
+			positional++;
+	}
+	if (strcmp(argv[1], "check") == 0)
+		return positional == 0;
+	if (strcmp(argv[1], "explain") == 0)
+		return argc == 2 || argv[2][0] == '-';
+	if (strcmp(argv[1], "test") == 0)
+		return argc == 3 && positional == 1;
+	return 0;
+}
+
 /* `policy ...`: check/explain/test are policy_cmd.c's; reload is ours. */
 static int
 cmd_policy(const char *config_path, int argc, char **argv)
 {
 	struct bzp_config cfg;
-	char err[BZP_ERRLEN * 2], *av[3];
-	int rc, need_cfg;
+	char err[BZP_ERRLEN * 2], **av;
+	int i, rc, reload;
 
 	if (argc < 2) {
 		fprintf(stderr, "bzproxy: policy check|explain|test|reload "
 		    "(see --help)\n");
 		return 2;
 	}
-	/* `check` without DIR and `reload` need the config; the rest not */
-	need_cfg = strcmp(argv[1], "reload") == 0 ||
-	    (strcmp(argv[1], "check") == 0 && argc == 2);
-	if (!need_cfg)
+	reload = strcmp(argv[1], "reload") == 0;
+	if (!reload && !policy_wants_path(argc, argv))
 		return bz_policy_cmd(argc - 1, argv + 1);
+	if (reload && argc != 2) {
+		fprintf(stderr, "bzproxy: policy reload takes no arguments\n");
+		return 2;
+	}
 	if (bzp_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "bzproxy: %s\n", err);
 		return 1;
 	}
-	if (strcmp(argv[1], "reload") == 0)
-		rc = argc == 2 ? bzp_cmd_policy_reload(&cfg) : 2;
+	if (reload)
+		rc = bzp_cmd_policy_reload(&cfg);
+	else if ((av = calloc((size_t)argc + 1, sizeof(*av))) == NULL)
+		rc = 1;
 	else {
+		/* SUB PATH ARGS... */
 		av[0] = argv[1];
 		av[1] = cfg.policies;
-		av[2] = NULL;
-		rc = bz_policy_cmd(2, av);
+		for (i = 2; i < argc; i++)
+			av[i] = argv[i];
+		av[argc] = NULL;
+		rc = bz_policy_cmd(argc, av);
+		free(av);
 	}
 	bzp_config_free(&cfg);
 	return rc;

@@ -106,7 +106,8 @@ reload_policies(struct bzp_server *s)
 	bz_info("policies reloaded from %s: %zu rule(s)", s->cfg->policies,
 	    bz_policy_rule_count(set));
 	bzp_audit(s, "policy_reload", json_pack("{s:s, s:b, s:I}", "path",
-	    s->cfg->policies, "ok", 1, (json_int_t)bz_policy_rule_count(set)));
+	    s->cfg->policies, "ok", 1, "rules",
+	    (json_int_t)bz_policy_rule_count(set)));
 }
 
 /* EVENT_WAIT_CANCELLED: a signal arrived or the JWKS helper finished. */
