@@ -145,11 +145,14 @@ cmd_explain(int argc, char **argv)
 	struct bz_label *labels = NULL;
 	const char **groups = NULL, *path = NULL, *v, *action = NULL,
 	    *when = NULL;
-	char why[2048], *eq;
+	char why[2048], **keys = NULL;
+	const char *eq;
+	size_t k;
 	int i, missing = 0, rc = 2;
 
 	memset(&q, 0, sizeof(q));
 	if ((labels = calloc((size_t)argc, sizeof(*labels))) == NULL ||
+	    (keys = calloc((size_t)argc, sizeof(*keys))) == NULL ||
 	    (groups = calloc((size_t)argc, sizeof(*groups))) == NULL) {
 		fprintf(stderr, "bzproxy: out of memory\n");
 		goto out;
@@ -175,8 +178,12 @@ cmd_explain(int argc, char **argv)
 				    "KEY=VALUE, not \"%s\"\n", v);
 				goto out;
 			}
-			*eq = '\0';
-			labels[q.nlabels].key = v;
+			if ((keys[q.nlabels] = strndup(v,
+			    (size_t)(eq - v))) == NULL) {
+				fprintf(stderr, "bzproxy: out of memory\n");
+				goto out;
+			}
+			labels[q.nlabels].key = keys[q.nlabels];
 			labels[q.nlabels++].value = eq + 1;
 		} else if ((v = opt(argc, argv, &i, "--unix-user", &missing)) !=
 		    NULL)
@@ -239,6 +246,9 @@ cmd_explain(int argc, char **argv)
 	bz_policy_free(set);
 	rc = d.allowed ? 0 : 1;
 out:
+	for (k = 0; keys != NULL && k < q.nlabels; k++)
+		free(keys[k]);
+	free(keys);
 	free(labels);
 	free(groups);
 	return rc;
@@ -289,7 +299,9 @@ cmd_test(int argc, char **argv)
 		int ok;
 		bz_policy_explain(set, &c->req, &d, why, sizeof(why));
 		ok = d.allowed == c->expect_allow && (c->expect_rule == NULL ||
-		    strcmp(c->expect_rule, d.rule) == 0);
+		    strcmp(c->expect_rule, d.rule) == 0) &&
+		    (c->expect_mfa_max_age < 0 ||
+		    c->expect_mfa_max_age == d.mfa_max_age);
 		tap_name(c->name, name, sizeof(name));
 		if (d.rule[0] != '\0')
 			snprintf(got, sizeof(got), "rule \"%s\"", d.rule);
@@ -305,9 +317,16 @@ cmd_test(int argc, char **argv)
 			printf("not ok %zu - %s # expected %s, got %s (%s)\n",
 			    i + 1, name, c->expect_allow ? "allow" : "deny",
 			    d.allowed ? "allow" : "deny", got);
+		else if (c->expect_rule != NULL &&
+		    strcmp(c->expect_rule, d.rule) != 0)
+			printf("not ok %zu - %s # expected %s%s%s, got %s\n",
+			    i + 1, name, c->expect_rule[0] ? "rule \"" :
+			    "default deny", c->expect_rule,
+			    c->expect_rule[0] ? "\"" : "", got);
 		else
-			printf("not ok %zu - %s # expected rule \"%s\", got "
-			    "%s\n", i + 1, name, c->expect_rule, got);
+			printf("not ok %zu - %s # expected mfa_max_age %lds, "
+			    "got %lds (%s)\n", i + 1, name,
+			    c->expect_mfa_max_age, d.mfa_max_age, got);
 		printf("#   %s:%d:%d: %s\n", argv[2], c->line, c->column, why);
 	}
 	printf("%zu passed, %zu failed\n", pass, fail);

@@ -118,7 +118,7 @@ int bz_policy_lint(const struct bz_policy_set *set,
 /*
  * A policy repository's test table (TESTS.yaml: "tests:" then a list of
  * {name, user, groups, target, labels, unix_user, action, command, forward,
- * time, expect, rule}); see policies/README.md.
+ * time, expect, rule, mfa_max_age}); see policies/README.md.
  */
 struct bz_policy_case {
 	const char *name;
@@ -126,7 +126,8 @@ struct bz_policy_case {
 	struct bz_policy_request req;
 	int has_action;
 	int expect_allow;
-	const char *expect_rule;     /* NULL: the rule is not checked */
+	const char *expect_rule;     /* NULL: not checked; "": default deny */
+	long expect_mfa_max_age;     /* -1: not checked */
 };
 
 struct bz_policy_cases {

@@ -138,6 +138,7 @@ parse_case(struct cases_load *C, const struct ynode *n,
 	c->column = n->col;
 	c->req.now = now;
 	c->req.action = BZ_ACTION_CONNECT;
+	c->expect_mfa_max_age = -1;
 	if (n->type != N_MAP) {
 		if (n->type != N_BAD)
 			cerr(C, n, "each test must be a mapping");
@@ -157,7 +158,20 @@ parse_case(struct cases_load *C, const struct ynode *n,
 		} else if (strcmp(k->str, "forward") == 0) {
 			c->req.forward = str_field(C, k);
 		} else if (strcmp(k->str, "rule") == 0) {
-			c->expect_rule = str_field(C, k);
+			/* "" pins the default deny. */
+			if (k->value->type == N_SCALAR)
+				c->expect_rule = k->value->str;
+			else if (k->value->type != N_BAD)
+				cerr(C, k->value, "\"rule\" must be a string");
+		} else if (strcmp(k->str, "mfa_max_age") == 0) {
+			if ((s = str_field(C, k)) != NULL &&
+			    (c->expect_mfa_max_age = bz_parse_duration(s)) <
+			    0 && strcmp(s, "0") != 0)
+				cerr(C, k->value, "invalid duration \"%s\" "
+				    "(expected 0 or a number followed by s, m, "
+				    "h or d)", s);
+			else if (s != NULL && strcmp(s, "0") == 0)
+				c->expect_mfa_max_age = 0;
 		} else if (strcmp(k->str, "action") == 0) {
 			if ((s = str_field(C, k)) != NULL &&
 			    bz_action_parse(s, &c->req.action) != 0)
@@ -232,7 +246,7 @@ parse_case(struct cases_load *C, const struct ynode *n,
 		} else {
 			cerr(C, k, "unknown key \"%s\" (expected name, user, "
 			    "groups, target, labels, unix_user, action, "
-			    "command, forward, time, expect or rule)", k->str);
+			    "command, forward, time, expect, rule or mfa_max_age)", k->str);
 		}
 	}
 	if (c->name == NULL)

@@ -5,6 +5,7 @@
  * forwarding, hours/days/time zones, CONNECT), multi-file sets, lint
  * warnings, explain text, the zone reader, and policies/examples.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 
 #include "buf.h"
 #include "policy.h"
+#include "policy_cmd.h"
 #include "tz.h"
 
 static char tmpdir[256];
@@ -1249,6 +1251,281 @@ test_many_rules(void **state)
 	free(text);
 }
 
+/* Run bz_policy_cmd with stdout and stderr captured into out (joined). */
+static int
+run_cmd(char *out, size_t outlen, const char *a0, ...)
+{
+	char *argv[32], path[512];
+	const char *a;
+	va_list ap;
+	int argc = 0, rc, saved1, saved2, fd;
+	FILE *f;
+	size_t n;
+
+	va_start(ap, a0);
+	for (a = a0; a != NULL && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/cmd.out", tmpdir);
+	fflush(stdout);
+	fflush(stderr);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+	saved1 = dup(1);
+	saved2 = dup(2);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(fd);
+	rc = bz_policy_cmd(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved1, 1);
+	dup2(saved2, 2);
+	close(saved1);
+	close(saved2);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(out, 1, outlen - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return rc;
+}
+
+static const char *
+srcdir(void)
+{
+	const char *src = getenv("BZ_SRCDIR");
+
+	return src != NULL ? src : BZ_TOP_SRCDIR;
+}
+
+static void
+test_cmd_check(void **state)
+{
+	char out[8192], ex[512], bad[512], warn[512], want[1024];
+
+	snprintf(ex, sizeof(ex), "%s/policies/examples", srcdir());
+	assert_int_equal(run_cmd(out, sizeof(out), "check", ex, NULL), 0);
+	assert_non_null(strstr(out, "0 warnings"));
+	write_file("bad.yaml", HDR "  - name: x\n    subjects: {users: [a]}\n"
+	    "    targets: {names: [b]}\n    unix_users: [c]\n"
+	    "    allow: [shel]\n");
+	snprintf(bad, sizeof(bad), "%s/bad.yaml", tmpdir);
+	assert_int_equal(run_cmd(out, sizeof(out), "check", bad, NULL), 1);
+	snprintf(want, sizeof(want), "%s:7:13: unknown action \"shel\" "
+	    "(expected shell, exec, sftp, scp or port_forward)\n", bad);
+	assert_string_equal(out, want);
+	write_file("warn.yaml", HDR "  - name: x\n    subjects: {users: [a]}\n"
+	    "    targets: {names: [b]}\n    unix_users: [\"r*\"]\n"
+	    "    allow: [shell]\n");
+	snprintf(warn, sizeof(warn), "%s/warn.yaml", tmpdir);
+	assert_int_equal(run_cmd(out, sizeof(out), "check", warn, NULL), 0);
+	snprintf(want, sizeof(want), "%s:6:18: warning: \"r*\" in unix_users "
+	    "of policy \"x\" does not match root", warn);
+	assert_memory_equal(out, want, strlen(want));
+	assert_int_equal(run_cmd(out, sizeof(out), "check", "--strict", warn,
+	    NULL), 1);
+	assert_int_equal(run_cmd(out, sizeof(out), "check", NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "check", "--bogus", ex,
+	    NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "check", "--help", NULL), 0);
+	assert_int_equal(run_cmd(out, sizeof(out), "frobnicate", NULL), 2);
+}
+
+static void
+test_cmd_explain(void **state)
+{
+	char out[8192], ex[512];
+
+	snprintf(ex, sizeof(ex), "%s/policies/examples", srcdir());
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "alice@example.com", "--target", "web-1", "--label", "env=prod",
+	    "--unix-user", "deploy", "--action", "shell", NULL), 0);
+	assert_memory_equal(out, "allow\nrule: ops-shell\nmfa_max_age: 43200s\n"
+	    "why: allowed by rule \"ops-shell\" (", 72);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex,
+	    "--user=alice@example.com", "--target=web-1", "--label=env=prod",
+	    "--unix-user=root", "--action=shell", NULL), 1);
+	assert_memory_equal(out, "deny\nrule: no-root-on-prod\nwhy: denied by "
+	    "rule \"no-root-on-prod\"", 57);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "carl@x", "--group", "contractors", "--target", "web-2", "--label",
+	    "env=staging", "--unix-user", "contractor", "--action", "shell",
+	    "--time", "2024-01-15T08:59:59+01:00", NULL), 1);
+	assert_non_null(strstr(out, "rule: (none: default deny)\nwhy: no "
+	    "policy allows carl@x to shell as contractor on web-2; closest "
+	    "rule \"contractors-office-hours\""));
+	assert_non_null(strstr(out, "but not time (outside hours 09:00-18:00 "
+	    "on mon,tue,wed,thu,fri Europe/Paris)\n"));
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "carl@x", "--group", "contractors", "--target", "web-2", "--label",
+	    "env=staging", "--unix-user", "contractor", "--action", "shell",
+	    "--time", "2024-01-15T09:00:00+01:00", NULL), 0);
+	/* Usage errors. */
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "a@x", NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "a@x", "--target", "t", "--unix-user", "u", "--action", "dance",
+	    NULL), 2);
+	assert_non_null(strstr(out, "unknown action \"dance\""));
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "a@x", "--target", "t", "--unix-user", "u", "--action", "shell",
+	    "--time", "yesterday", NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    "a@x", "--target", "t", "--unix-user", "u", "--action", "shell",
+	    "--label", "novalue", NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain", ex, "--user",
+	    NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "explain",
+	    "/nonexistent", "--user", "a@x", "--target", "t", "--unix-user",
+	    "u", "--action", "shell", NULL), 2);
+}
+
+static void
+test_cmd_test(void **state)
+{
+	char out[16384], ex[512], tests[512], mine[512];
+
+	snprintf(ex, sizeof(ex), "%s/policies/examples", srcdir());
+	snprintf(tests, sizeof(tests), "%s/policies/examples-tests.yaml",
+	    srcdir());
+	assert_int_equal(run_cmd(out, sizeof(out), "test", ex, tests, NULL), 0);
+	assert_memory_equal(out, "1..", 3);
+	assert_non_null(strstr(out, "\nok 1 - alice gets a shell on a web "
+	    "host\n"));
+	assert_non_null(strstr(out, " passed, 0 failed\n"));
+	assert_null(strstr(out, "not ok"));
+
+	write_file("t1.yaml", "tests:\n"
+	    "  - name: \"should fail # really\"\n"
+	    "    user: alice@example.com\n"
+	    "    target: web-1\n"
+	    "    unix_user: deploy\n"
+	    "    action: shell\n"
+	    "    expect: deny\n"
+	    "  - name: wrong rule\n"
+	    "    user: alice@example.com\n"
+	    "    target: web-1\n"
+	    "    unix_user: root\n"
+	    "    labels: {env: prod}\n"
+	    "    action: shell\n"
+	    "    expect: deny\n"
+	    "    rule: ops-shell\n"
+	    "  - name: wrong mfa\n"
+	    "    user: alice@example.com\n"
+	    "    target: web-1\n"
+	    "    unix_user: deploy\n"
+	    "    action: shell\n"
+	    "    expect: allow\n"
+	    "    mfa_max_age: 1h\n"
+	    "  - name: passes\n"
+	    "    user: alice@example.com\n"
+	    "    target: web-1\n"
+	    "    unix_user: deploy\n"
+	    "    action: connect\n"
+	    "    expect: allow\n"
+	    "    mfa_max_age: 12h\n");
+	snprintf(mine, sizeof(mine), "%s/t1.yaml", tmpdir);
+	assert_int_equal(run_cmd(out, sizeof(out), "test", ex, mine, NULL), 1);
+	assert_non_null(strstr(out, "1..4\nnot ok 1 - should fail \\# really "
+	    "# expected deny, got allow (rule \"ops-shell\")\n#   "));
+	assert_non_null(strstr(out, "\nnot ok 2 - wrong rule # expected rule "
+	    "\"ops-shell\", got rule \"no-root-on-prod\"\n"));
+	assert_non_null(strstr(out, "\nnot ok 3 - wrong mfa # expected "
+	    "mfa_max_age 3600s, got 43200s (rule \"ops-shell\")\n"));
+	assert_non_null(strstr(out, "\nok 4 - passes\n1 passed, 3 failed\n"));
+	assert_int_equal(run_cmd(out, sizeof(out), "test", ex, NULL), 2);
+	assert_int_equal(run_cmd(out, sizeof(out), "test", ex,
+	    "/nonexistent.yaml", NULL), 2);
+}
+
+static void
+expect_case_errors(const char *text, const char *const *want)
+{
+	struct bz_policy_cases cases;
+	struct bz_policy_errors errs;
+	char path[512], line[1024], full[1024];
+	size_t i, n = 0;
+
+	while (want[n] != NULL)
+		n++;
+	write_file("cases.yaml", text);
+	snprintf(path, sizeof(path), "%s/cases.yaml", tmpdir);
+	assert_int_not_equal(bz_policy_cases_load(path, &cases, &errs), 0);
+	assert_int_equal(cases.count, 0);
+	for (i = 0; i < errs.count && i < n; i++) {
+		bz_policy_error_format(&errs.items[i], line, sizeof(line));
+		snprintf(full, sizeof(full), "%s:%s", path, want[i]);
+		assert_string_equal(line, full);
+	}
+	assert_int_equal(errs.count, n);
+	bz_policy_errors_free(&errs);
+}
+
+static void
+test_cases_errors(void **state)
+{
+	const char *const e1[] = {
+	    "2:5: test is missing \"user\"",
+	    "2:5: test is missing \"expect\" (allow or deny)",
+	    "3:14: unknown action \"fly\" (expected connect, shell, exec, sftp, "
+	    "scp or port_forward)",
+	    "4:12: invalid time \"noon\" (expected YYYY-MM-DDTHH:MM[:SS] with Z "
+	    "or +HH:MM, or @SECONDS)",
+	    "5:6: unknown key \"colour\" (expected name, user, groups, target, "
+	    "labels, unix_user, action, command, forward, time, expect, rule "
+	    "or mfa_max_age)",
+	    "6:14: \"groups\" must be a list",
+	    NULL};
+	const char *const e2[] = {
+	    "3:13: \"expect\" must be allow or deny, not \"maybe\"",
+	    "5:5: duplicate key \"name\" (first at line 2)",
+	    NULL};
+	const char *const e3[] = {"1:1: missing \"tests\"", NULL};
+	const char *const e4[] = {"1:1: empty test file (expected \"tests:\")",
+	    NULL};
+	const char *const e5[] = {"1:8: \"tests\" must be a non-empty list",
+	    NULL};
+
+	expect_case_errors("tests:\n"
+	    "  - {name: a, target: t, unix_user: u,\n"
+	    "     action: fly,\n"
+	    "     time: noon,\n"
+	    "     colour: red,\n"
+	    "     groups: ops}\n", e1);
+	expect_case_errors("tests:\n  - name: a\n    expect: maybe\n"
+	    "    user: u\n    name: b\n    target: t\n    unix_user: u\n"
+	    "    action: shell\n", e2);
+	expect_case_errors("version: 1\n", e3);
+	expect_case_errors("", e4);
+	expect_case_errors("tests: []\n", e5);
+}
+
+static void
+test_parse_time(void **state)
+{
+	time_t t;
+
+	assert_int_equal(bz_policy_parse_time("2024-01-15T12:00:00Z", &t), 0);
+	assert_int_equal(t, 1705320000);
+	assert_int_equal(bz_policy_parse_time("2024-01-15T12:00", &t), 0);
+	assert_int_equal(t, 1705320000);
+	assert_int_equal(bz_policy_parse_time("2024-01-15 13:00+01:00", &t), 0);
+	assert_int_equal(t, 1705320000);
+	assert_int_equal(bz_policy_parse_time("2024-01-15T07:00:00-0500", &t),
+	    0);
+	assert_int_equal(t, 1705320000);
+	assert_int_equal(bz_policy_parse_time("@1705320000", &t), 0);
+	assert_int_equal(t, 1705320000);
+	assert_int_not_equal(bz_policy_parse_time("2024-02-30T12:00", &t), 0);
+	assert_int_not_equal(bz_policy_parse_time("2024-01-15T24:00", &t), 0);
+	assert_int_not_equal(bz_policy_parse_time("2024-01-15T12:00+1", &t),
+	    0);
+	assert_int_not_equal(bz_policy_parse_time("2024-01-15T12:00Zjunk", &t),
+	    0);
+	assert_int_not_equal(bz_policy_parse_time("@", &t), 0);
+	assert_int_not_equal(bz_policy_parse_time("", &t), 0);
+}
+
 int
 main(void)
 {
@@ -1275,6 +1552,11 @@ main(void)
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_examples),
 		cmocka_unit_test(test_many_rules),
+		cmocka_unit_test(test_cmd_check),
+		cmocka_unit_test(test_cmd_explain),
+		cmocka_unit_test(test_cmd_test),
+		cmocka_unit_test(test_cases_errors),
+		cmocka_unit_test(test_parse_time),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
