@@ -1,8 +1,9 @@
 /*
- * conn.c: what every websocket shares: a write queue of whole frames (one
- * written per WRITEABLE callback, each with LWS_PRE headroom so lws can
- * put its header in front without a copy), backpressure between a source
- * and a destination, and closing after the queue has been flushed.
+ * conn.c: what every websocket shares: a write queue of whole frames, each
+ * with LWS_PRE headroom so lws can put its header in front without a copy
+ * (written in WRITEABLE callbacks, a few while the socket takes them),
+ * backpressure between a source and a destination, and closing after the
+ * queue has been flushed.
  */
 #include "bzproxy.h"
 
@@ -19,6 +20,7 @@
 
 #define CLOSE_GRACE_S 5  /* time to flush the queue before a forced close */
 #define SID_OFFSET 4     /* session_id in the wire header (wire.h) */
+#define WRITE_BURST (256u * 1024) /* bytes written per WRITEABLE callback */
 
 struct bzp_out *
 bzp_out_new(size_t len)
@@ -166,33 +168,49 @@ bzp_conn_release(struct bzp_conn *src, int *held)
 	}
 }
 
+/* Write one frame; -1 when the connection is broken. */
+static int
+write_one(struct bzp_conn *c)
+{
+	struct bzp_out *o = c->q_head;
+	size_t before = c->q_bytes;
+	int w;
+
+	c->q_head = o->next;
+	if (c->q_head == NULL)
+		c->q_tail = NULL;
+	c->q_bytes -= o->len;
+	/* lws keeps what the socket did not take and writes it first. */
+	w = lws_write(c->wsi, o->buf + LWS_PRE, o->len, LWS_WRITE_BINARY);
+	free(o);
+	if (w < 0) {
+		bz_info("%s: write failed", c->peer);
+		return -1;
+	}
+	if (before >= BZP_QUEUE_LOW && c->q_bytes < BZP_QUEUE_LOW) {
+		if (c->client != NULL)
+			bzp_client_drained(c->client);
+		else if (c->agent != NULL)
+			bzp_agent_drained(c->agent);
+	}
+	return 0;
+}
+
 int
 bzp_conn_writeable(struct bzp_conn *c)
 {
-	struct bzp_out *o;
-	size_t before = c->q_bytes, n;
-	int w;
+	size_t n, burst = 0;
 
-	if ((o = c->q_head) != NULL) {
-		c->q_head = o->next;
-		if (c->q_head == NULL)
-			c->q_tail = NULL;
-		c->q_bytes -= o->len;
-		/* lws keeps what the socket did not take and writes it
-		 * before the next WRITEABLE: one frame per callback. */
-		w = lws_write(c->wsi, o->buf + LWS_PRE, o->len,
-		    LWS_WRITE_BINARY);
-		free(o);
-		if (w < 0) {
-			bz_info("%s: write failed", c->peer);
+	/*
+	 * Several frames per callback while the socket takes them: each
+	 * return to the event loop costs a poll over every connection.
+	 */
+	while (c->q_head != NULL) {
+		burst += c->q_head->len;
+		if (write_one(c) != 0)
 			return -1;
-		}
-		if (before >= BZP_QUEUE_LOW && c->q_bytes < BZP_QUEUE_LOW) {
-			if (c->client != NULL)
-				bzp_client_drained(c->client);
-			else if (c->agent != NULL)
-				bzp_agent_drained(c->agent);
-		}
+		if (burst >= WRITE_BURST || lws_send_pipe_choked(c->wsi))
+			break;
 	}
 	if (c->q_head != NULL)
 		lws_callback_on_writable(c->wsi);
