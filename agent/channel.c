@@ -48,6 +48,7 @@ struct chan {
 	int client_eof, client_closed;
 	int eof_sent, close_sent;
 	int64_t kill_at;         /* SIGKILL deadline after SIGHUP; 0 = none */
+	uint64_t bytes_in, bytes_out; /* totals, for the log */
 	int pidx[3];             /* pollfd index of in/out/err, -1 = none */
 };
 
@@ -309,13 +310,17 @@ finish(struct bz_link *link, struct chan *c)
 		o = json_pack("{s:s, s:s, s:b}", "t", "exit", "signal",
 		    signal_name(WTERMSIG(c->wstatus)), "core",
 		    WCOREDUMP(c->wstatus) ? 1 : 0);
-		bz_info("channel %s: ended by signal %s", c->tag,
-		    signal_name(WTERMSIG(c->wstatus)));
+		bz_info("channel %s: ended by signal %s (%llu bytes in, "
+		    "%llu out)", c->tag, signal_name(WTERMSIG(c->wstatus)),
+		    (unsigned long long)c->bytes_in,
+		    (unsigned long long)c->bytes_out);
 	} else {
 		o = json_pack("{s:s, s:i}", "t", "exit", "status",
 		    WEXITSTATUS(c->wstatus));
-		bz_info("channel %s: exited with status %d", c->tag,
-		    WEXITSTATUS(c->wstatus));
+		bz_info("channel %s: exited with status %d (%llu bytes in, "
+		    "%llu out)", c->tag, WEXITSTATUS(c->wstatus),
+		    (unsigned long long)c->bytes_in,
+		    (unsigned long long)c->bytes_out);
 	}
 	if (agent_send_json(link, c->sid, c->ch, o) != 0)
 		bz_debug("channel %s: cannot queue the exit status", c->tag);
@@ -364,6 +369,7 @@ read_child(struct bz_link *link, struct chan *c, int *fd, uint8_t type)
 		if ((n = read(*fd, buf, want)) > 0) {
 			send_frame(link, c, type, buf, (size_t)n);
 			c->send_window -= (uint32_t)n;
+			c->bytes_out += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -431,6 +437,7 @@ on_data(struct bz_link *link, struct chan *c, const struct bz_frame *f)
 		return;
 	}
 	c->recv_left -= f->length;
+	c->bytes_in += f->length;
 	if (c->stdin_dead) {
 		c->consumed += f->length;
 		grant(link, c, 1);
@@ -552,7 +559,10 @@ chans_session_closed(struct chan_table *t, uint32_t sid)
 
 	for (c = t->head; c != NULL; c = c->next)
 		if (c->sid == sid && !c->client_closed) {
-			bz_info("channel %s: client session closed", c->tag);
+			bz_info("channel %s: client session closed (%llu bytes "
+			    "in, %llu out)", c->tag,
+			    (unsigned long long)c->bytes_in,
+			    (unsigned long long)c->bytes_out);
 			/* nobody left to tell: no CLOSE */
 			end_by_client(NULL, c, 0);
 		}
