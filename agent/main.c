@@ -61,10 +61,20 @@ usage(FILE *f)
 "    audience: bz-cli              the OIDC client id tokens are for\n"
 "    ca_file: ca.pem               verifies the IdP's TLS (optional)\n"
 "\n"
-"Signals: SIGTERM and SIGINT end every running session and exit 0.\n"
+"Signals: SIGTERM and SIGINT end every running session (SIGHUP, then\n"
+"SIGKILL after 1 s) and exit 0. SIGHUP is ignored.\n"
 "\n"
 "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure (bad\n"
 "configuration, unreadable key), 2 on a usage error.\n");
+}
+
+/* Usage errors: the synopsis only, not the whole manual. */
+static void
+short_usage(void)
+{
+	fprintf(stderr,
+"usage: bzagent -c CONFIG [--enrol-token TOKEN] [-v]\n"
+"Try 'bzagent --help' for more information.\n");
 }
 
 static const char *const config_keys[] = {
@@ -282,14 +292,14 @@ main(int argc, char **argv)
 			printf("bzagent %s\n", AGENT_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			short_usage();
 			return 2;
 		}
 	}
 	if (optind != argc || config == NULL) {
 		fprintf(stderr, "bzagent: %s\n", optind != argc ?
 		    "unexpected argument" : "missing -c CONFIG");
-		usage(stderr);
+		short_usage();
 		return 2;
 	}
 	if (token != NULL && token[0] == '\0') {
