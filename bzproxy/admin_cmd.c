@@ -335,14 +335,16 @@ bzp_cmd_policy_reload(const struct bzp_config *cfg)
 	size_t n;
 	char err[BZP_ERRLEN], *end;
 	long pid;
+	int ok;
 
 	if (bz_read_file(cfg->pid_file, 64, &d, &n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "bzproxy: is the server running? %s\n", err);
 		return 1;
 	}
 	pid = strtol((char *)d, &end, 10);
+	ok = pid > 1 && end != (char *)d && (*end == '\n' || *end == '\0');
 	free(d);
-	if (pid <= 1 || (*end != '\n' && *end != '\0')) {
+	if (!ok) {
 		fprintf(stderr, "bzproxy: %s does not hold a pid\n",
 		    cfg->pid_file);
 		return 1;
