@@ -107,14 +107,15 @@ lower(unsigned char c)
 }
 
 static uint64_t
-hash_str(const char *s, size_t n, int fold)
+hash_str(const char *s, size_t n, int fold, int rev)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = BZ_HASH_INIT;
 	size_t i;
+	unsigned char c;
 
 	for (i = 0; i < n; i++) {
-		h ^= fold ? lower((unsigned char)s[i]) : (unsigned char)s[i];
-		h *= 1099511628211ULL;
+		c = (unsigned char)s[rev ? n - 1 - i : i];
+		h = bz_hash_step(h, fold ? lower(c) : c);
 	}
 	return h;
 }
@@ -135,17 +136,27 @@ key_eq(const struct hent *e, const char *s, size_t n, int fold)
 }
 
 const struct hent *
-bz_hmap_find(const struct hmap *m, const char *key, size_t klen)
+bz_hmap_find_hashed(const struct hmap *m, const char *key, size_t klen,
+    uint64_t h)
 {
 	size_t i;
 
 	if (m->cap == 0)
 		return NULL;
-	for (i = hash_str(key, klen, m->fold) & (m->cap - 1);
-	    m->tab[i].key != NULL; i = (i + 1) & (m->cap - 1))
+	for (i = h & (m->cap - 1); m->tab[i].key != NULL;
+	    i = (i + 1) & (m->cap - 1))
 		if (key_eq(&m->tab[i], key, klen, m->fold))
 			return &m->tab[i];
 	return NULL;
+}
+
+const struct hent *
+bz_hmap_find(const struct hmap *m, const char *key, size_t klen)
+{
+	if (m->cap == 0)
+		return NULL;
+	return bz_hmap_find_hashed(m, key, klen,
+	    hash_str(key, klen, m->fold, m->rev));
 }
 
 static int
@@ -159,7 +170,7 @@ hmap_grow(struct hmap *m)
 	for (i = 0; i < oldcap; i++) {
 		if (old[i].key == NULL)
 			continue;
-		for (j = hash_str(old[i].key, old[i].klen, m->fold) &
+		for (j = hash_str(old[i].key, old[i].klen, m->fold, m->rev) &
 		    (ncap - 1); nt[j].key != NULL; j = (j + 1) & (ncap - 1))
 			;
 		nt[j] = old[i];
@@ -179,7 +190,7 @@ hmap_add(struct hmap *m, const char *key, size_t klen, size_t id)
 
 	if ((m->count + 1) * 2 > m->cap && hmap_grow(m) != 0)
 		return BZ_ERR_ALLOC;
-	for (i = hash_str(key, klen, m->fold) & (m->cap - 1);
+	for (i = hash_str(key, klen, m->fold, m->rev) & (m->cap - 1);
 	    m->tab[i].key != NULL; i = (i + 1) & (m->cap - 1))
 		if (key_eq(&m->tab[i], key, klen, m->fold))
 			break;
@@ -637,6 +648,12 @@ glob_scan(const char *s, struct pat *p, const char **why)
 	}
 	p->glob = first >= 0;
 	p->prefix = first >= 0 ? (size_t)first : i;
+	/* Trailing bytes that are no part of any wildcard or escape. */
+	for (j = i; j > 0 && strchr("*?[]\\", s[j - 1]) == NULL; j--)
+		;
+	p->suffix = i - j;
+	p->star = p->glob && p->prefix + p->suffix + 1 == i &&
+	    s[p->prefix] == '*';
 	return 0;
 }
 
@@ -663,6 +680,14 @@ bz_pat_match(const struct pat *p, const char *s, size_t slen, int fold)
 	if (slen < p->prefix || !(fold ? casefold_prefix(p->s, s, p->prefix) :
 	    memcmp(p->s, s, p->prefix) == 0))
 		return 0;
+	if (p->star) {
+		const char *ps = p->s + p->len - p->suffix;
+		const char *ss = s + slen - p->suffix;
+		if (slen < p->prefix + p->suffix)
+			return 0;
+		return fold ? casefold_prefix(ps, ss, p->suffix) :
+		    memcmp(ps, ss, p->suffix) == 0;
+	}
 	return fnmatch(p->s, s, fold ? FNM_CASEFOLD : 0) == 0;
 }
 
@@ -1380,6 +1405,16 @@ load_text(struct loader *L, const char *name, const char *data, size_t len)
 
 /* ---- the set ------------------------------------------------------------ */
 
+static void
+pindex_free(struct pindex *x)
+{
+	hmap_free(&x->exact);
+	hmap_free(&x->prefix);
+	hmap_free(&x->suffix);
+	free(x->plens);
+	free(x->slens);
+}
+
 void
 bz_policy_free(struct bz_policy_set *set)
 {
@@ -1392,9 +1427,11 @@ bz_policy_free(struct bz_policy_set *set)
 	free(set->tzs);
 	free(set->rules);
 	hmap_free(&set->names);
-	hmap_free(&set->tmap);
-	hmap_free(&set->umap);
-	hmap_free(&set->gmap);
+	pindex_free(&set->tidx);
+	pindex_free(&set->uidx);
+	pindex_free(&set->gidx);
+	pindex_free(&set->xidx);
+	hmap_free(&set->lmap);
 	free(set->generic);
 	bz_arena_free(&set->arena);
 	free(set);
@@ -1404,6 +1441,18 @@ size_t
 bz_policy_rule_count(const struct bz_policy_set *set)
 {
 	return set ? set->nrules : 0;
+}
+
+/* A label of r whose value is literal, if any. */
+static const struct label_pat *
+literal_label(const struct rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nlabels; i++)
+		if (!r->labels[i].value.glob)
+			return &r->labels[i];
+	return NULL;
 }
 
 static int
@@ -1417,32 +1466,112 @@ all_literal(const struct patlist *l)
 	return 1;
 }
 
+static int
+anchored(const struct patlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].glob && l->v[i].prefix == 0 &&
+		    l->v[i].suffix == 0)
+			return 0;
+	return 1;
+}
+
+static int
+mark_len(unsigned char **lens, size_t *n, size_t len)
+{
+	unsigned char *p;
+
+	if (len >= *n) {
+		if ((p = realloc(*lens, len + 1)) == NULL)
+			return BZ_ERR_ALLOC;
+		memset(p + *n, 0, len + 1 - *n);
+		*lens = p;
+		*n = len + 1;
+	}
+	(*lens)[len] = 1;
+	return BZ_OK;
+}
+
+/* File rule id under each pattern of l (all anchored). */
+static int
+file_patterns(struct pindex *x, const struct patlist *l, size_t id)
+{
+	const struct pat *p;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		p = &l->v[i];
+		if (!p->glob) {
+			if (hmap_add(&x->exact, p->s, p->len, id) != 0)
+				return BZ_ERR_ALLOC;
+		} else if (p->prefix >= p->suffix) {
+			if (hmap_add(&x->prefix, p->s, p->prefix, id) != 0 ||
+			    mark_len(&x->plens, &x->nplens, p->prefix) != 0)
+				return BZ_ERR_ALLOC;
+		} else {
+			if (hmap_add(&x->suffix, p->s + p->len - p->suffix,
+			    p->suffix, id) != 0 ||
+			    mark_len(&x->slens, &x->nslens, p->suffix) != 0)
+				return BZ_ERR_ALLOC;
+		}
+	}
+	return BZ_OK;
+}
+
+static void
+pindex_init(struct pindex *x, int fold)
+{
+	x->exact.fold = x->prefix.fold = x->suffix.fold = fold;
+	x->suffix.rev = 1;
+}
+
 /* File every rule in the evaluation index (see policy_int.h). */
 static int
 build_index(struct bz_policy_set *set)
 {
-	size_t i, j;
+	const struct label_pat *lp;
+	size_t i;
 
-	set->umap.fold = 1;
+	pindex_init(&set->tidx, 0);
+	pindex_init(&set->uidx, 1);
+	pindex_init(&set->gidx, 0);
+	pindex_init(&set->xidx, 0);
 	if (set->nrules > 0 && (set->generic = calloc(set->nrules,
 	    sizeof(*set->generic))) == NULL)
 		return BZ_ERR_ALLOC;
 	for (i = 0; i < set->nrules; i++) {
 		const struct rule *r = &set->rules[i];
 		if (r->names.n > 0 && all_literal(&r->names)) {
-			for (j = 0; j < r->names.n; j++)
-				if (hmap_add(&set->tmap, r->names.v[j].s,
-				    r->names.v[j].len, i) != 0)
-					return BZ_ERR_ALLOC;
+			if (file_patterns(&set->tidx, &r->names, i) != 0)
+				return BZ_ERR_ALLOC;
 		} else if (all_literal(&r->users) && all_literal(&r->groups)) {
-			for (j = 0; j < r->users.n; j++)
-				if (hmap_add(&set->umap, r->users.v[j].s,
-				    r->users.v[j].len, i) != 0)
-					return BZ_ERR_ALLOC;
-			for (j = 0; j < r->groups.n; j++)
-				if (hmap_add(&set->gmap, r->groups.v[j].s,
-				    r->groups.v[j].len, i) != 0)
-					return BZ_ERR_ALLOC;
+			if (file_patterns(&set->uidx, &r->users, i) != 0 ||
+			    file_patterns(&set->gidx, &r->groups, i) != 0)
+				return BZ_ERR_ALLOC;
+		} else if ((lp = literal_label(r)) == NULL &&
+		    r->names.n > 0 && anchored(&r->names)) {
+			if (file_patterns(&set->tidx, &r->names, i) != 0)
+				return BZ_ERR_ALLOC;
+		} else if (lp == NULL && anchored(&r->users) &&
+		    anchored(&r->groups)) {
+			if (file_patterns(&set->uidx, &r->users, i) != 0 ||
+			    file_patterns(&set->gidx, &r->groups, i) != 0)
+				return BZ_ERR_ALLOC;
+		} else if (lp == NULL && anchored(&r->unix_users)) {
+			if (file_patterns(&set->xidx, &r->unix_users, i) != 0)
+				return BZ_ERR_ALLOC;
+		} else if (lp != NULL) {
+			/* Key "name\0value": a request needs exactly it. */
+			size_t kl = strlen(lp->key), n = kl + 1 + lp->value.len;
+			char *k = bz_arena_alloc(&set->arena, n);
+			if (k == NULL)
+				return BZ_ERR_ALLOC;
+			memcpy(k, lp->key, kl + 1);
+			memcpy(k + kl + 1, lp->value.s, lp->value.len);
+			if (hmap_add(&set->lmap, k, n, i) != 0)
+				return BZ_ERR_ALLOC;
 		} else {
 			set->generic[set->ngeneric++] = i;
 		}

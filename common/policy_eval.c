@@ -40,19 +40,22 @@ struct ctx {
 	size_t fwd_port_len;
 	struct tm utc;
 	int have_utc;
+	size_t glen[32];          /* lengths of the first groups */
 };
 
 static void
 ctx_init(struct ctx *c, const struct bz_policy_request *req)
 {
 	const char *colon;
-	size_t hlen;
+	size_t hlen, i;
 
 	memset(c, 0, sizeof(*c));
 	c->req = req;
 	c->user_len = strlen(req->user);
 	c->target_len = strlen(req->target);
 	c->unix_len = strlen(req->unix_user);
+	for (i = 0; i < req->ngroups && i < 32; i++)
+		c->glen[i] = req->groups[i] ? strlen(req->groups[i]) : 0;
 	if (req->command != NULL) {
 		c->cmd_len = strlen(req->command);
 		c->cmd_meta = strpbrk(req->command, SHELL_META) != NULL;
@@ -100,8 +103,8 @@ match_subject(const struct rule *r, const struct ctx *c)
 		return 0;
 	for (i = 0; i < c->req->ngroups; i++)
 		if (c->req->groups[i] != NULL &&
-		    any_match(&r->groups, c->req->groups[i],
-		    strlen(c->req->groups[i]), 0))
+		    any_match(&r->groups, c->req->groups[i], i < 32 ?
+		    c->glen[i] : strlen(c->req->groups[i]), 0))
 			return 1;
 	return 0;
 }
@@ -296,6 +299,77 @@ scan_entry(const struct bz_policy_set *set, const struct hent *e,
 		scan(set, e->ids, e->n, c, deny, allow);
 }
 
+/* Rules filed under "key\0value" for one of the request's labels. */
+static void
+scan_label(const struct bz_policy_set *set, const struct bz_label *l,
+    struct ctx *c, size_t *deny, size_t *allow)
+{
+	const struct hmap *m = &set->lmap;
+	size_t kl, vl, i;
+	uint64_t h = BZ_HASH_INIT;
+	const char *p;
+
+	if (l->key == NULL || l->value == NULL)
+		return;
+	kl = strlen(l->key);
+	vl = strlen(l->value);
+	for (p = l->key; *p != '\0'; p++)
+		h = bz_hash_step(h, (unsigned char)*p);
+	h = bz_hash_step(h, 0);
+	for (p = l->value; *p != '\0'; p++)
+		h = bz_hash_step(h, (unsigned char)*p);
+	for (i = h & (m->cap - 1); m->tab[i].key != NULL;
+	    i = (i + 1) & (m->cap - 1)) {
+		const struct hent *e = &m->tab[i];
+		if (e->klen == kl + 1 + vl && memcmp(e->key, l->key, kl) == 0 &&
+		    e->key[kl] == '\0' &&
+		    memcmp(e->key + kl + 1, l->value, vl) == 0) {
+			scan(set, e->ids, e->n, c, deny, allow);
+			return;
+		}
+	}
+}
+
+static unsigned char
+fold_byte(unsigned char c, int fold)
+{
+	return fold && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Rules filed in x under s itself, a prefix of s or a suffix of s. */
+static void
+scan_pindex(const struct bz_policy_set *set, const struct pindex *x,
+    const char *s, size_t len, struct ctx *c, size_t *deny, size_t *allow)
+{
+	uint64_t h;
+	size_t k;
+	int fold = x->exact.fold;
+
+	if (x->exact.count > 0)
+		scan_entry(set, bz_hmap_find(&x->exact, s, len), c, deny,
+		    allow);
+	if (x->prefix.count > 0) {
+		h = BZ_HASH_INIT;
+		for (k = 1; k <= len && k < x->nplens; k++) {
+			h = bz_hash_step(h, fold_byte((unsigned char)s[k - 1],
+			    fold));
+			if (x->plens[k])
+				scan_entry(set, bz_hmap_find_hashed(&x->prefix,
+				    s, k, h), c, deny, allow);
+		}
+	}
+	if (x->suffix.count > 0) {
+		h = BZ_HASH_INIT;
+		for (k = 1; k <= len && k < x->nslens; k++) {
+			h = bz_hash_step(h, fold_byte((unsigned char)s[len - k],
+			    fold));
+			if (x->slens[k])
+				scan_entry(set, bz_hmap_find_hashed(&x->suffix,
+				    s + len - k, k, h), c, deny, allow);
+		}
+	}
+}
+
 /* Replace control characters so a reason stays one line. */
 static void
 one_line(char *s)
@@ -325,16 +399,19 @@ decide(const struct bz_policy_set *set, struct ctx *c, size_t *deny,
 	size_t i;
 
 	*deny = *allow = SIZE_MAX;
-	scan_entry(set, bz_hmap_find(&set->tmap, req->target, c->target_len),
-	    c, deny, allow);
-	scan_entry(set, bz_hmap_find(&set->umap, req->user, c->user_len), c,
-	    deny, allow);
-	if (set->gmap.count > 0)
-		for (i = 0; i < req->ngroups; i++)
-			if (req->groups[i] != NULL)
-				scan_entry(set, bz_hmap_find(&set->gmap,
-				    req->groups[i], strlen(req->groups[i])),
-				    c, deny, allow);
+	scan_pindex(set, &set->tidx, req->target, c->target_len, c, deny,
+	    allow);
+	scan_pindex(set, &set->uidx, req->user, c->user_len, c, deny, allow);
+	for (i = 0; i < req->ngroups; i++)
+		if (req->groups[i] != NULL)
+			scan_pindex(set, &set->gidx, req->groups[i], i < 32 ?
+			    c->glen[i] : strlen(req->groups[i]), c, deny,
+			    allow);
+	if (set->lmap.count > 0)
+		for (i = 0; i < req->nlabels; i++)
+			scan_label(set, &req->labels[i], c, deny, allow);
+	scan_pindex(set, &set->xidx, req->unix_user, c->unix_len, c, deny,
+	    allow);
 	scan(set, set->generic, set->ngeneric, c, deny, allow);
 }
 
@@ -367,6 +444,18 @@ bz_policy_evaluate(const struct bz_policy_set *set,
 		    req->unix_user, req->target);
 	}
 	one_line(d->reason);
+}
+
+int
+bz_policy_rule_matches(const struct bz_policy_set *set, size_t i,
+    const struct bz_policy_request *req)
+{
+	struct ctx c;
+
+	if (!valid_request(set, req) || i >= set->nrules)
+		return -1;
+	ctx_init(&c, req);
+	return rule_matches(&set->rules[i], &c);
 }
 
 /* ---- explain ------------------------------------------------------------ */

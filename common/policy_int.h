@@ -25,7 +25,9 @@ struct pat {
 	const char *s;
 	size_t len;
 	size_t prefix;   /* literal bytes before the first wildcard */
+	size_t suffix;   /* literal bytes after the last one */
 	int glob;
+	int star;        /* the glob is prefix "*" suffix: no fnmatch needed */
 	int line, col;   /* where it was written */
 };
 
@@ -86,6 +88,16 @@ struct hmap {
 	struct hent *tab;
 	size_t cap, count;
 	int fold;   /* ASCII case-insensitive keys */
+	int rev;    /* keys hash from their last byte (suffix maps) */
+};
+
+/* One dimension's patterns (target names, users or groups): literal ones
+ * by value, globs by their literal prefix or suffix, whichever is longer;
+ * lens[n] is set when some prefix (suffix) of n bytes is filed. */
+struct pindex {
+	struct hmap exact, prefix, suffix;
+	unsigned char *plens, *slens;
+	size_t nplens, nslens;
 };
 
 struct tzent {
@@ -101,12 +113,17 @@ struct bz_policy_set {
 	size_t ntzs;
 	struct hmap names;    /* rule name -> index */
 	/*
-	 * Evaluation index: a rule whose target names are all literal is
-	 * filed under each name in tmap; otherwise, when all its subject
-	 * patterns are literal, under each user (umap) and group (gmap);
-	 * otherwise in generic.
+	 * Evaluation index. A rule is filed once, by the first of these that
+	 * applies: every target name literal -> tidx; every user and group
+	 * pattern literal -> uidx and gidx; a label with a literal value ->
+	 * "name\0value" in lmap; every target name anchored (literal, or a
+	 * glob with a literal prefix or suffix) -> tidx; every user and group
+	 * pattern anchored -> uidx and gidx; every unix_users pattern
+	 * anchored -> xidx; else generic. A request looks up its target,
+	 * user, groups, labels and unix user, and scans generic.
 	 */
-	struct hmap tmap, umap, gmap;
+	struct pindex tidx, uidx, gidx, xidx;
+	struct hmap lmap;
 	size_t *generic;
 	size_t ngeneric;
 };
@@ -145,11 +162,27 @@ void bz_policy_add_error_va(struct bz_policy_errors *errs, int *nerrors,
     const char *file, int line, int col, const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
 
+/* Does rule i match req, checked directly (no index)? For tests: 1, 0,
+ * or -1 for an invalid request. */
+int bz_policy_rule_matches(const struct bz_policy_set *set, size_t i,
+    const struct bz_policy_request *req);
+
 /* Order each file's errors by position (files stay in load order). */
 void bz_policy_errors_sort(struct bz_policy_errors *e);
 
+/* FNV-1a, step by step so that prefixes hash incrementally. */
+#define BZ_HASH_INIT 1469598103934665603ULL
+static inline uint64_t
+bz_hash_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * 1099511628211ULL;
+}
+
 const struct hent *bz_hmap_find(const struct hmap *m, const char *key,
     size_t klen);
+/* Find with the key's hash already known (m must not fold case). */
+const struct hent *bz_hmap_find_hashed(const struct hmap *m, const char *key,
+    size_t klen, uint64_t h);
 
 /* fnmatch flags for user patterns (e-mail addresses ignore case). */
 int bz_pat_match(const struct pat *p, const char *s, size_t slen, int fold);

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "policy.h"
 #include "policy_cmd.h"
+#include "policy_int.h"
 #include "tz.h"
 
 static char tmpdir[256];
@@ -1526,6 +1527,131 @@ test_parse_time(void **state)
 	assert_int_not_equal(bz_policy_parse_time("", &t), 0);
 }
 
+static unsigned
+rnd(unsigned *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return *seed / 65536;
+}
+
+/* Random rules and requests: the index never changes a decision. */
+static void
+test_index_differential(void **state)
+{
+	static const char *const names[] = {"web1", "web2", "web*", "*1",
+	    "*", "w?b1", "[w]eb1", "*eb*", "db-1", "db-*", "\\\\*x", "*-b",
+	    "x*", "we*1"};
+	static const char *const targets[] = {"web1", "web2", "db-1", "db-b",
+	    "x", "*x", "webx1", "WEB1", "a-b"};
+	static const char *const users[] = {"a@x", "*@x", "A@*", "*", "b@y",
+	    "?@x", "[ab]@x"};
+	static const char *const requsers[] = {"a@x", "A@X", "b@y", "c@x",
+	    "ab@x", "b@x"};
+	static const char *const groups[] = {"ops", "op*", "*s", "dev",
+	    "[d]ev"};
+	static const char *const unixes[] = {"deploy", "root", "d*", "*", "app",
+	    "*y"};
+	static const char *const reqgroups[] = {"ops", "dev", "opsy", "s"};
+	static const char *const requnix[] = {"deploy", "root", "app", "dy"};
+	static const char *const acts[] = {"shell", "exec", "sftp",
+	    "{exec: [\"ls *\"]}"};
+	struct bz_label labels[2] = {{"env", "prod"}, {"tier", "web"}};
+	struct bz_policy_set *set;
+	struct bz_policy_errors errs;
+	struct bz_policy_request q;
+	struct bz_policy_decision d;
+	size_t cap = 1 << 20, len = 0, i, j, n = 400, deny, allow;
+	char *text = malloc(cap), want[64];
+	unsigned seed = 12345;
+	size_t nallow = 0, ndeny = 0;
+	int round;
+
+	assert_non_null(text);
+#define PICK(a) ((a)[rnd(&seed) % (sizeof(a) / sizeof((a)[0]))])
+#define COIN() (rnd(&seed) % 3 == 0)
+	for (round = 0; round < 3; round++) {
+		len = (size_t)snprintf(text, cap, HDR);
+		for (i = 0; i < n; i++) {
+			int deny_rule = COIN() && COIN();
+			len += (size_t)snprintf(text + len, cap - len,
+			    "  - name: r%zu\n    subjects: {users: [\"%s\"]",
+			    i, PICK(users));
+			if (COIN())
+				len += (size_t)snprintf(text + len, cap - len,
+				    ", groups: [\"%s\", \"%s\"]", PICK(groups),
+				    PICK(groups));
+			len += (size_t)snprintf(text + len, cap - len, "}\n"
+			    "    targets: {");
+			if (COIN() && COIN())
+				len += (size_t)snprintf(text + len, cap - len,
+				    "labels: {env: \"%s\"}", COIN() ? "prod" :
+				    "p*");
+			else
+				len += (size_t)snprintf(text + len, cap - len,
+				    "names: [\"%s\", \"%s\"]%s", PICK(names),
+				    PICK(names), COIN() ?
+				    ", labels: {tier: web}" : "");
+			len += (size_t)snprintf(text + len, cap - len, "}\n"
+			    "    unix_users: [\"%s\"]\n    %s: [%s]\n",
+			    PICK(unixes), deny_rule ? "deny" : "allow",
+			    PICK(acts));
+		}
+		if (bz_policy_load_buffer("rand.yaml", text, len, &set,
+		    &errs) != 0 && errs.count > 0) {
+			char line[1024];
+			bz_policy_error_format(&errs.items[0], line,
+			    sizeof(line));
+			fail_msg("%s", line);
+		}
+		bz_policy_errors_free(&errs);
+		for (j = 0; j < 3000; j++) {
+			memset(&q, 0, sizeof(q));
+			q.user = PICK(requsers);
+			q.target = PICK(targets);
+			q.unix_user = PICK(requnix);
+			q.groups = &reqgroups[j % 3];
+			q.ngroups = j % 2 ? 2 : 0;
+			q.labels = COIN() ? labels : labels + 1;
+			q.nlabels = COIN() ? 1 : 0;
+			q.action = j % 3 == 0 ? BZ_ACTION_SHELL : j % 3 == 1 ?
+			    BZ_ACTION_EXEC : BZ_ACTION_CONNECT;
+			q.command = COIN() ? "ls -l" : "ls; sh";
+			deny = allow = SIZE_MAX;
+			for (i = 0; i < n; i++) {
+				if (bz_policy_rule_matches(set, i, &q) != 1)
+					continue;
+				if (set->rules[i].deny) {
+					if (deny == SIZE_MAX)
+						deny = i;
+				} else if (allow == SIZE_MAX) {
+					allow = i;
+				}
+			}
+			bz_policy_evaluate(set, &q, &d);
+			nallow += d.allowed;
+			ndeny += deny != SIZE_MAX;
+			if (deny != SIZE_MAX) {
+				snprintf(want, sizeof(want), "r%zu", deny);
+				assert_false(d.allowed);
+			} else if (allow != SIZE_MAX) {
+				snprintf(want, sizeof(want), "r%zu", allow);
+				assert_true(d.allowed);
+			} else {
+				want[0] = '\0';
+				assert_false(d.allowed);
+			}
+			assert_string_equal(d.rule, want);
+		}
+		bz_policy_free(set);
+	}
+#undef PICK
+#undef COIN
+	/* Both kinds of decision were exercised. */
+	assert_true(nallow > 500);
+	assert_true(ndeny > 500);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1552,6 +1678,7 @@ main(void)
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_examples),
 		cmocka_unit_test(test_many_rules),
+		cmocka_unit_test(test_index_differential),
 		cmocka_unit_test(test_cmd_check),
 		cmocka_unit_test(test_cmd_explain),
 		cmocka_unit_test(test_cmd_test),
