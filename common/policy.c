@@ -39,6 +39,9 @@ struct loader {
 	const char *file;      /* arena copy of the current file name */
 	const char *data;      /* the current file's bytes */
 	size_t len;
+	int stream;            /* a policy file: compile rules as parsed */
+	int in_policies;       /* the value being built is "policies" */
+	int version_bad;       /* "version" seen and not 1: skip rules */
 	struct arena tmp;      /* parse trees of the current file */
 	yaml_parser_t parser;
 };
@@ -385,6 +388,64 @@ check_props(struct loader *L, const yaml_event_t *ev, const yaml_char_t *anchor,
 
 static int build(struct loader *L, yaml_event_t *ev, int depth,
     struct ynode **out);
+static void parse_rule(struct loader *L, const struct ynode *n);
+
+/* Where the arena stands, to give back what was allocated after. */
+struct arena_mark {
+	struct chunk *head;
+	size_t used;
+};
+
+static struct arena_mark
+arena_mark(const struct arena *a)
+{
+	struct arena_mark m = {a->head, a->head ? a->head->used : 0};
+
+	return m;
+}
+
+static void
+arena_release(struct arena *a, struct arena_mark m)
+{
+	struct chunk *c;
+
+	while (a->head != m.head) {
+		c = a->head;
+		a->head = c->next;
+		free(c);
+	}
+	if (a->head != NULL)
+		a->head->used = m.used;
+}
+
+/*
+ * The items of a policy file's "policies" list: each is built, compiled
+ * into the set and its tree freed, so memory follows the largest rule, not
+ * the file. seq keeps only the count.
+ */
+static int
+stream_rules(struct loader *L, struct ynode *seq, int depth)
+{
+	struct arena_mark m;
+	struct ynode *item;
+	yaml_event_t ev;
+
+	for (;;) {
+		if (next_event(L, &ev) != 0)
+			return -1;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		m = arena_mark(&L->tmp);
+		if (build(L, &ev, depth + 1, &item) != 0)
+			return -1;
+		seq->n++;
+		if (!L->version_bad && L->fatal == 0)
+			parse_rule(L, item);
+		arena_release(&L->tmp, m);
+	}
+}
 
 static int
 build_children(struct loader *L, struct ynode *n, int depth)
@@ -407,9 +468,19 @@ build_children(struct loader *L, struct ynode *n, int depth)
 			append(n, key);
 			continue;
 		}
+		k = NULL;
+		if (key->type == N_SCALAR)
+			for (k = n->first; k != NULL; k = k->next)
+				if (strcmp(k->str, key->str) == 0)
+					break;
+		/* A policy file's rules are compiled one by one as they are
+		 * parsed (see stream_rules). */
+		L->in_policies = L->stream && depth == 0 && k == NULL &&
+		    key->type == N_SCALAR && strcmp(key->str, "policies") == 0;
 		if (next_event(L, &ev) != 0 ||
 		    build(L, &ev, depth + 1, &val) != 0)
 			return -1;
+		L->in_policies = 0;
 		if (key->type != N_SCALAR) {
 			if (key->type != N_BAD)
 				err_node(L, key, "mapping keys must be "
@@ -417,9 +488,10 @@ build_children(struct loader *L, struct ynode *n, int depth)
 			continue;
 		}
 		key->value = val;
-		for (k = n->first; k != NULL; k = k->next)
-			if (strcmp(k->str, key->str) == 0)
-				break;
+		if (L->stream && depth == 0 && k == NULL &&
+		    strcmp(key->str, "version") == 0)
+			L->version_bad = val->type != N_SCALAR ||
+			    strcmp(val->str, "1") != 0;
 		if (k != NULL) {
 			err_node(L, key, "duplicate key \"%s\" (first at "
 			    "line %d)", key->str, k->line);
@@ -493,8 +565,13 @@ build(struct loader *L, yaml_event_t *ev, int depth, struct ynode **out)
 			break;
 		}
 		yaml_event_delete(ev);
-		if (build_children(L, n, depth) != 0)
+		if (t == N_SEQ && L->in_policies && depth == 1) {
+			L->in_policies = 0;
+			if (stream_rules(L, n, depth) != 0)
+				return -1;
+		} else if (build_children(L, n, depth) != 0) {
 			return -1;
+		}
 		*out = n;
 		return 0;
 	default:
@@ -1348,7 +1425,7 @@ parse_rule(struct loader *L, const struct ynode *n)
 static void
 parse_root(struct loader *L, const struct ynode *root)
 {
-	const struct ynode *k, *version = NULL, *policies = NULL, *it;
+	const struct ynode *k, *version = NULL, *policies = NULL;
 
 	if (root->type == N_BAD)
 		return;
@@ -1381,11 +1458,8 @@ parse_root(struct loader *L, const struct ynode *root)
 		err_node(L, root, "missing \"policies\"");
 		return;
 	}
-	if (want_list(L, policies->value, "policies") != 0)
-		return;
-	for (it = policies->value->first; it != NULL && L->fatal == 0;
-	    it = it->next)
-		parse_rule(L, it);
+	/* The rules themselves were compiled while parsing (stream_rules). */
+	(void)want_list(L, policies->value, "policies");
 }
 
 /* Parse one file's bytes into L->set. */
@@ -1396,6 +1470,8 @@ load_text(struct loader *L, const char *name, const char *data, size_t len)
 
 	if ((L->file = set_strdup(L, name)) == NULL)
 		return;
+	L->stream = 1;
+	L->version_bad = 0;
 	root = parse_tree(L, data, len, "empty policy file (expected "
 	    "\"version: 1\" and \"policies:\")");
 	if (root != NULL && L->fatal == 0)
