@@ -298,6 +298,7 @@ on_hello(struct bzp_agent *a, const json_t *o)
 		goto out;
 	}
 	a->ready = 1;
+	bzp_conn_authenticated(a->conn);
 	a->next = s->agents;
 	s->agents = a;
 	snprintf(a->conn->peer + strlen(a->conn->peer),

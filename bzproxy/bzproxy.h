@@ -20,6 +20,7 @@
 #ifndef BZPROXY_H
 #define BZPROXY_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -134,10 +135,12 @@ struct bz_jwks;
 struct bzp_jwks;
 /*
  * Fetch the IdP's JWKS, retrying for up to wait_s seconds (the IdP may be
- * starting too). Blocking: called before the service loop runs.
+ * starting too), or until *stop is set (a signal). Blocking: called
+ * before the service loop runs.
  */
 int bzp_jwks_start(const char *issuer, const char *ca_file, int wait_s,
-    struct bzp_jwks **out, char *err, size_t errlen);
+    const volatile sig_atomic_t *stop, struct bzp_jwks **out, char *err,
+    size_t errlen);
 /* Where to send the wake-up when a background refresh finishes. */
 void bzp_jwks_set_context(struct bzp_jwks *j, struct lws_context *ctx);
 /* The keys in use (lws thread only). */
@@ -241,7 +244,14 @@ void bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
  */
 void bzp_conn_hold(struct bzp_conn *src, struct bzp_conn *dst, int *held);
 void bzp_conn_release(struct bzp_conn *src, int *held);
-/* LWS_CALLBACK_SERVER_WRITEABLE: write one queued frame. -1 closes. */
+/*
+ * A new link has BZP_AUTH_TIMEOUT_S to finish login/hello(+mfa) or
+ * agent_hello; bzp_conn_authenticated lifts that limit.
+ */
+#define BZP_AUTH_TIMEOUT_S 120
+void bzp_conn_start_auth_timer(struct bzp_conn *c);
+void bzp_conn_authenticated(struct bzp_conn *c);
+/* LWS_CALLBACK_SERVER_WRITEABLE: write queued frames. -1 closes. */
 int bzp_conn_writeable(struct bzp_conn *c);
 /* Free queues (the connection is gone). */
 void bzp_conn_free(struct bzp_conn *c);

@@ -392,6 +392,7 @@ session_ready(struct bzp_client *cl)
 	json_decref(ans);
 	bzp_agent_attach(a, cl);
 	cl->state = BZP_CL_READY;
+	bzp_conn_authenticated(cl->conn);
 	audit_session(cl, 1, cl->rule, NULL);
 	bz_info("%s: session %u: %s as %s on %s (rule %s)", cl->conn->peer,
 	    cl->sid, cl->user, cl->unix_user, cl->target, cl->rule);

@@ -144,6 +144,20 @@ bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
 }
 
 void
+bzp_conn_start_auth_timer(struct bzp_conn *c)
+{
+	/* an unauthenticated link must not sit on a slot forever */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, BZP_AUTH_TIMEOUT_S);
+}
+
+void
+bzp_conn_authenticated(struct bzp_conn *c)
+{
+	if (!c->closing)
+		lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
+void
 bzp_conn_hold(struct bzp_conn *src, struct bzp_conn *dst, int *held)
 {
 	if (*held || dst->q_bytes <= BZP_QUEUE_HIGH || src->closing)

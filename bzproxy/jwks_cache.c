@@ -38,7 +38,8 @@ struct bzp_jwks {
 
 int
 bzp_jwks_start(const char *issuer, const char *ca_file, int wait_s,
-    struct bzp_jwks **out, char *err, size_t errlen)
+    const volatile sig_atomic_t *stop, struct bzp_jwks **out, char *err,
+    size_t errlen)
 {
 	struct bzp_jwks *j;
 	time_t deadline = time(NULL) + wait_s;
@@ -56,7 +57,7 @@ bzp_jwks_start(const char *issuer, const char *ca_file, int wait_s,
 	/* The IdP may be starting at the same time as we are. */
 	while ((r = bz_jwks_fetch(issuer, ca_file, &j->cur, err,
 	    errlen)) != 0) {
-		if (time(NULL) >= deadline) {
+		if (time(NULL) >= deadline || *stop) {
 			bzp_jwks_free(j);
 			return r;
 		}

@@ -187,6 +187,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 		s->conns->prev = c;
 	s->conns = c;
 	p->c = c;
+	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
 	return 0;
 }
@@ -200,7 +201,8 @@ on_closed(struct bzp_server *s, struct pss *p)
 		return;
 	p->c = NULL;
 	if (!c->closing)
-		bz_info("%s: connection closed by the peer", c->peer);
+		bz_info("%s: connection closed (by the peer, or a "
+		    "keepalive or login timeout)", c->peer);
 	else
 		bz_debug("%s: closed", c->peer);
 	if (c->client != NULL)
@@ -436,7 +438,11 @@ bzp_serve(const struct bzp_config *cfg)
 	if (bz_b64url_encode(s.pk, sizeof(s.pk), &s.pk_b64) != 0)
 		goto out;
 	if (bzp_jwks_start(cfg->issuer, cfg->oidc_ca_file, JWKS_WAIT_S,
-	    &s.jwks, err, sizeof(err)) != 0) {
+	    &sig_stop, &s.jwks, err, sizeof(err)) != 0) {
+		if (sig_stop) {
+			rc = 0; /* asked to stop while waiting for the IdP */
+			goto out;
+		}
 		bz_error("cannot fetch the IdP's keys from %s: %s",
 		    cfg->issuer, err);
 		goto out;
