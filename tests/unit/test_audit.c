@@ -41,12 +41,14 @@ teardown(void **state)
 static char *
 slurp(void)
 {
-	uint8_t *d;
+	uint8_t *d = NULL;
 	size_t n;
 	char err[256];
+	int r;
 
-	assert_int_equal(bz_read_file(path, 1 << 20, &d, &n, err,
-	    sizeof(err)), 0);
+	r = bz_read_file(path, 1 << 20, &d, &n, err, sizeof(err));
+	assert_int_equal(r, 0);
+	assert_non_null(d);
 	return (char *)d;
 }
 
@@ -79,6 +81,17 @@ sha_hex(const char *p, size_t n, char out[65])
 	sodium_bin2hex(out, 65, h, 32);
 }
 
+/* End the line at s and return the next one (the test fails without one). */
+static char *
+cut_line(char *s)
+{
+	char *nl = strchr(s, '\n');
+
+	assert_non_null(nl);
+	*nl = '\0';
+	return nl + 1;
+}
+
 static void
 test_chain_and_reopen(void **state)
 {
@@ -103,15 +116,10 @@ test_chain_and_reopen(void **state)
 
 	text = slurp();
 	l1 = text;
-	assert_non_null(nl = strchr(l1, '\n'));
-	*nl = '\0';
-	l2 = nl + 1;
-	assert_non_null(nl = strchr(l2, '\n'));
-	*nl = '\0';
-	l3 = nl + 1;
-	assert_non_null(nl = strchr(l3, '\n'));
-	*nl = '\0';
-	assert_string_equal(nl + 1, "");
+	l2 = cut_line(l1);
+	l3 = cut_line(l2);
+	nl = cut_line(l3);
+	assert_string_equal(nl, "");
 	/* Members in order: time, event, caller's, prev last. */
 	assert_int_equal(strncmp(l1, "{\"time\":\"", 9), 0);
 	assert_non_null(strstr(l1, "\",\"event\":\"login\",\"user\":"
