@@ -14,7 +14,7 @@ command -v clang >/dev/null || { echo "clang missing: apt-get install -y clang" 
 mkdir -p "$out/corpus"
 c="$src/common"
 clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter \
+    -fno-sanitize-recover=undefined -Wall -Wextra -Werror \
     -I"$c" "$src/tests/fuzz/fuzz_policy.c" \
     "$c/policy.c" "$c/policy_eval.c" "$c/policy_lint.c" "$c/tz.c" \
     "$c/util.c" "$c/buf.c" \
