@@ -11,6 +11,7 @@
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels: policy per request, relay
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
+ *   labels.c       agent names, label keys and values
  *   audit_ev.c     audit events with the common fields
  * Functions return 0 or a negative BZ_ERR_* and put a reason in err.
  * Everything in server.c, conn.c, client_*.c and agent_link.c runs on the
@@ -346,7 +347,7 @@ void bzp_agent_detach(struct bzp_agent *a, struct bzp_client *cl);
 /* Our queue drained below BZP_QUEUE_LOW: resume the clients we paused. */
 void bzp_agent_drained(struct bzp_agent *a);
 void bzp_agent_free(struct bzp_agent *a);
-/* Sanity of names: agent names, label keys ([A-Za-z0-9._-], 1..max). */
+/* labels.c: agent names, label keys ([A-Za-z0-9._-], 1..max). */
 int bzp_name_ok(const char *s, size_t max);
 /* Label values: printable ASCII without quotes/backslash, 0..max. */
 int bzp_label_value_ok(const char *s, size_t max);

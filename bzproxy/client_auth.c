@@ -492,9 +492,13 @@ do_hello(struct bzp_client *cl, const json_t *req)
 	}
 	cl->user = strdup(rec.user);
 	cl->id_token = strdup(rec.id_token);
-	if (cl->user == NULL || cl->id_token == NULL ||
-	    (groups = json_loads(rec.groups, 0, NULL)) == NULL ||
-	    !json_is_array(groups) || set_groups(cl, groups) != 0) {
+	groups = json_loads(rec.groups, 0, NULL);
+	if (groups != NULL && !json_is_array(groups)) {
+		json_decref(groups);
+		groups = NULL;
+	}
+	if (cl->user == NULL || cl->id_token == NULL || groups == NULL ||
+	    set_groups(cl, groups) != 0) {
 		hello_refused(cl, NULL, "bzproxy cannot read the session");
 		goto out;
 	}

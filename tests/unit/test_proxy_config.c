@@ -1,0 +1,181 @@
+/* test_proxy_config.c: bzproxy's config file (required keys, listen,
+ * relative paths, defaults) and its name/label rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bzproxy.h"
+
+static char tmpdir[256], path[512];
+
+static const char good[] =
+	"listen: 127.0.0.1:8443\n"
+	"tls_cert: cert.pem\n"
+	"tls_key: /etc/key.pem\n"
+	"state_db: state.db\n"
+	"signing_key: k.key\n"
+	"policies: policies/\n"
+	"audit_log: audit.jsonl\n"
+	"oidc:\n"
+	"  issuer: https://idp.example.com\n"
+	"  audience: bz-cli\n";
+
+static int
+setup(void **state)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/bz-pcfg-XXXXXX", t ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/bzproxy.yaml", tmpdir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+load(const char *text, struct bzp_config *c, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return bzp_config_load(path, c, err, errlen);
+}
+
+static void
+test_good_config(void **state)
+{
+	struct bzp_config c;
+	char err[512], want[600];
+
+	assert_int_equal(load(good, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen_host, "127.0.0.1");
+	assert_int_equal(c.listen_port, 8443);
+	snprintf(want, sizeof(want), "%s/cert.pem", tmpdir);
+	assert_string_equal(c.tls_cert, want);
+	assert_string_equal(c.tls_key, "/etc/key.pem");
+	snprintf(want, sizeof(want), "%s/state.db.pid", tmpdir);
+	assert_string_equal(c.pid_file, want);
+	assert_string_equal(c.issuer, "https://idp.example.com");
+	assert_string_equal(c.audience, "bz-cli");
+	assert_string_equal(c.groups_claim, "groups");
+	assert_null(c.oidc_ca_file);
+	assert_int_equal(c.session_ttl, 12 * 3600);
+	bzp_config_free(&c);
+}
+
+static void
+test_optional_keys(void **state)
+{
+	struct bzp_config c;
+	char err[512], text[1024];
+
+	snprintf(text, sizeof(text), "%s  ca_file: ca.pem\n"
+	    "  groups_claim: roles\nsession_ttl: 30m\n", good);
+	assert_int_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(c.oidc_ca_file, "/ca.pem"));
+	assert_string_equal(c.groups_claim, "roles");
+	assert_int_equal(c.session_ttl, 1800);
+	bzp_config_free(&c);
+}
+
+static void
+test_bad_configs(void **state)
+{
+	struct bzp_config c;
+	char err[512], text[1024];
+
+	snprintf(text, sizeof(text), "%s", good + strlen("listen: "
+	    "127.0.0.1:8443\n"));
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "listen"));
+
+	snprintf(text, sizeof(text), "listen: 8443\n%s", strchr(good, '\n') +
+	    1);
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "HOST:PORT"));
+
+	snprintf(text, sizeof(text), "%ssession_ttl: forever\n", good);
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "session_ttl"));
+
+	snprintf(text, sizeof(text), "%sbogus: 1\n", good);
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "bogus"));
+
+	/* the issuer must be https */
+	snprintf(text, sizeof(text), "%s", good);
+	memcpy(strstr(text, "https"), "http:", 5);
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+}
+
+static void
+test_names_and_labels(void **state)
+{
+	struct bz_label *v;
+	json_t *o;
+	size_t n;
+
+	assert_true(bzp_name_ok("web1", BZP_NAME_MAX));
+	assert_true(bzp_name_ok("db-1.prod_x", BZP_NAME_MAX));
+	assert_false(bzp_name_ok("", BZP_NAME_MAX));
+	assert_false(bzp_name_ok("-rf", BZP_NAME_MAX));
+	assert_false(bzp_name_ok(".hidden", BZP_NAME_MAX));
+	assert_false(bzp_name_ok("a b", BZP_NAME_MAX));
+	assert_false(bzp_name_ok("a/b", BZP_NAME_MAX));
+	assert_false(bzp_name_ok("abc", 2));
+	assert_true(bzp_label_value_ok("prod", 128));
+	assert_true(bzp_label_value_ok("", 128));
+	assert_true(bzp_label_value_ok("eu-west-1:a/b@c+d=e", 128));
+	assert_false(bzp_label_value_ok("a b", 128));
+	assert_false(bzp_label_value_ok("\"x\"", 128));
+
+	assert_int_equal(bzp_labels_parse("{\"env\":\"prod\",\"role\":\"db\"}",
+	    &o, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].key, "env");
+	assert_string_equal(v[0].value, "prod");
+	assert_string_equal(v[1].key, "role");
+	free(v);
+	json_decref(o);
+	assert_int_equal(bzp_labels_parse("{}", &o, &v, &n), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	json_decref(o);
+	assert_int_not_equal(bzp_labels_parse("[]", &o, &v, &n), 0);
+	assert_int_not_equal(bzp_labels_parse("{\"a\":1}", &o, &v, &n), 0);
+	assert_int_not_equal(bzp_labels_parse("{\"a\":\"b\",\"a\":\"c\"}",
+	    &o, &v, &n), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_good_config, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_optional_keys, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_configs, setup,
+		    teardown),
+		cmocka_unit_test(test_names_and_labels),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
