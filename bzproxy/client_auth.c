@@ -591,7 +591,8 @@ bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f)
 
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
 	    sizeof(err))) == NULL) {
-		bzp_conn_close(cl->conn, "protocol violation: %s", err);
+		/* not err: jansson quotes the input, which may hold a token */
+		bzp_conn_close(cl->conn, "protocol violation: malformed JSON");
 		return;
 	}
 	if ((t = bz_json_str(o, "t")) == NULL)

@@ -288,7 +288,8 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
 	    sizeof(err))) == NULL) {
-		bzp_conn_close(cl->conn, "protocol violation: %s", err);
+		/* not err: jansson quotes the input, which may hold a token */
+		bzp_conn_close(cl->conn, "protocol violation: malformed JSON");
 		return;
 	}
 	if ((t = bz_json_str(o, "t")) == NULL)
