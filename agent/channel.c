@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "log.h"
 #include "util.h"
@@ -177,6 +178,7 @@ agent_send_json(struct bz_link *link, uint32_t sid, uint32_t ch,
 		return BZ_ERR_ALLOC;
 	r = bz_link_send_frame(link, BZ_FRAME_CONTROL, 0, sid, ch, s,
 	    strlen(s));
+	sodium_memzero(s, strlen(s)); /* agent_hello holds the enrol token */
 	free(s);
 	return r;
 }

@@ -260,10 +260,10 @@ on_request(struct agent *a, const struct bz_frame *f)
 	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
 
 	if (chans_exists(a->chans, f->session_id, f->channel_id)) {
-		bz_warn("channel %u/%u: second request on a channel refused",
-		    f->session_id, f->channel_id);
-		agent_send_failed(a->link, f->session_id, f->channel_id,
-		    "channel already in use");
+		/* bzproxy allows one request per channel; answering would
+		 * end the channel that runs, so only log it */
+		bz_warn("channel %u/%u: second request on a running channel "
+		    "ignored", f->session_id, f->channel_id);
 		return;
 	}
 	if (chans_count(a->chans) >= AGENT_MAX_CHANNELS) {
