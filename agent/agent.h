@@ -4,15 +4,15 @@
  *   main.c            command line, config, signals; calls agent_run
  *   connection.c      the link to bzproxy: connect, handshake, reconnect
  *                     with backoff, frame dispatch, the poll loop
- *   backoff.c         jittered exponential backoff (pure)
- *   jwks_cache.c      the IdP's keys, fetched and refreshed by a thread
+ *   key_wait.c        requests held while the IdP's keys are refreshed
  *   replay.c          bounded set of recently seen request nonces
  *   request_verify.c  a signed channel request -> a checked agent_request
  *   child.c           fork/exec of the user's command (pty or pipes)
  *   channel.c         running channels: bytes, windows, exit, close
  *
  * One thread (the poll loop) owns all of the state below; the lws thread
- * (common/ws_link.c) and the JWKS thread only meet it through locked queues.
+ * (common/ws_link.c) and the JWKS thread (common/jwks_cache.c) only meet
+ * it through locked queues and a byte on its wake pipe.
  */
 #ifndef BZ_AGENT_H
 #define BZ_AGENT_H
@@ -24,6 +24,7 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "backoff.h"
 #include "buf.h"
 #include "jwt.h"
 #include "wire.h"
@@ -55,38 +56,50 @@ struct agent_config {
 
 /* ------------------------------------------------------------- backoff */
 
+/* Reconnects to bzproxy (common/backoff.h). */
 #define AGENT_BACKOFF_BASE_MS 500u
 #define AGENT_BACKOFF_CAP_MS 30000u
 /* A connection that stayed up this long resets the backoff. */
 #define AGENT_BACKOFF_RESET_MS 10000
 
-/* Upper bound of the delay before retry number attempt (0-based):
- * min(cap, base * 2^attempt). */
-uint32_t agent_backoff_ceiling(unsigned attempt, uint32_t base_ms,
-    uint32_t cap_ms);
-/* Full jitter: uniform in [0, ceiling] (libsodium randombytes_uniform). */
-uint32_t agent_backoff_delay(unsigned attempt, uint32_t base_ms,
-    uint32_t cap_ms);
+/* ------------------------------------------- requests held for IdP keys */
 
-/* Monotonic clock in milliseconds. */
-int64_t agent_now_ms(void);
+#define KEY_WAIT_MAX 64                        /* requests held at once */
+#define KEY_WAIT_BYTES_MAX (16u * 1024 * 1024) /* held messages, in all */
 
-/* ---------------------------------------------------------- JWKS cache */
+struct key_wait;
 
-struct jwks_cache;
-
-/* Start the fetcher thread: fetches at once, retries with backoff until it
- * has keys. Returns 0 or BZ_ERR_*. */
-int jwks_cache_start(const char *issuer, const char *ca_file,
-    struct jwks_cache **out);
-/* Stop the thread (waits at most for one fetch to time out) and free. */
-void jwks_cache_free(struct jwks_cache *c);
-/* Lock the cache and return the current key set (NULL while none);
- * call jwks_cache_unlock when done with it. */
-const struct bz_jwks *jwks_cache_lock(struct jwks_cache *c);
-void jwks_cache_unlock(struct jwks_cache *c);
-/* A token named an unknown kid: refetch, at most once per 60 s. */
-void jwks_cache_refresh(struct jwks_cache *c);
+struct key_wait *key_wait_new(void);
+void key_wait_free(struct key_wait *w);
+size_t key_wait_count(const struct key_wait *w);
+/*
+ * Hold msg, the signed request for (sid, ch), until bz_jwks_cache_fetches
+ * differs from fetches or deadline_ms passes. Takes msg and returns 0, or
+ * returns BZ_ERR_TOO_BIG (KEY_WAIT_MAX / KEY_WAIT_BYTES_MAX reached) or
+ * BZ_ERR_ALLOC with msg still the caller's.
+ */
+int key_wait_add(struct key_wait *w, struct bz_link_msg *msg, uint32_t sid,
+    uint32_t ch, uint64_t fetches, int64_t deadline_ms);
+/* Is a request for (sid, ch) held? */
+int key_wait_has(struct key_wait *w, uint32_t sid, uint32_t ch);
+/* Queue a later message for held (sid, ch), to be handled after its
+ * request. Takes msg and returns 0, or BZ_ERR_TOO_BIG (over
+ * KEY_WAIT_BYTES_MAX) / BZ_ERR_INVALID with msg still the caller's. */
+int key_wait_queue(struct key_wait *w, uint32_t sid, uint32_t ch,
+    struct bz_link_msg *msg);
+/* Forget (sid, ch), every channel of sid, or everything (zeroed, freed). */
+void key_wait_drop(struct key_wait *w, uint32_t sid, uint32_t ch);
+void key_wait_drop_session(struct key_wait *w, uint32_t sid);
+void key_wait_drop_all(struct key_wait *w);
+/* The oldest held request whose wait is over (a fetch ended since, or the
+ * deadline passed), unlinked: its messages as a list (next), the request
+ * first. NULL when none. Free with key_wait_free_msgs. */
+struct bz_link_msg *key_wait_take_due(struct key_wait *w, uint64_t fetches,
+    int64_t now_ms);
+/* ms until the earliest deadline (0 = passed), -1 when nothing is held. */
+int key_wait_timeout(const struct key_wait *w, int64_t now_ms);
+/* Zero and free a list of messages. */
+void key_wait_free_msgs(struct bz_link_msg *m);
 
 /* -------------------------------------------------------- replay cache */
 
@@ -134,6 +147,8 @@ struct verify_ctx {
 	const char *issuer, *audience;
 	const struct bz_jwks *jwks;     /* NULL while none fetched */
 	struct replay_cache *replay;
+	int recheck;                    /* a held request tried again: its
+					 * nonce was recorded the first time */
 	time_t now;
 	uid_t euid;                     /* who we run as */
 };
@@ -148,7 +163,8 @@ enum verify_result {
  * Check a CONTROL frame carrying a channel request, in this order: the
  * proxy signature (BZ_FLAG_PROXY_SIGNED, JSON || 64-byte Ed25519 sig), the
  * JSON, "t" exec/shell, target == our name, sid/ch == the frame header, ts
- * within REQUEST_MAX_SKEW_S, the nonce not seen, the ID token (our JWKS,
+ * within REQUEST_MAX_SKEW_S, the nonce not seen (not checked again on a
+ * recheck), the ID token (our JWKS,
  * iss, aud, exp, signature) with email == user, the unix user (exists, not
  * uid 0 unless root_allowed, our own user when we are not root). On
  * VERIFY_OK req is complete; otherwise reason holds one line fit for the

@@ -234,7 +234,7 @@ hang_up(struct chan *c)
 		return;
 	/* After reaping the group id could belong to someone else. */
 	(void)kill(-c->pid, SIGHUP);
-	c->kill_at = agent_now_ms() + AGENT_KILL_GRACE_MS;
+	c->kill_at = bz_now_ms() + AGENT_KILL_GRACE_MS;
 }
 
 /* The client is gone (CLOSE, session closed, link lost): stop the child
@@ -589,7 +589,7 @@ wait_reaped(struct chan_table *t, int ms)
 {
 	struct timespec step = { 0, 20 * 1000000L };
 	const struct chan *c;
-	int64_t end = agent_now_ms() + ms;
+	int64_t end = bz_now_ms() + ms;
 
 	for (;;) {
 		chans_reap(t);
@@ -597,7 +597,7 @@ wait_reaped(struct chan_table *t, int ms)
 			;
 		if (c == NULL)
 			return 1;
-		if (agent_now_ms() >= end)
+		if (bz_now_ms() >= end)
 			return 0;
 		nanosleep(&step, NULL);
 	}
@@ -638,7 +638,7 @@ chans_reap(struct chan_table *t)
 			continue; /* e.g. a child that failed before exec */
 		c->reaped = 1;
 		c->wstatus = st;
-		c->exit_ms = agent_now_ms();
+		c->exit_ms = bz_now_ms();
 		bz_debug("channel %s: child %d reaped", c->tag, (int)pid);
 	}
 }

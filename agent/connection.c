@@ -6,7 +6,9 @@
  * (common/ws_link.c) runs lws on its own thread; when it closes, every
  * channel ends (their clients are gone) and we reconnect with jittered
  * exponential backoff. The handshake is docs/protocol.md "Agent link":
- * challenge -> agent_hello -> agent_ok | error.
+ * challenge -> agent_hello -> agent_ok | error. The JWKS cache's thread
+ * also writes to the wake pipe when a fetch ends, so requests held for
+ * the IdP's keys (key_wait.c) are tried again at once.
  */
 #include "agent.h"
 
@@ -20,6 +22,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "jwks_cache.h"
 #include "log.h"
 #include "util.h"
 
@@ -47,7 +50,8 @@ struct agent {
 	unsigned attempt;        /* consecutive failed connections */
 	int stop;
 	struct chan_table *chans;
-	struct jwks_cache *jwks;
+	struct bz_jwks_cache *jwks;
+	struct key_wait *held;   /* requests waiting for the IdP's keys */
 	struct replay_cache *replay;
 };
 
@@ -56,7 +60,7 @@ struct agent {
 static void
 link_down(struct agent *a, const char *why)
 {
-	int64_t now = agent_now_ms();
+	int64_t now = bz_now_ms();
 	uint32_t delay;
 	unsigned att;
 
@@ -65,6 +69,7 @@ link_down(struct agent *a, const char *why)
 		a->link = NULL;
 	}
 	chans_link_lost(a->chans);
+	key_wait_drop_all(a->held); /* nobody left to answer */
 	if (a->phase == PH_READY) {
 		/* A link that held a while was fine: start over. And the
 		 * first retry after a drop is quick (<= 1 s): bzproxy was
@@ -77,7 +82,7 @@ link_down(struct agent *a, const char *why)
 		att = a->attempt;
 		bz_warn("no link to bzproxy: %s", why);
 	}
-	delay = agent_backoff_delay(att, AGENT_BACKOFF_BASE_MS,
+	delay = bz_backoff_delay(att, AGENT_BACKOFF_BASE_MS,
 	    AGENT_BACKOFF_CAP_MS);
 	if (a->attempt < 32)
 		a->attempt++;
@@ -96,7 +101,7 @@ link_up(struct agent *a)
 	r = bz_link_start(a->cfg->proxy_url, a->cfg->proxy_path,
 	    a->cfg->ca_file, a->wake[1], &a->link, err, sizeof(err));
 	a->phase = PH_CHALLENGE;
-	a->deadline = agent_now_ms() + HANDSHAKE_TIMEOUT_MS;
+	a->deadline = bz_now_ms() + HANDSHAKE_TIMEOUT_MS;
 	if (r != 0) {
 		a->link = NULL;
 		link_down(a, err);
@@ -188,7 +193,7 @@ on_agent_ok(struct agent *a, const json_t *o)
 				used += (size_t)n;
 		}
 	a->phase = PH_READY;
-	a->ready_at = agent_now_ms();
+	a->ready_at = bz_now_ms();
 	bz_info("connected to bzproxy as %s%s%s%s", a->cfg->name,
 	    used ? " (labels " : "", text, used ? ")" : "");
 }
@@ -250,8 +255,43 @@ log_request(const struct agent_request *req, int ok, const char *outcome)
 	    req->rule != NULL ? req->rule : "?", outcome);
 }
 
+/*
+ * The ID token names a key we do not have (or we have none yet): ask for
+ * a fetch, and hold the request (taking *mp) when that fetch is running or
+ * starts within BZ_JWKS_HOLD_MS. Returns 1 when held; otherwise says in
+ * reason when to try again. A retried request is not held twice.
+ */
+static int
+hold_for_keys(struct agent *a, const struct bz_frame *f,
+    struct bz_link_msg **mp, int retry, char *reason, size_t rl)
+{
+	uint64_t fetches;
+	int64_t ms = bz_jwks_cache_refresh(a->jwks, &fetches);
+	size_t len;
+
+	if (!retry && ms < BZ_JWKS_HOLD_MS && key_wait_add(a->held, *mp,
+	    f->session_id, f->channel_id, fetches,
+	    bz_now_ms() + BZ_JWKS_HOLD_MS) == 0) {
+		*mp = NULL;
+		bz_info("channel %u/%u: waiting for the IdP's keys",
+		    f->session_id, f->channel_id);
+		return 1;
+	}
+	len = strlen(reason);
+	if (len < rl)
+		snprintf(reason + len, rl - len, " (the agent is fetching "
+		    "the IdP's keys: try again in %lld s)",
+		    (long long)(ms / 1000 + 2));
+	return 0;
+}
+
+/*
+ * A signed channel request, in *mp. retry: it was held for the IdP's keys
+ * and its wait is over. *mp is taken (set to NULL) when it is held.
+ */
 static void
-on_request(struct agent *a, const struct bz_frame *f)
+on_request(struct agent *a, const struct bz_frame *f,
+    struct bz_link_msg **mp, int retry)
 {
 	struct agent_request req;
 	struct child_proc cp;
@@ -259,14 +299,16 @@ on_request(struct agent *a, const struct bz_frame *f)
 	enum verify_result res;
 	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
 
-	if (chans_exists(a->chans, f->session_id, f->channel_id)) {
+	if (!retry && (chans_exists(a->chans, f->session_id, f->channel_id) ||
+	    key_wait_has(a->held, f->session_id, f->channel_id))) {
 		/* bzproxy allows one request per channel; answering would
 		 * end the channel that runs, so only log it */
 		bz_warn("channel %u/%u: second request on a running channel "
 		    "ignored", f->session_id, f->channel_id);
 		return;
 	}
-	if (chans_count(a->chans) >= AGENT_MAX_CHANNELS) {
+	if (chans_count(a->chans) + key_wait_count(a->held) >=
+	    AGENT_MAX_CHANNELS) {
 		bz_warn("channel %u/%u: refused: %d channels running",
 		    f->session_id, f->channel_id, AGENT_MAX_CHANNELS);
 		agent_send_failed(a->link, f->session_id, f->channel_id,
@@ -279,13 +321,15 @@ on_request(struct agent *a, const struct bz_frame *f)
 	v.issuer = a->cfg->oidc_issuer;
 	v.audience = a->cfg->oidc_audience;
 	v.replay = a->replay;
+	v.recheck = retry;
 	v.now = time(NULL);
 	v.euid = geteuid();
-	v.jwks = jwks_cache_lock(a->jwks);
+	v.jwks = bz_jwks_cache_lock(a->jwks);
 	res = agent_request_verify(&v, f, &req, reason, sizeof(reason));
-	jwks_cache_unlock(a->jwks);
-	if (res == VERIFY_NEED_KEYS)
-		jwks_cache_refresh(a->jwks);
+	bz_jwks_cache_unlock(a->jwks);
+	if (res == VERIFY_NEED_KEYS &&
+	    hold_for_keys(a, f, mp, retry, reason, sizeof(reason)))
+		goto out;
 	if (res != VERIFY_OK) {
 		snprintf(line, sizeof(line), "refused: %s", reason);
 		req.sid = f->session_id;
@@ -345,6 +389,7 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 	    strcmp(t, "session_closed") == 0) {
 		bz_debug("session %u closed", f->session_id);
 		chans_session_closed(a->chans, f->session_id);
+		key_wait_drop_session(a->held, f->session_id);
 	} else if (f->channel_id != 0 && t != NULL &&
 	    (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0)) {
 		/* never run anything bzproxy did not sign */
@@ -358,23 +403,59 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 	json_decref(o);
 }
 
-/* One message from the link. Returns 0, or -1 when the link must go. */
+/* A frame for a channel whose request is held for the IdP's keys: queue
+ * it behind the request (taking *mp). */
+static void
+on_held_frame(struct agent *a, const struct bz_frame *f,
+    struct bz_link_msg **mp)
+{
+	uint32_t sid = f->session_id, ch = f->channel_id;
+
+	if (f->type == BZ_FRAME_CONTROL && (f->flags & BZ_FLAG_PROXY_SIGNED)) {
+		bz_warn("channel %u/%u: second request on a waiting channel "
+		    "ignored", sid, ch);
+		return;
+	}
+	if (f->type == BZ_FRAME_CLOSE) {
+		bz_info("channel %u/%u: closed by the client while waiting for "
+		    "the IdP's keys", sid, ch);
+		key_wait_drop(a->held, sid, ch);
+		(void)bz_link_send_frame(a->link, BZ_FRAME_CLOSE, 0, sid, ch,
+		    NULL, 0);
+		return;
+	}
+	if (key_wait_queue(a->held, sid, ch, *mp) == 0) {
+		*mp = NULL;
+		return;
+	}
+	bz_warn("channel %u/%u: refused: too much queued while waiting for "
+	    "the IdP's keys", sid, ch);
+	key_wait_drop(a->held, sid, ch);
+	agent_send_failed(a->link, sid, ch, "too much data while the agent "
+	    "waits for the IdP's keys");
+}
+
+/* One message from the link, in *mp (taken, set to NULL, when held for
+ * the IdP's keys). Returns 0, or -1 when the link must go. */
 static int
-on_message(struct agent *a, const struct bz_link_msg *m, char *why,
-    size_t wl)
+on_message(struct agent *a, struct bz_link_msg **mp, char *why, size_t wl)
 {
 	struct bz_frame f;
 	int r;
 
-	if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
+	if ((r = bz_frame_decode((*mp)->data, (*mp)->len, &f)) != 0) {
 		bz_errf(why, wl, "protocol error: bad frame from bzproxy (%s)",
 		    bz_err_str(r));
 		return -1;
 	}
 	if (a->phase != PH_READY)
 		return on_handshake(a, &f, why, wl);
-	if (f.type == BZ_FRAME_CONTROL && (f.flags & BZ_FLAG_PROXY_SIGNED))
-		on_request(a, &f);
+	if (f.channel_id != 0 &&
+	    key_wait_has(a->held, f.session_id, f.channel_id))
+		on_held_frame(a, &f, mp);
+	else if (f.type == BZ_FRAME_CONTROL &&
+	    (f.flags & BZ_FLAG_PROXY_SIGNED))
+		on_request(a, &f, mp, 0);
 	else if (f.type == BZ_FRAME_CONTROL)
 		on_unsigned_control(a, &f);
 	else if (f.channel_id != 0)
@@ -385,6 +466,17 @@ on_message(struct agent *a, const struct bz_link_msg *m, char *why,
 	return 0;
 }
 
+/* Free a message we are done with (a request holds an ID token). */
+static void
+msg_free(struct bz_link_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->len > 1 && m->data[1] == BZ_FRAME_CONTROL)
+		sodium_memzero(m->data, m->len);
+	free(m);
+}
+
 static void
 service_link(struct agent *a)
 {
@@ -393,11 +485,8 @@ service_link(struct agent *a)
 	int r = 0;
 
 	while (a->link != NULL && (m = bz_link_recv(a->link)) != NULL) {
-		r = on_message(a, m, why, sizeof(why));
-		/* a channel request holds the user's ID token */
-		if (m->len > 1 && m->data[1] == BZ_FRAME_CONTROL)
-			sodium_memzero(m->data, m->len);
-		free(m);
+		r = on_message(a, &m, why, sizeof(why));
+		msg_free(m);
 		if (r != 0) {
 			link_down(a, why);
 			return;
@@ -407,8 +496,43 @@ service_link(struct agent *a)
 	    bz_link_get_state(a->link, why, sizeof(why)) == BZ_LINK_CLOSED)
 		link_down(a, why);
 	else if (a->link != NULL && a->phase != PH_READY &&
-	    agent_now_ms() >= a->deadline)
+	    bz_now_ms() >= a->deadline)
 		link_down(a, "no handshake from bzproxy in time");
+}
+
+/* Requests held for the IdP's keys whose wait is over (a fetch ended, or
+ * BZ_JWKS_HOLD_MS passed): check each again, then handle what arrived for
+ * its channel meanwhile, in order. */
+static void
+retry_held(struct agent *a)
+{
+	char why[BZ_LINK_REASON_LEN];
+	struct bz_link_msg *m, *rest;
+	struct bz_frame f;
+	uint64_t fetches;
+
+	if (a->phase != PH_READY || key_wait_count(a->held) == 0)
+		return;
+	fetches = bz_jwks_cache_fetches(a->jwks);
+	while (a->phase == PH_READY && (m = key_wait_take_due(a->held,
+	    fetches, bz_now_ms())) != NULL) {
+		rest = m->next;
+		m->next = NULL;
+		if (bz_frame_decode(m->data, m->len, &f) == 0)
+			on_request(a, &f, &m, 1);
+		key_wait_free_msgs(m);
+		while ((m = rest) != NULL) {
+			rest = m->next;
+			m->next = NULL;
+			if (on_message(a, &m, why, sizeof(why)) != 0) {
+				key_wait_free_msgs(m);
+				key_wait_free_msgs(rest);
+				link_down(a, why);
+				return;
+			}
+			key_wait_free_msgs(m);
+		}
+	}
 }
 
 /* ---- signals ---- */
@@ -462,7 +586,7 @@ static int
 loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 {
 	struct bz_link *ready;
-	int64_t now = agent_now_ms();
+	int64_t now = bz_now_ms();
 	int timeout;
 	size_t n;
 
@@ -474,6 +598,7 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 		timeout = min_timeout(timeout, (int)(a->retry_at - now));
 	else if (a->phase != PH_READY)
 		timeout = min_timeout(timeout, (int)(a->deadline - now));
+	timeout = min_timeout(timeout, key_wait_timeout(a->held, now));
 	timeout = min_timeout(timeout, LOOP_MAX_WAIT_MS);
 	if (timeout < 0)
 		timeout = 0;
@@ -496,7 +621,19 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 	if (pfd[0].revents & POLLIN)
 		drain(a->wake[0]);
 	service_link(a);
+	retry_held(a);
 	return 0;
+}
+
+/* The JWKS cache's thread: a fetch ended. */
+static void
+jwks_notify(void *arg)
+{
+	const int *fd = arg;
+	ssize_t w;
+
+	w = write(*fd, "k", 1); /* a full pipe already means "wake up" */
+	(void)w;
 }
 
 int
@@ -504,6 +641,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 {
 	/* wake pipe + signals + 3 fds per channel */
 	struct pollfd pfd[2 + 3 * AGENT_MAX_CHANNELS];
+	struct bz_jwks_cache_cfg jc;
 	struct agent a;
 	int rc = 1;
 
@@ -512,18 +650,23 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	a.sig_fd = sig_fd;
 	a.wake[0] = a.wake[1] = -1;
 	a.phase = PH_DOWN;
-	a.retry_at = agent_now_ms();
+	a.retry_at = bz_now_ms();
 	if (pipe2(a.wake, O_NONBLOCK | O_CLOEXEC) != 0) {
 		bz_error("pipe: %s", strerror(errno));
 		goto out;
 	}
+	memset(&jc, 0, sizeof(jc));
+	jc.issuer = cfg->oidc_issuer;
+	jc.ca_file = cfg->oidc_ca_file;
 	if ((a.chans = chans_new()) == NULL ||
 	    (a.replay = replay_new()) == NULL ||
-	    jwks_cache_start(cfg->oidc_issuer, cfg->oidc_ca_file,
-	    &a.jwks) != 0) {
+	    (a.held = key_wait_new()) == NULL ||
+	    bz_jwks_cache_start(&jc, &a.jwks) != 0) {
 		bz_error("out of memory");
 		goto out;
 	}
+	/* connects to bzproxy meanwhile; requests wait for the keys */
+	bz_jwks_cache_set_notify(a.jwks, jwks_notify, &a.wake[1]);
 	bz_info("bzagent %s starting as %s", AGENT_VERSION, cfg->name);
 	while (!a.stop)
 		if (loop_once(&a, pfd, sizeof(pfd) / sizeof(pfd[0])) != 0)
@@ -535,8 +678,9 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	if (a.link != NULL)
 		bz_link_free(a.link);
 	chans_free(a.chans);
+	key_wait_free(a.held);
 	replay_free(a.replay);
-	jwks_cache_free(a.jwks);
+	bz_jwks_cache_free(a.jwks); /* before the wake pipe closes */
 	if (a.wake[0] >= 0)
 		close(a.wake[0]);
 	if (a.wake[1] >= 0)

@@ -327,6 +327,6 @@ main(int argc, char **argv)
 	close(sig_fd);
 	config_free(&cfg);
 	/* no curl_global_cleanup: a JWKS fetch may still be finishing on
-	 * its thread (jwks_cache_free does not wait for it) */
+	 * its thread (bz_jwks_cache_free does not wait for it) */
 	return rc;
 }

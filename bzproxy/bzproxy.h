@@ -5,7 +5,6 @@
  *                  policy reload
  *   config.c       the YAML config file
  *   store.c        SQLite state: users (TOTP), agents, sessions
- *   jwks_cache.c   the IdP's keys, refreshed by a helper thread
  *   server.c       the lws context, signals, routing by path, reassembly
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
@@ -16,12 +15,13 @@
  * Functions return 0 or a negative BZ_ERR_* and put a reason in err.
  * Everything in server.c, conn.c, client_*.c and agent_link.c runs on the
  * one lws service thread; nothing there blocks except SQLite and the
- * audit fsync (both local and short).
+ * audit fsync (both local and short). The IdP's keys come from
+ * common/jwks_cache.c, whose thread fetches them and wakes this one with
+ * lws_cancel_service.
  */
 #ifndef BZPROXY_H
 #define BZPROXY_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -130,37 +130,10 @@ void bzp_session_rec_clear(struct bzp_session_rec *r);
 /* SQLite's last message, for logs (never contains bound values). */
 const char *bzp_store_errmsg(struct bzp_store *s);
 
-/* ---- jwks_cache.c ---- */
-struct lws_context;
-struct bz_jwks;
-struct bzp_jwks;
-/*
- * Fetch the IdP's JWKS, retrying for up to wait_s seconds (the IdP may be
- * starting too), or until *stop is set (a signal). Blocking: called
- * before the service loop runs.
- */
-int bzp_jwks_start(const char *issuer, const char *ca_file, int wait_s,
-    const volatile sig_atomic_t *stop, struct bzp_jwks **out, char *err,
-    size_t errlen);
-/* Where to send the wake-up when a background refresh finishes. */
-void bzp_jwks_set_context(struct bzp_jwks *j, struct lws_context *ctx);
-/* The keys in use (lws thread only). */
-const struct bz_jwks *bzp_jwks_get(const struct bzp_jwks *j);
-/*
- * Ask for a background refresh (a token named an unknown kid). At most one
- * per BZP_JWKS_MIN_INTERVAL seconds. Returns 1 when a refresh is running
- * (wait for bzp_jwks_poll), 0 when rate limited.
- */
-#define BZP_JWKS_MIN_INTERVAL 60
-int bzp_jwks_refresh(struct bzp_jwks *j);
-/* After a wake-up (lws thread): install fresh keys. 1 when a refresh has
- * finished since the last call (successfully or not). */
-int bzp_jwks_poll(struct bzp_jwks *j);
-void bzp_jwks_free(struct bzp_jwks *j);
-
 /* ---- server.c / conn.c ---- */
 struct lws;
 struct bz_audit;
+struct bz_jwks_cache;
 
 enum bzp_kind {
 	BZP_CONN_CLIENT = 1,
@@ -201,7 +174,7 @@ struct bzp_server {
 	const struct bzp_config *cfg;
 	struct bzp_store *store;
 	struct bz_audit *audit;
-	struct bzp_jwks *jwks;
+	struct bz_jwks_cache *jwks; /* the IdP's keys (common/jwks_cache.h) */
 	struct bz_policy_set *policy;
 	uint8_t pk[32];
 	uint8_t sk[64];             /* secret */
@@ -283,6 +256,7 @@ struct bzp_client {
 	struct bzp_conn *conn;
 	enum bzp_client_state state;
 	json_t *pending_login;  /* login held while keys are refreshed */
+	uint64_t keys_seen;     /* JWKS fetches ended when it was held */
 	uint32_t sid;           /* non-zero once READY */
 	uint8_t session_hash[32];
 	char *user, *target, *unix_user, *id_token;
@@ -311,7 +285,7 @@ void bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
     struct bzp_out **msg);
 /* client_auth.c: channel-0 messages before READY, and the MFA prompt. */
 void bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f);
-/* Retry a login held for fresh keys (after bzp_jwks_poll said 1). */
+/* Retry a login held for fresh keys (a JWKS fetch has ended since). */
 void bzp_client_keys_ready(struct bzp_client *cl);
 /* A channel frame from the agent for this link: relay it (takes *msg). */
 void bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "jwks_cache.h"
 #include "jwt.h"
 #include "log.h"
 #include "util.h"
@@ -260,12 +261,15 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 	exp.issuer = s->cfg->issuer;
 	exp.audience = s->cfg->audience;
 	exp.nonce = nonce;
-	r = bz_jwt_verify(bzp_jwks_get(s->jwks), id_token, &exp, &claims, err,
-	    sizeof(err));
+	r = bz_jwt_verify(bz_jwks_cache_lock(s->jwks), id_token, &exp, &claims,
+	    err, sizeof(err));
+	bz_jwks_cache_unlock(s->jwks);
 	free(nonce);
 	if (r != 0 && may_refresh && strstr(err, "unknown key id") != NULL &&
-	    bzp_jwks_refresh(s->jwks) == 1) {
-		/* the IdP may have rotated its keys: wait for the refresh */
+	    bz_jwks_cache_refresh(s->jwks, &cl->keys_seen) <
+	    BZ_JWKS_HOLD_MS) {
+		/* the IdP may have rotated its keys: hold the login until
+		 * the fetch that is running (or due soon) has ended */
 		cl->pending_login = json_deep_copy(req);
 		cl->state = BZP_CL_WAIT_KEYS;
 		if (cl->pending_login == NULL)
@@ -424,8 +428,10 @@ id_token_valid(struct bzp_server *s, const char *token, const char *user,
 	memset(&exp, 0, sizeof(exp));
 	exp.issuer = s->cfg->issuer;
 	exp.audience = s->cfg->audience;
-	if ((r = bz_jwt_verify(bzp_jwks_get(s->jwks), token, &exp, &claims,
-	    err, sizeof(err))) != 0) {
+	r = bz_jwt_verify(bz_jwks_cache_lock(s->jwks), token, &exp, &claims,
+	    err, sizeof(err));
+	bz_jwks_cache_unlock(s->jwks);
+	if (r != 0) {
 		if (strstr(err, "expired") != NULL)
 			snprintf(why, len, "your IdP login has expired: run "
 			    "bzsshd login");

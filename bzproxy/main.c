@@ -219,6 +219,7 @@ main(int argc, char **argv)
 		rc = bzp_cmd_audit(&cfg, argc, argv);
 	bzp_config_free(&cfg);
  out:
-	curl_global_cleanup();
+	/* no curl_global_cleanup: after serve a JWKS fetch may still be
+	 * finishing on its thread (bz_jwks_cache_free does not wait) */
 	return rc;
 }

@@ -21,6 +21,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "jwks_cache.h"
 #include "jwt.h"
 #include "log.h"
 #include "util.h"
@@ -35,7 +36,8 @@
  */
 #define RX_PIECE 4096
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
-#define JWKS_WAIT_S 30
+#define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
+#define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
 
 /* Signals: the only globals besides the configuration. */
 static volatile sig_atomic_t sig_stop, sig_hup;
@@ -112,11 +114,12 @@ reload_policies(struct bzp_server *s)
 	    (json_int_t)bz_policy_rule_count(set)));
 }
 
-/* EVENT_WAIT_CANCELLED: a signal arrived or the JWKS helper finished. */
+/* EVENT_WAIT_CANCELLED: a signal arrived or a JWKS fetch ended. */
 static void
 on_wake(struct bzp_server *s)
 {
 	struct bzp_conn *c;
+	uint64_t fetches;
 
 	if (sig_stop)
 		s->stop = 1;
@@ -124,11 +127,48 @@ on_wake(struct bzp_server *s)
 		sig_hup = 0;
 		reload_policies(s);
 	}
-	if (bzp_jwks_poll(s->jwks))
-		for (c = s->conns; c != NULL; c = c->next)
-			if (c->client != NULL &&
-			    c->client->state == BZP_CL_WAIT_KEYS)
-				bzp_client_keys_ready(c->client);
+	fetches = bz_jwks_cache_fetches(s->jwks);
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->client != NULL &&
+		    c->client->state == BZP_CL_WAIT_KEYS &&
+		    c->client->keys_seen != fetches)
+			bzp_client_keys_ready(c->client);
+}
+
+/* The JWKS cache's thread: a fetch ended (wakes on_wake). */
+static void
+jwks_notify(void *arg)
+{
+	lws_cancel_service(arg);
+}
+
+/* Start the JWKS cache and wait up to JWKS_WAIT_S for the first keys
+ * (the IdP may be starting too), or until SIGTERM. */
+static int
+start_jwks(struct bzp_server *s, char *err, size_t errlen)
+{
+	struct bz_jwks_cache_cfg jc;
+	int waited = 0;
+
+	memset(&jc, 0, sizeof(jc));
+	jc.issuer = s->cfg->issuer;
+	jc.ca_file = s->cfg->oidc_ca_file;
+	/* one bzproxy: retry every second while the IdP is down */
+	jc.retry_base_ms = jc.retry_cap_ms = 1000;
+	if (bz_jwks_cache_start(&jc, &s->jwks) != 0) {
+		bz_errf(err, errlen, "out of memory");
+		return BZ_ERR_ALLOC;
+	}
+	while (bz_jwks_cache_wait(s->jwks, JWKS_WAIT_SLICE_MS, err,
+	    errlen) != 0) {
+		waited += JWKS_WAIT_SLICE_MS;
+		if (sig_stop || waited >= JWKS_WAIT_S * 1000)
+			return BZ_ERR_INVALID;
+		if (waited == JWKS_WAIT_SLICE_MS)
+			bz_info("waiting up to %d s for the IdP's keys",
+			    JWKS_WAIT_S);
+	}
+	return BZ_OK;
 }
 
 /* ---- connections ---- */
@@ -439,8 +479,7 @@ bzp_serve(const struct bzp_config *cfg)
 	}
 	if (bz_b64url_encode(s.pk, sizeof(s.pk), &s.pk_b64) != 0)
 		goto out;
-	if (bzp_jwks_start(cfg->issuer, cfg->oidc_ca_file, JWKS_WAIT_S,
-	    &sig_stop, &s.jwks, err, sizeof(err)) != 0) {
+	if (start_jwks(&s, err, sizeof(err)) != 0) {
 		if (sig_stop) {
 			rc = 0; /* asked to stop while waiting for the IdP */
 			goto out;
@@ -461,7 +500,7 @@ bzp_serve(const struct bzp_config *cfg)
 		    cfg->tls_key);
 		goto out;
 	}
-	bzp_jwks_set_context(s.jwks, s.ctx);
+	bz_jwks_cache_set_notify(s.jwks, jwks_notify, s.ctx);
 	sig_ctx = s.ctx;
 	if (write_pid_file(cfg->pid_file) == 0)
 		pid_written = 1;
@@ -476,12 +515,12 @@ bzp_serve(const struct bzp_config *cfg)
 	s.stop = 1;
 	sig_ctx = NULL;
 	if (s.ctx != NULL) {
-		bzp_jwks_set_context(s.jwks, NULL);
+		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
 		lws_context_destroy(s.ctx); /* closes every connection */
 	}
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);
-	bzp_jwks_free(s.jwks);
+	bz_jwks_cache_free(s.jwks);
 	bz_audit_close(s.audit);
 	bzp_store_close(s.store);
 	if (s.policy != NULL)

@@ -526,27 +526,27 @@ test_backoff(void **state)
 	unsigned a;
 	int i;
 
-	assert_int_equal(agent_backoff_ceiling(0, 500, 30000), 500);
-	assert_int_equal(agent_backoff_ceiling(1, 500, 30000), 1000);
-	assert_int_equal(agent_backoff_ceiling(5, 500, 30000), 16000);
-	assert_int_equal(agent_backoff_ceiling(6, 500, 30000), 30000);
-	assert_int_equal(agent_backoff_ceiling(1000, 500, 30000), 30000);
-	assert_int_equal(agent_backoff_ceiling(UINT32_MAX, 500, 30000), 30000);
+	assert_int_equal(bz_backoff_ceiling(0, 500, 30000), 500);
+	assert_int_equal(bz_backoff_ceiling(1, 500, 30000), 1000);
+	assert_int_equal(bz_backoff_ceiling(5, 500, 30000), 16000);
+	assert_int_equal(bz_backoff_ceiling(6, 500, 30000), 30000);
+	assert_int_equal(bz_backoff_ceiling(1000, 500, 30000), 30000);
+	assert_int_equal(bz_backoff_ceiling(UINT32_MAX, 500, 30000), 30000);
 	for (a = 0; a < 10; a++)
 		for (i = 0; i < 200; i++) {
-			d = agent_backoff_delay(a, 500, 30000);
-			assert_true(d <= agent_backoff_ceiling(a, 500, 30000));
+			d = bz_backoff_delay(a, 500, 30000);
+			assert_true(d <= bz_backoff_ceiling(a, 500, 30000));
 		}
 	/* full jitter: spread over the range, not pinned to the top */
 	for (i = 0; i < 200; i++) {
-		d = agent_backoff_delay(6, 500, 30000);
+		d = bz_backoff_delay(6, 500, 30000);
 		if (d > max)
 			max = d;
 		assert_true(d <= 30000);
 	}
 	assert_true(max > 15000);
 	for (i = 0, d = 0; i < 50; i++)
-		d |= agent_backoff_delay(6, 500, 30000) < 15000;
+		d |= bz_backoff_delay(6, 500, 30000) < 15000;
 	assert_true(d);
 }
 

@@ -1,11 +1,11 @@
-/* backoff.c: jittered exponential backoff for reconnects and refetches. */
-#include "agent.h"
+/* backoff.c: jittered exponential backoff; see backoff.h. */
+#include "backoff.h"
 
 #include <time.h>
 #include <sodium.h>
 
 uint32_t
-agent_backoff_ceiling(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
+bz_backoff_ceiling(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
 {
 	uint64_t c = base_ms;
 
@@ -16,9 +16,9 @@ agent_backoff_ceiling(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
 }
 
 uint32_t
-agent_backoff_delay(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
+bz_backoff_delay(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
 {
-	uint32_t ceil = agent_backoff_ceiling(attempt, base_ms, cap_ms);
+	uint32_t ceil = bz_backoff_ceiling(attempt, base_ms, cap_ms);
 
 	/* Full jitter: many agents dropped by one bzproxy restart do not
 	 * all come back in the same instant. */
@@ -27,7 +27,7 @@ agent_backoff_delay(unsigned attempt, uint32_t base_ms, uint32_t cap_ms)
 }
 
 int64_t
-agent_now_ms(void)
+bz_now_ms(void)
 {
 	struct timespec ts;
 
