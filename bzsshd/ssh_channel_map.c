@@ -7,6 +7,18 @@
  *  - client -> agent: we send at most send_window; beyond it the data
  *    callback consumes nothing, libssh keeps the bytes and holds back the
  *    SSH window, so ssh itself slows down.
+ *
+ * Reading what libssh kept (libssh 0.10 channels.c): ssh_channel_read*()
+ * tops the SSH window back up to 1.28 MB after every read while it is
+ * under 640 KB, however much libssh still buffers. Reading the backlog a
+ * credit's worth at a time would so let ssh send ~1.28 MB per read, the
+ * backlog grows without end, and at 256 MB ssh_buffer_add_data fails:
+ * libssh frees the channel's buffer (bytes lost) and leaves it NULL (the
+ * next ssh_channel_poll crashes). So we take the whole backlog at once
+ * into ch->in, and only when ch->in is empty: libssh then holds at most
+ * ~1.9 MB (it grows the window on a packet only while window + buffered
+ * < 640 KB), and ch->in at most what libssh held. Bytes leave in order:
+ * ch->in first, then what libssh holds.
  */
 #include "ssh_conn.h"
 
@@ -22,6 +34,11 @@
 #define GRANT_THRESHOLD (BZ_WIRE_INITIAL_WINDOW / 4)
 #define TERM_MAX 64
 #define COMPACT_AT (512u * 1024)
+/* libssh holds ~1.9 MB at most for a client that keeps to its window;
+ * past this the client ignores it and the channel ends (libssh's own
+ * limit, 256 MB, would lose data and crash). */
+#define HELD_MAX (8u * 1024 * 1024)
+#define PULL_CHUNK (64u * 1024)
 
 static struct bz_chan *
 chan_find(struct bz_conn *c, uint32_t id)
@@ -85,6 +102,37 @@ send_client_data(struct bz_chan *ch, const uint8_t *p, uint32_t n)
 	}
 }
 
+/* Can client bytes go to the agent now (credit aside)? */
+static int
+can_send_client(const struct bz_chan *ch)
+{
+	return ch->started && !ch->ending && !ch->client_closed &&
+	    !ch->close_sent && !ch->agent_closed && !ch->eof_frame_sent &&
+	    !ch->close_frame_sent && !ch->conn->link_lost;
+}
+
+/* Send what ch->in holds, within the agent's window. */
+static void
+send_queued(struct bz_chan *ch)
+{
+	size_t n = bz_buf_avail(&ch->in);
+
+	if (n > ch->send_window)
+		n = ch->send_window;
+	if (n > 0 && can_send_client(ch)) {
+		send_client_data(ch, bz_buf_peek(&ch->in), (uint32_t)n);
+		(void)bz_buf_skip(&ch->in, n);
+	}
+	if (bz_buf_avail(&ch->in) == 0)
+		bz_buf_reset(&ch->in);
+}
+
+/*
+ * libssh calls this for every data packet (and may do so inside any
+ * libssh call that handles packets: ssh_channel_write's flush, send_eof,
+ * close...), with len = everything it holds for us, old bytes included.
+ * It keeps what we do not consume.
+ */
 static int
 on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len,
     int is_stderr, void *ud)
@@ -92,13 +140,20 @@ on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len,
 	struct bz_chan *ch = ud;
 	uint32_t n = 0;
 
-	/* len is everything libssh holds for us, old bytes included. */
-	if (ch->started && !ch->ending && !ch->client_closed &&
-	    !ch->conn->link_lost) {
-		n = len < ch->send_window ? len : ch->send_window;
-		send_client_data(ch, data, n);
-	} else if (ch->ending || ch->conn->link_lost) {
+	if (is_stderr)
+		return (int)len; /* clients send no stderr: drop it */
+	if (ch->ending || ch->conn->link_lost) {
 		n = len; /* nobody will read it: drop */
+	} else if (len > HELD_MAX) {
+		bz_warn("channel %u: ssh sent past its window", ch->id);
+		chan_fail(ch, "protocol error from ssh (window exceeded)");
+		n = len;
+	} else if (can_send_client(ch)) {
+		send_queued(ch); /* older bytes first */
+		if (bz_buf_avail(&ch->in) == 0) {
+			n = len < ch->send_window ? len : ch->send_window;
+			send_client_data(ch, data, n);
+		}
 	}
 	ch->held = len - n;
 	return (int)n;
@@ -259,6 +314,7 @@ bz_chan_open(struct bz_conn *c)
 	ch->id = ++c->next_id;
 	bz_buf_init(&ch->out);
 	bz_buf_init(&ch->err);
+	bz_buf_init(&ch->in);
 	ch->recv_window = BZ_WIRE_INITIAL_WINDOW;
 	ch->send_window = BZ_WIRE_INITIAL_WINDOW;
 	ch->cb.userdata = ch;
@@ -423,27 +479,52 @@ flush_to_ssh(struct bz_chan *ch, struct bz_buf *b, int is_stderr)
 	return 0;
 }
 
-/* Bytes libssh held back while the agent's window was shut. */
-static void
-drain_held(struct bz_chan *ch)
+/*
+ * Take everything libssh held back while the agent's window was shut into
+ * ch->in (see the top of this file for why all of it). ch->held is exact,
+ * so each read finds bytes buffered and handles no packets; should one
+ * still run on_data, that sets ch->held afresh before the read takes its
+ * bytes, which come after the ones on_data consumed.
+ */
+static int
+pull_held(struct bz_chan *ch)
 {
-	uint8_t buf[BZ_WIRE_DATA_CHUNK];
+	uint8_t buf[PULL_CHUNK];
 	uint32_t want;
 	int n;
 
-	while (ch->held > 0 && ch->send_window > 0 && ch->started &&
-	    !ch->ending) {
-		want = ch->held < ch->send_window ? ch->held : ch->send_window;
-		if (want > sizeof(buf))
-			want = sizeof(buf);
-		/* Buffered bytes exist, so this does not poll the socket. */
+	while (ch->held > 0 && can_send_client(ch)) {
+		want = ch->held < sizeof(buf) ? ch->held : sizeof(buf);
 		n = ssh_channel_read_nonblocking(ch->ch, buf, want, 0);
-		if (n <= 0) {
+		if (n <= 0 || (uint32_t)n > want) {
+			bz_error("channel %u: libssh holds fewer bytes than "
+			    "it said (%d of %u)", ch->id, n, want);
 			ch->held = 0;
-			break;
+			return -1;
 		}
-		send_client_data(ch, buf, (uint32_t)n);
+		if (bz_buf_put(&ch->in, buf, (size_t)n) != 0) {
+			bz_error("channel %u: out of memory", ch->id);
+			ch->held = 0;
+			return -1;
+		}
 		ch->held -= (uint32_t)n < ch->held ? (uint32_t)n : ch->held;
+	}
+	return 0;
+}
+
+/* Client bytes to the agent, in order, as its window allows. */
+static void
+pump_client_data(struct bz_chan *ch)
+{
+	send_queued(ch);
+	if (bz_buf_avail(&ch->in) == 0 && ch->held > 0 &&
+	    ch->send_window > 0 && can_send_client(ch)) {
+		if (pull_held(ch) != 0) {
+			bz_buf_reset(&ch->in);
+			chan_fail(ch, "client data lost");
+			return;
+		}
+		send_queued(ch);
 	}
 }
 
@@ -473,7 +554,7 @@ finish_ssh_side(struct bz_chan *ch)
 
 	if (ch->close_sent || !drained)
 		return;
-	if (ch->have_exit && !ch->exit_sent &&
+	if (ch->have_exit && !ch->exit_sent && !ch->client_closed &&
 	    (ch->agent_eof || ch->ending)) {
 		if (ch->exit_signal != NULL)
 			ssh_channel_request_send_exit_signal(ch->ch,
@@ -506,13 +587,23 @@ pump_one(struct bz_conn *c, struct bz_chan *ch)
 		}
 	}
 	grant(ch, 0);
-	if (!c->link_lost)
-		drain_held(ch);
-	/* client EOF goes after the bytes libssh still held */
-	if (ch->client_eof && ch->held == 0 && ch->started &&
-	    !ch->eof_frame_sent && !ch->close_frame_sent) {
-		send_frame(ch, BZ_FRAME_EOF, NULL, 0);
-		ch->eof_frame_sent = 1;
+	if (ch->ending || c->link_lost)
+		bz_buf_reset(&ch->in); /* nobody will read it */
+	else
+		pump_client_data(ch);
+	/* client EOF goes after every byte, ours and libssh's */
+	if (ch->client_eof && ch->held == 0 && bz_buf_avail(&ch->in) == 0 &&
+	    can_send_client(ch)) {
+		/* ssh_channel_is_eof: true once libssh's buffers are empty
+		 * (it handles no packets) */
+		if (!ssh_channel_is_eof(ch->ch)) {
+			bz_error("channel %u: libssh holds bytes we did not "
+			    "count", ch->id);
+			chan_fail(ch, "client data lost");
+		} else {
+			send_frame(ch, BZ_FRAME_EOF, NULL, 0);
+			ch->eof_frame_sent = 1;
+		}
 	}
 	if (ch->client_closed) {
 		/* ssh is done with it: drop what it will never read */
@@ -539,6 +630,7 @@ chan_free(struct bz_chan *ch, int free_ssh)
 		ssh_channel_free(ch->ch);
 	bz_buf_free(&ch->out);
 	bz_buf_free(&ch->err);
+	bz_buf_free(&ch->in);
 	json_decref(ch->env);
 	free(ch->term);
 	free(ch->exit_signal);

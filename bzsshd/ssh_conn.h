@@ -48,7 +48,11 @@ struct bz_chan {
 
 	/* client -> agent */
 	uint32_t send_window;    /* bytes we may still send the agent */
-	uint32_t held;           /* client bytes libssh keeps buffered */
+	uint32_t held;           /* exactly what libssh's stdout buffer holds
+	                          * for us (set by the data callback, lowered
+	                          * by our reads) */
+	struct bz_buf in;        /* taken out of libssh, not yet sent: older
+	                          * than anything libssh holds */
 	int client_eof, client_closed;
 	int eof_frame_sent, close_frame_sent;
 
