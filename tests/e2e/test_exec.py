@@ -2,6 +2,10 @@
 # exit status, and bulk data in both directions (stdin piped through).
 import hashlib
 import os
+import subprocess
+import time
+
+from conftest import pgrep, wait_until
 
 
 def test_exec_output_and_status(sandbox):
@@ -25,6 +29,71 @@ def test_stdin_piped_through(sandbox):
     data = os.urandom(10 * 1024 * 1024)
     r = sandbox.ssh("web1", "sha256sum", input=data, timeout=120, check_rc=0)
     assert r.stdout.decode().split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def _peak_rss_kb(pid):
+    """VmHWM (peak resident set) of a process, or None once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def test_large_upload_intact_and_bounded(sandbox, tmp_path):
+    # 300 MiB of random bytes up through ssh's stdin, faster than the agent
+    # takes them, so bzsshd's backpressure path (bytes held in libssh while
+    # the agent's window is shut) carries most of it. Once that backlog grew
+    # without bound: libssh dropped it at 256 MB (silent loss) and bzsshd
+    # crashed. Every byte must arrive in order, and bzsshd's memory must
+    # stay bounded (its peak RSS sampled while it runs).
+    n = 300 * 1024 * 1024
+    path = tmp_path / "upload.bin"
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(n // (4 * 1024 * 1024)):
+            chunk = os.urandom(4 * 1024 * 1024)
+            h.update(chunk)
+            f.write(chunk)
+    cmd = ["ssh", "-F", sandbox.ssh_config, "-o", "BatchMode=yes", "web1",
+           "sha256sum"]
+    with open(path, "rb") as f:
+        p = subprocess.Popen(cmd, stdin=f, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            # ssh's ProxyCommand child is bzsshd (ssh execs it)
+            kids = wait_until(lambda: [
+                k for k in pgrep(r"bzsshd .*--stdio") if _ppid(k) == p.pid],
+                20)
+            peak = 0
+            while p.poll() is None:
+                for k in kids:
+                    v = _peak_rss_kb(k)
+                    if v is not None:
+                        peak = max(peak, v)
+                time.sleep(0.2)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    os.unlink(path)
+    assert p.returncode == 0, err[-2000:]
+    assert out.decode().split()[0] == h.hexdigest(), err[-2000:]
+    assert kids, "bzsshd (ssh's ProxyCommand) not found"
+    # libssh may hold ~2 MB and our queue as much: far below this
+    assert 0 < peak < 64 * 1024, "bzsshd peak RSS %d kB" % peak
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def test_download(sandbox):
