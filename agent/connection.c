@@ -279,9 +279,9 @@ hold_for_keys(struct agent *a, const struct bz_frame *f,
 	}
 	len = strlen(reason);
 	if (len < rl)
-		snprintf(reason + len, rl - len, " (the agent is fetching "
-		    "the IdP's keys: try again in %lld s)",
-		    (long long)(ms / 1000 + 2));
+		snprintf(reason + len, rl - len, " (the agent fetches the "
+		    "IdP's keys again in %lld s: try again then)",
+		    (long long)(ms / 1000 + 1));
 	return 0;
 }
 

@@ -239,10 +239,11 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 	struct bzp_server *s = cl->conn->srv;
 	struct bz_jwt_expect exp;
 	const char *id_token, *salt, *ck, *code, *email;
-	char err[BZP_ERRLEN], why[BZP_ERRLEN + 64], *nonce = NULL;
+	char err[BZP_ERRLEN], why[BZP_ERRLEN + 128], *nonce = NULL;
 	json_t *claims = NULL, *groups, *ev;
 	struct bzp_user u;
 	enum bz_totp_result tr;
+	int64_t keys_in = 0;    /* ms until a JWKS fetch starts */
 	int r;
 
 	if ((id_token = str_member(req, "id_token", BZ_JWT_MAX_LEN)) == NULL ||
@@ -266,7 +267,7 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 	bz_jwks_cache_unlock(s->jwks);
 	free(nonce);
 	if (r != 0 && may_refresh && strstr(err, "unknown key id") != NULL &&
-	    bz_jwks_cache_refresh(s->jwks, &cl->keys_seen) <
+	    (keys_in = bz_jwks_cache_refresh(s->jwks, &cl->keys_seen)) <
 	    BZ_JWKS_HOLD_MS) {
 		/* the IdP may have rotated its keys: hold the login until
 		 * the fetch that is running (or due soon) has ended */
@@ -274,6 +275,14 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 		cl->state = BZP_CL_WAIT_KEYS;
 		if (cl->pending_login == NULL)
 			login_refused(cl, NULL, "out of memory");
+		return;
+	}
+	if (r != 0 && keys_in > 0) {
+		/* rate limited: the refresh is remembered, not done yet */
+		snprintf(why, sizeof(why), "the ID token was refused (%s): "
+		    "bzproxy fetches the IdP's keys again in %lld s; run bzsshd "
+		    "login again then", err, (long long)(keys_in / 1000 + 1));
+		login_refused(cl, NULL, why);
 		return;
 	}
 	if (r != 0) {

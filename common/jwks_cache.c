@@ -362,16 +362,18 @@ bz_jwks_cache_refresh(struct bz_jwks_cache *c, uint64_t *fetches)
 	pthread_mutex_unlock(&c->mu);
 	if (wanted)
 		; /* said when first asked */
+	else if (!have && ms == 0)
+		bz_info("no IdP keys yet: fetching them now");
+	else if (!have)
+		bz_info("no IdP keys yet: next fetch in %lld ms",
+		    (long long)ms);
 	else if (ms == 0)
 		bz_info("a token names an unknown IdP key: fetching the "
 		    "JWKS again");
-	else if (have)
+	else
 		bz_info("a token names an unknown IdP key: fetching the "
 		    "JWKS again in %lld ms (one refresh per %u s at most)",
 		    (long long)ms, c->sched.refresh_min_ms / 1000);
-	else
-		bz_info("no IdP keys yet: next fetch in %lld ms",
-		    (long long)ms);
 	return ms;
 }
 

@@ -7,8 +7,9 @@
  *   - at start, then again with jittered exponential backoff while the
  *     IdP cannot be reached and we have no keys;
  *   - on request (a token named a key we do not have), at most once per
- *     refresh_min_ms. A request made while that limit holds is remembered
- *     and served when it expires, never dropped.
+ *     refresh_min_ms; the start-up fetch and its retries do not count. A
+ *     request made while that limit holds is remembered and served when
+ *     it expires, never dropped.
  * After every fetch, successful or not, the notify callback runs on the
  * cache's thread so the caller's loop can retry what waited for keys.
  */
