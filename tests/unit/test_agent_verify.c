@@ -443,6 +443,14 @@ test_token(void **state)
 	v.jwks = NULL;
 	frame_for(&s, o, K.proxy_sk, SID, CH);
 	expect(&v, &s, VERIFY_NEED_KEYS, "no IdP keys yet");
+	/* held for the keys, then checked again: its nonce was recorded
+	 * the first time, which is no replay... */
+	v.jwks = K.jwks;
+	v.recheck = 1;
+	expect(&v, &s, VERIFY_OK, NULL);
+	/* ...but the same frame coming in again is */
+	v.recheck = 0;
+	expect(&v, &s, VERIFY_REFUSED, "replayed request");
 	json_decref(o);
 	replay_free(rc);
 }
