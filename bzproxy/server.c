@@ -35,6 +35,15 @@
  * the many, so small wins.
  */
 #define RX_PIECE 4096
+/*
+ * With tx_packet_size 0, lws 4.1 sends at most rx_buffer_size (+ LWS_PRE +
+ * 4) bytes per lws_write and copies the rest of the frame into its own
+ * buffer, flushed one such piece per POLLOUT: with 4 KiB pieces a 32 KiB
+ * frame went out as 8 TLS records of 4 KiB, 8 trips round both ends'
+ * event loops. It is only a limit on one send (no buffer of that size is
+ * allocated), so let a whole frame with its websocket header go at once.
+ */
+#define TX_PACKET (BZ_WIRE_MAX_FRAME + 16u)
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
 #define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
@@ -382,7 +391,7 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 static const struct lws_protocols protocols[] = {
 	{ PROTOCOL_NAME, proxy_callback, sizeof(struct pss), RX_PIECE, 0,
-	    NULL, 0 },
+	    NULL, TX_PACKET },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
