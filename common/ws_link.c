@@ -30,6 +30,15 @@
 #define RX_HIGH (8u * 1024 * 1024)
 #define RX_LOW (2u * 1024 * 1024)
 #define CLOSE_GRACE_S 3 /* time allowed to flush on close */
+/*
+ * lws reads the socket into one per-thread buffer of this size (default
+ * 4 KiB): each read is a trip round the service loop (poll, SSL_read,
+ * parse). A whole frame plus TLS records per read cuts those trips ~16x.
+ */
+#define SERV_BUF (BZ_WIRE_MAX_FRAME + 4096)
+/* Bytes written per CLIENT_WRITEABLE while the socket takes them (as
+ * bzproxy does): each return to the service loop costs a poll. */
+#define WRITE_BURST (256u * 1024)
 
 struct out_msg {
 	struct out_msg *next;
@@ -63,6 +72,9 @@ struct bz_link {
 	size_t in_bytes;
 	int stop;         /* bz_link_free asked to close */
 	int want_resume;  /* libssh thread drained: resume rx */
+	int wake_sent;    /* a byte is on wake_fd that the reader has not
+	                     answered yet with a bz_link_recv() that found
+	                     the queue empty */
 };
 
 static const lws_retry_bo_t link_retry = {
@@ -76,7 +88,15 @@ wake(struct bz_link *l)
 	ssize_t w;
 
 	pthread_cond_broadcast(&l->cv);
-	if (l->wake_fd >= 0) {
+	/*
+	 * One byte until the reader has emptied the queue: it drains the
+	 * pipe, then calls bz_link_recv() until NULL (which clears wake_sent)
+	 * and looks at the state and bz_link_pending() after that, so what
+	 * happened meanwhile is seen without a byte of its own. A byte per
+	 * message cost a write, a read and often a context switch each.
+	 */
+	if (l->wake_fd >= 0 && !l->wake_sent) {
+		l->wake_sent = 1;
 		do {
 			w = write(l->wake_fd, "x", 1);
 		} while (w < 0 && errno == EINTR);
@@ -118,18 +138,28 @@ on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
 		link_fail(l, "protocol error: message from bzproxy too large");
 		return -1;
 	}
-	memcpy(l->rx + l->rx_len, in, len);
-	l->rx_len += len;
-	if (!lws_is_final_fragment(wsi))
-		return 0;
-	if ((m = malloc(sizeof(*m) + l->rx_len)) == NULL) {
-		link_fail(l, "out of memory");
-		return -1;
+	if (l->rx_len == 0 && lws_is_final_fragment(wsi)) {
+		/* the common case, the whole message in one piece: one copy */
+		if ((m = malloc(sizeof(*m) + len)) == NULL) {
+			link_fail(l, "out of memory");
+			return -1;
+		}
+		m->len = len;
+		memcpy(m->data, in, len);
+	} else {
+		memcpy(l->rx + l->rx_len, in, len);
+		l->rx_len += len;
+		if (!lws_is_final_fragment(wsi))
+			return 0;
+		if ((m = malloc(sizeof(*m) + l->rx_len)) == NULL) {
+			link_fail(l, "out of memory");
+			return -1;
+		}
+		m->len = l->rx_len;
+		memcpy(m->data, l->rx, l->rx_len);
+		l->rx_len = 0;
 	}
 	m->next = NULL;
-	m->len = l->rx_len;
-	memcpy(m->data, l->rx, l->rx_len);
-	l->rx_len = 0;
 	pthread_mutex_lock(&l->mu);
 	if (l->in_tail != NULL)
 		l->in_tail->next = m;
@@ -151,32 +181,40 @@ static int
 on_writeable(struct bz_link *l, struct lws *wsi)
 {
 	struct out_msg *m;
-	int stop, more;
+	size_t burst = 0;
+	int stop, more, w;
 
-	pthread_mutex_lock(&l->mu);
-	if ((m = l->out_head) != NULL) {
-		l->out_head = m->next;
-		if (l->out_head == NULL)
-			l->out_tail = NULL;
-		/* a sender paused on bz_link_pending may go on now */
-		if (l->out_bytes >= BZ_LINK_DRAIN_MARK &&
-		    l->out_bytes - m->len < BZ_LINK_DRAIN_MARK)
-			wake(l);
-		l->out_bytes -= m->len;
-	}
-	stop = l->stop;
-	more = l->out_head != NULL;
-	pthread_mutex_unlock(&l->mu);
-	if (m != NULL) {
-		int w = lws_write(wsi, m->buf + LWS_PRE, m->len,
+	/* Several frames while the socket takes them (lws keeps what it did
+	 * not take and writes that first; choked means stop for now). */
+	for (;;) {
+		pthread_mutex_lock(&l->mu);
+		if ((m = l->out_head) != NULL) {
+			l->out_head = m->next;
+			if (l->out_head == NULL)
+				l->out_tail = NULL;
+			/* a sender paused on bz_link_pending may go on now */
+			if (l->out_bytes >= BZ_LINK_DRAIN_MARK &&
+			    l->out_bytes - m->len < BZ_LINK_DRAIN_MARK)
+				wake(l);
+			l->out_bytes -= m->len;
+		}
+		stop = l->stop;
+		more = l->out_head != NULL;
+		pthread_mutex_unlock(&l->mu);
+		if (m == NULL)
+			break;
+		w = lws_write(wsi, m->buf + LWS_PRE, m->len,
 		    LWS_WRITE_BINARY);
-
+		burst += m->len;
 		free(m->buf);
 		free(m);
 		if (w < 0) {
 			link_fail(l, "write to bzproxy failed");
 			return -1;
 		}
+		if (!more || burst >= WRITE_BURST ||
+		    lws_send_pipe_choked(wsi))
+			break;
 	}
 	if (more)
 		lws_callback_on_writable(wsi);
@@ -361,6 +399,7 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 	info.client_ssl_ca_filepath = ca_file;
 	info.user = l;
 	info.fd_limit_per_thread = 8;
+	info.pt_serv_buf_size = SERV_BUF;
 	if ((l->ctx = lws_create_context(&info)) == NULL) {
 		bz_errf(err, errlen, "cannot create the websocket context "
 		    "(CA file %s)", ca_file != NULL ? ca_file : "system");
@@ -430,7 +469,7 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	static const uint8_t pre[LWS_PRE];
 	struct out_msg *m;
 	struct bz_buf b;
-	int r;
+	int r, wake_lws = 0;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return BZ_ERR_ALLOC;
@@ -448,6 +487,14 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	m->buf = b.data; /* the buffer's storage moves into the queue */
 	m->len = b.len - LWS_PRE;
 	bz_buf_init(&b);
+	/*
+	 * Wake the lws thread only for the first frame of a queue: while
+	 * frames wait it has a writeable callback asked for (on_writeable
+	 * asks again whenever it leaves frames behind, and on_cancelled or
+	 * ESTABLISHED asks for what is queued), so a wake per frame only
+	 * cost it a trip round its loop.
+	 */
+	wake_lws = l->out_head == NULL;
 	if (l->out_tail != NULL)
 		l->out_tail->next = m;
 	else
@@ -456,7 +503,7 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	l->out_bytes += m->len;
 	m = NULL;
  out:
-	if (r == 0 && l->ctx_alive)
+	if (r == 0 && wake_lws && l->ctx_alive)
 		lws_cancel_service(l->ctx);
 	pthread_mutex_unlock(&l->mu);
 	bz_buf_free(&b);
@@ -491,7 +538,8 @@ bz_link_recv(struct bz_link *l)
 			l->in_tail = NULL;
 		l->in_bytes -= m->len;
 		m->next = NULL;
-	}
+	} else
+		l->wake_sent = 0; /* the reader caught up: wake it again */
 	if (l->paused && !l->want_resume && l->in_bytes < RX_LOW &&
 	    l->ctx_alive) {
 		l->want_resume = 1;
