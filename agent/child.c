@@ -29,6 +29,7 @@
 #include "util.h"
 
 #define PATH_USER "/usr/local/bin:/usr/bin:/bin"
+#define CHILD_PIPE_SIZE (256u * 1024) /* the child's stdout pipe */
 #define PATH_ROOT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_GROUPS 1024
 #define REPORT_FD 3 /* the error pipe's number in the child */
@@ -317,6 +318,12 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 		p.stdio[0] = in[0];
 		p.stdio[1] = o[1];
 		p.stdio[2] = e[1];
+		/* The child's output comes in fewer, fuller reads (whole
+		 * DATA frames) through a pipe larger than the 64 KiB
+		 * default. Pages are used only while data waits; best
+		 * effort (pipe-user-pages limits may refuse). The same for
+		 * stdin measured no gain. */
+		(void)fcntl(o[0], F_SETPIPE_SZ, (int)CHILD_PIPE_SIZE);
 	}
 	if ((pid = fork()) < 0) {
 		bz_errf(err, errlen, "fork: %s", strerror(errno));
