@@ -799,14 +799,16 @@ want_string(struct loader *L, const struct ynode *n, const char *what)
 	return n->str;
 }
 
+/* n must be a non-empty node of type want (a list or a mapping). */
 static int
-want_list(struct loader *L, const struct ynode *n, const char *what)
+want_nonempty(struct loader *L, const struct ynode *n, enum ytype want,
+    const char *what)
 {
 	if (n->type == N_BAD)
 		return -1;
-	if (n->type != N_SEQ) {
-		err_node(L, n, "\"%s\" must be a list, not %s", what,
-		    type_name(n));
+	if (n->type != want) {
+		err_node(L, n, "\"%s\" must be a %s, not %s", what,
+		    want == N_SEQ ? "list" : "mapping", type_name(n));
 		return -1;
 	}
 	if (n->n == 0) {
@@ -817,20 +819,15 @@ want_list(struct loader *L, const struct ynode *n, const char *what)
 }
 
 static int
+want_list(struct loader *L, const struct ynode *n, const char *what)
+{
+	return want_nonempty(L, n, N_SEQ, what);
+}
+
+static int
 want_map(struct loader *L, const struct ynode *n, const char *what)
 {
-	if (n->type == N_BAD)
-		return -1;
-	if (n->type != N_MAP) {
-		err_node(L, n, "\"%s\" must be a mapping, not %s", what,
-		    type_name(n));
-		return -1;
-	}
-	if (n->n == 0) {
-		err_node(L, n, "\"%s\" must not be empty", what);
-		return -1;
-	}
-	return 0;
+	return want_nonempty(L, n, N_MAP, what);
 }
 
 static char *
