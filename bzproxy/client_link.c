@@ -163,7 +163,7 @@ send_signed(struct bzp_client *cl, uint32_t id, const json_t *req)
 	if ((js = bz_json_dump(req)) == NULL)
 		return BZ_ERR_ALLOC;
 	n = strlen(js);
-	if (n + BZ_SIG_LEN > BZ_WIRE_MAX_PAYLOAD)
+	if (n + BZ_SIG_LEN > BZ_WIRE_MAX_CONTROL)
 		r = BZ_ERR_TOO_BIG;
 	else if ((p = malloc(n + BZ_SIG_LEN)) != NULL) {
 		memcpy(p, js, n);

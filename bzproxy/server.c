@@ -43,7 +43,7 @@
  * event loops. It is only a limit on one send (no buffer of that size is
  * allocated), so let a whole frame with its websocket header go at once.
  */
-#define TX_PACKET (BZ_WIRE_MAX_FRAME + 16u)
+#define TX_PACKET (BZ_WIRE_MAX_DATA_FRAME + 16u)
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
 #define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */

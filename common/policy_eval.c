@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "policy_int.h"
+#include "classify.h"
 
 /* Dimensions of a match, for explain. */
 #define D_SUBJECT 1u
@@ -24,10 +25,9 @@
 #define D_TIME 16u
 #define D_ALL 31u
 
-/* Shell metacharacters: a command holding one only matches a literal
- * exec pattern, so "rsync --server *" cannot be stretched into
+/* A command holding a shell metacharacter (BZ_SHELL_META) only matches a
+ * literal exec pattern, so "rsync --server *" cannot be stretched into
  * "rsync --server x; sh". */
-#define SHELL_META ";&|`$<>()\n\r"
 
 struct ctx {
 	const struct bz_policy_request *req;
@@ -58,7 +58,7 @@ ctx_init(struct ctx *c, const struct bz_policy_request *req)
 		c->glen[i] = req->groups[i] ? strlen(req->groups[i]) : 0;
 	if (req->command != NULL) {
 		c->cmd_len = strlen(req->command);
-		c->cmd_meta = strpbrk(req->command, SHELL_META) != NULL;
+		c->cmd_meta = strpbrk(req->command, BZ_SHELL_META) != NULL;
 	}
 	if (req->forward != NULL &&
 	    (colon = strrchr(req->forward, ':')) != NULL &&

@@ -25,6 +25,13 @@ type_known(uint8_t type)
 	return type >= BZ_FRAME_CONTROL && type <= BZ_FRAME_WINDOW;
 }
 
+size_t
+bz_frame_max_payload(uint8_t type)
+{
+	return type == BZ_FRAME_CONTROL ? BZ_WIRE_MAX_CONTROL :
+	    BZ_WIRE_MAX_PAYLOAD;
+}
+
 int
 bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f)
 {
@@ -46,7 +53,7 @@ bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f)
 		return BZ_ERR_TYPE;
 	if (f->flags & ~BZ_FLAG_KNOWN)
 		return BZ_ERR_FORMAT;
-	if (f->length > BZ_WIRE_MAX_PAYLOAD)
+	if (f->length > bz_frame_max_payload(f->type))
 		return BZ_ERR_TOO_BIG;
 	if ((r = bz_buf_get_ptr(&b, &f->payload, f->length)) != 0)
 		return r;
@@ -82,7 +89,7 @@ bz_frame_encode(struct bz_buf *out, uint8_t type, uint16_t flags,
 
 	if (!type_known(type))
 		return BZ_ERR_TYPE;
-	if (length > BZ_WIRE_MAX_PAYLOAD)
+	if (length > bz_frame_max_payload(type))
 		return BZ_ERR_TOO_BIG;
 	if ((r = bz_buf_put_u8(out, BZ_WIRE_VERSION)) != 0 ||
 	    (r = bz_buf_put_u8(out, type)) != 0 ||

@@ -11,6 +11,7 @@
  *   u64 seq          per-sender sequence number (reserved for the signed
  *                    protocol; senders fill it, receivers may ignore it)
  *   u32 length       payload bytes that follow, <= BZ_WIRE_MAX_PAYLOAD
+ *                    (BZ_WIRE_MAX_CONTROL for CONTROL frames)
  */
 #ifndef BZ_WIRE_H
 #define BZ_WIRE_H
@@ -23,7 +24,13 @@
 #define BZ_WIRE_VERSION 1
 #define BZ_WIRE_HEADER_LEN 24
 #define BZ_WIRE_MAX_PAYLOAD (64u * 1024)
-#define BZ_WIRE_MAX_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_PAYLOAD)
+/* CONTROL frames may be larger: an exec request carries a command line of
+ * up to BZ_WIRE_COMMAND_MAX bytes (Linux takes 128 KiB in one argument),
+ * JSON-escaped, plus the ID token and environment. */
+#define BZ_WIRE_MAX_CONTROL (1024u * 1024)
+#define BZ_WIRE_COMMAND_MAX (128u * 1024 - 1)
+#define BZ_WIRE_MAX_DATA_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_PAYLOAD)
+#define BZ_WIRE_MAX_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_CONTROL)
 /* Largest DATA payload a sender should produce: 1 KiB under the maximum
  * leaves room for sealing (AEAD tag, nonce). Near-full frames halve the
  * per-message work (callbacks, wakeups, allocations) of 32 KiB ones. */
@@ -60,13 +67,16 @@ struct bz_frame {
 	uint32_t length;
 };
 
+/* Largest payload a frame of this type may carry. */
+size_t bz_frame_max_payload(uint8_t type);
+
 /* Name of a frame type, for logs ("control", "data", ...; "unknown"). */
 const char *bz_frame_type_name(uint8_t type);
 
 /*
  * Decode one whole frame from exactly the bytes of one websocket message.
  * Returns 0, BZ_ERR_SHORT (truncated header or payload), BZ_ERR_TOO_BIG
- * (length over BZ_WIRE_MAX_PAYLOAD), BZ_ERR_VERSION, BZ_ERR_TYPE (unknown
+ * (length over the type's maximum), BZ_ERR_VERSION, BZ_ERR_TYPE (unknown
  * type), or BZ_ERR_FORMAT (unknown flags, trailing bytes, or a type-specific
  * payload of the wrong size). f->payload borrows from msg.
  */

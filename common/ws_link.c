@@ -35,7 +35,7 @@
  * 4 KiB): each read is a trip round the service loop (poll, SSL_read,
  * parse). A whole frame plus TLS records per read cuts those trips ~16x.
  */
-#define SERV_BUF (BZ_WIRE_MAX_FRAME + 4096)
+#define SERV_BUF (BZ_WIRE_MAX_DATA_FRAME + 4096)
 /* Bytes written per CLIENT_WRITEABLE while the socket takes them (as
  * bzproxy does): each return to the service loop costs a poll. */
 #define WRITE_BURST (256u * 1024)
@@ -308,7 +308,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols link_protocols[] = {
-	{ LINK_PROTOCOL, link_callback, 0, BZ_WIRE_MAX_FRAME, 0, NULL, 0 },
+	{ LINK_PROTOCOL, link_callback, 0, BZ_WIRE_MAX_DATA_FRAME, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

@@ -132,6 +132,32 @@ test_max_payload(void **state)
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
 }
 
+/* CONTROL frames carry long command lines: up to BZ_WIRE_MAX_CONTROL. */
+static void
+test_max_control(void **state)
+{
+	static uint8_t big[BZ_WIRE_MAX_CONTROL + 1];
+	struct bz_frame f;
+	struct bz_buf b;
+	size_t n;
+
+	memset(big, '{', sizeof(big));
+	roundtrip(BZ_FRAME_CONTROL, 0, big, BZ_WIRE_MAX_CONTROL);
+	bz_buf_init(&b);
+	assert_int_equal(bz_frame_encode(&b, BZ_FRAME_CONTROL, 0, 0, 1, 0, big,
+	    BZ_WIRE_MAX_CONTROL + 1), BZ_ERR_TOO_BIG);
+	bz_buf_free(&b);
+	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, 0, 0, 1, 0,
+	    BZ_WIRE_MAX_CONTROL + 1, big, BZ_WIRE_MAX_CONTROL + 1);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
+	/* a DATA frame may not use the larger limit */
+	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0,
+	    BZ_WIRE_MAX_PAYLOAD + 1, big, BZ_WIRE_MAX_PAYLOAD + 1);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
+	assert_int_equal(bz_frame_max_payload(BZ_FRAME_EXT_DATA),
+	    BZ_WIRE_MAX_PAYLOAD);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -327,6 +353,7 @@ main(void)
 		cmocka_unit_test(test_header_layout),
 		cmocka_unit_test(test_valid_each_type),
 		cmocka_unit_test(test_max_payload),
+		cmocka_unit_test(test_max_control),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bad_version_type_flags),
 		cmocka_unit_test(test_encode_rejects),
