@@ -8,7 +8,10 @@
  *   replay.c          bounded set of recently seen request nonces
  *   request_verify.c  a signed channel request -> a checked agent_request
  *   child.c           fork/exec of the user's command (pty or pipes)
- *   channel.c         running channels: bytes, windows, exit, close
+ *   forward.c         TCP connections for port forwarding, opened on
+ *                     worker threads (name lookup and connect block)
+ *   channel.c         running channels: frames, windows, exit, close
+ *   channel_io.c      a channel's descriptors: child or socket I/O
  *
  * One thread (the poll loop) owns all of the state below; the lws thread
  * (common/ws_link.c) and the JWKS thread (common/jwks_cache.c) only meet
@@ -52,7 +55,20 @@ struct agent_config {
 	char *oidc_issuer;
 	char *oidc_audience;
 	char *oidc_ca_file;      /* NULL = system store */
+	char *accept_env;        /* client env names taken (sshd AcceptEnv:
+	                          * space-separated patterns) */
+	char *permit_open;       /* forward destinations (sshd PermitOpen:
+	                          * "host:port ...", "any" or "none") */
+	char *sftp_server;       /* program for subsystem sftp; NULL: none */
 };
+
+#define AGENT_ACCEPT_ENV_DEFAULT "LANG LC_* LANGUAGE TERM COLORTERM " \
+	"TERM_PROGRAM TERM_PROGRAM_VERSION GIT_PROTOCOL NO_COLOR"
+/* Where Debian, Fedora and the BSDs put OpenSSH's sftp-server. */
+#define AGENT_SFTP_SERVER_PATHS "/usr/lib/openssh/sftp-server", \
+	"/usr/lib/sftp-server", "/usr/libexec/openssh/sftp-server", \
+	"/usr/libexec/sftp-server"
+
 
 /* ------------------------------------------------------------- backoff */
 
@@ -116,30 +132,68 @@ void replay_free(struct replay_cache *r);
 int replay_check_and_add(struct replay_cache *r, const char *nonce,
     time_t now);
 
+/* -------------------------------------------------------------- permit */
+
+/* Environment names: letters, digits, '_', not starting with a digit,
+ * at most 64. */
+int permit_env_name_ok(const char *name);
+/* May the client set name? It must be a valid name, not one the agent
+ * sets itself (HOME, PATH, SSH_*, ...), and match a pattern of
+ * accept_env (NULL: AGENT_ACCEPT_ENV_DEFAULT). */
+int permit_env(const char *accept_env, const char *name);
+/* Is a permit_open setting well formed? 0, or BZ_ERR_INVALID naming the
+ * bad entry in err. */
+int permit_open_check(const char *list, char *err, size_t errlen);
+/* May a forward go to host:port? list NULL or "any": yes; "none": no;
+ * else one "host:port" entry must match (host a glob, case-insensitive;
+ * port a number or "*"; IPv6 hosts in brackets). */
+int permit_open(const char *list, const char *host, uint16_t port);
+
 /* ------------------------------------------------------ request verify */
 
 #define REQUEST_MAX_SKEW_S 120  /* |ts - now| allowed */
-#define REQUEST_COMMAND_MAX (32u * 1024)
-#define REQUEST_ENV_MAX 32
+#define REQUEST_COMMAND_MAX BZ_WIRE_COMMAND_MAX
+#define REQUEST_ENV_MAX 64
+#define REQUEST_ENV_VALUE_MAX 4096
+
+enum agent_req_kind {
+	REQ_EXEC = 0,            /* SHELL -c command */
+	REQ_SHELL,               /* login shell */
+	REQ_SUBSYSTEM,           /* SHELL -c our program for it (sftp) */
+	REQ_FORWARD,             /* a TCP connection (direct-tcpip) */
+};
 
 /* A verified channel request, with the unix user resolved. */
 struct agent_request {
 	uint32_t sid, ch;
-	int is_shell;            /* else exec */
-	char *command;           /* exec only */
+	enum agent_req_kind kind;
+	char *action;            /* the policy action bzproxy decided on */
+	char *command;           /* exec; subsystem: the program run */
+	char *subsystem;         /* subsystem name ("sftp") */
+	char *fwd_host;          /* forward destination */
+	uint16_t fwd_port;
 	char *user;              /* the IdP identity (email) */
 	char *unix_user;
 	char *rule;              /* policy rule that allowed it, for logs */
 	int pty;                 /* pty requested */
 	char *term;
 	uint16_t cols, rows, width, height;
-	char **env;              /* "LANG=..." / "LC_*=..." strings, NULL-ended */
+	char **env;              /* "NAME=value" the client sent and
+	                          * accept_env allows, NULL-ended */
+	char *env_refused;       /* names refused, space-separated, or NULL */
+	char *client_addr;       /* ssh's side as bzsshd sees it (or NULL) */
+	uint16_t client_port, server_port;
+	char *server_addr;       /* ours: set by the caller before spawning */
 	uid_t uid;
 	gid_t gid;
 	char *home;
 	char *shell;
 };
 void agent_request_free(struct agent_request *r);
+/* "exec", "shell", "subsystem" or "forward". */
+const char *agent_req_kind_name(enum agent_req_kind k);
+/* The kind a request's "t" names: 0, or -1 when it is not a request. */
+int agent_req_kind_parse(const char *t, enum agent_req_kind *k);
 
 struct verify_ctx {
 	const uint8_t *proxy_pk;        /* 32 bytes */
@@ -151,6 +205,9 @@ struct verify_ctx {
 					 * nonce was recorded the first time */
 	time_t now;
 	uid_t euid;                     /* who we run as */
+	const char *accept_env;         /* patterns; NULL: the default */
+	const char *permit_open;        /* NULL: any */
+	const char *sftp_server;        /* NULL: no sftp subsystem */
 };
 
 enum verify_result {
@@ -162,11 +219,14 @@ enum verify_result {
 /*
  * Check a CONTROL frame carrying a channel request, in this order: the
  * proxy signature (BZ_FLAG_PROXY_SIGNED, JSON || 64-byte Ed25519 sig), the
- * JSON, "t" exec/shell, target == our name, sid/ch == the frame header, ts
- * within REQUEST_MAX_SKEW_S, the nonce not seen (not checked again on a
- * recheck), the ID token (our JWKS,
- * iss, aud, exp, signature) with email == user, the unix user (exists, not
- * uid 0 unless root_allowed, our own user when we are not root). On
+ * JSON, "t" exec/shell/subsystem/forward, target == our name, sid/ch ==
+ * the frame header, ts within REQUEST_MAX_SKEW_S, the nonce not seen (not
+ * checked again on a recheck), the request's own members (a subsystem we
+ * serve, a forward destination permit_open allows), the ID token (our
+ * JWKS, iss, aud, exp, signature) with email == user, the unix user
+ * (exists, not uid 0 unless root_allowed, our own user when we are not
+ * root). Environment names accept_env does not match are left out and
+ * listed in env_refused. On
  * VERIFY_OK req is complete; otherwise reason holds one line fit for the
  * client and the log (never a token or signature) and req holds what was
  * read before the refusal (for the log). Free req in both cases.
@@ -194,9 +254,47 @@ struct child_proc {
  */
 int child_spawn(const struct agent_request *req, struct child_proc *out,
     char *err, size_t errlen);
-/* Build the login environment (malloc'ed NULL-ended strings). */
-char **child_build_env(const struct agent_request *req);
+/* Build the login environment (malloc'ed NULL-ended strings); tty is the
+ * pty's name (SSH_TTY) or NULL. */
+char **child_build_env(const struct agent_request *req, const char *tty);
 void child_free_env(char **env);
+
+/* -------------------------------------------------------------- forward */
+
+#define AGENT_FORWARD_TIMEOUT_MS 10000  /* name lookup + connect */
+#define AGENT_FORWARD_PENDING_MAX 32    /* connects running at once */
+
+struct fwd_pool;
+
+/* A finished connect for (sid, ch): fd connected (non-blocking,
+ * close-on-exec), or -1 with the reason. */
+struct fwd_result {
+	uint32_t sid, ch;
+	int fd;
+	char reason[AGENT_ERRLEN];
+};
+
+/* wake_fd (dup'ed) gets a byte each time a connect finishes. */
+struct fwd_pool *fwd_pool_new(int wake_fd);
+/* Stop waiting: connects still running finish on their threads and their
+ * sockets are closed. */
+void fwd_pool_free(struct fwd_pool *p);
+/* Look host up and connect to port, within AGENT_FORWARD_TIMEOUT_MS, on
+ * a worker thread. 0, BZ_ERR_TOO_BIG (AGENT_FORWARD_PENDING_MAX running),
+ * BZ_ERR_INVALID or BZ_ERR_ALLOC. */
+int fwd_pool_start(struct fwd_pool *p, uint32_t sid, uint32_t ch,
+    const char *host, uint16_t port);
+/* Is a connect for (sid, ch) running or finished and not yet taken? */
+int fwd_pool_has(struct fwd_pool *p, uint32_t sid, uint32_t ch);
+/* Forget (sid, ch), or every channel of sid: a socket it still makes is
+ * closed. */
+void fwd_pool_cancel(struct fwd_pool *p, uint32_t sid, uint32_t ch);
+void fwd_pool_cancel_session(struct fwd_pool *p, uint32_t sid);
+void fwd_pool_cancel_all(struct fwd_pool *p);
+/* Connects running or finished and not taken (they count as channels). */
+size_t fwd_pool_count(struct fwd_pool *p);
+/* A finished connect into *out: 1, or 0 when none has finished. */
+int fwd_pool_take(struct fwd_pool *p, struct fwd_result *out);
 
 /* ------------------------------------------------------------- channels */
 
@@ -218,6 +316,10 @@ int chans_exists(const struct chan_table *t, uint32_t sid, uint32_t ch);
  * kept). Returns 0 or BZ_ERR_ALLOC. */
 int chans_add(struct chan_table *t, const struct agent_request *req,
     const struct child_proc *cp);
+/* Take over a forward's connected socket fd. 0 or BZ_ERR_ALLOC (fd is
+ * then still the caller's). */
+int chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch,
+    int fd);
 
 /* A non-request frame from bzproxy for channel (f->session_id,
  * f->channel_id): DATA, EOF, CLOSE, WINDOW, or an unsigned CONTROL

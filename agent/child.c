@@ -75,9 +75,9 @@ child_free_env(char **env)
 }
 
 char **
-child_build_env(const struct agent_request *req)
+child_build_env(const struct agent_request *req, const char *tty)
 {
-	size_t n = 0, i, max = 8 + REQUEST_ENV_MAX;
+	size_t n = 0, i, max = 12 + REQUEST_ENV_MAX;
 	const char *user = req->unix_user;
 	char **env;
 
@@ -90,6 +90,15 @@ child_build_env(const struct agent_request *req)
 	} \
 	n++; \
 } while (0)
+	/* what the client sent and accept_env took first: the names set
+	 * below are never among them (permit.c) */
+	for (i = 0; req->env != NULL && req->env[i] != NULL && n < max - 12;
+	    i++) {
+		/* TERM comes from the pty request when there is one */
+		if (req->pty && strncmp(req->env[i], "TERM=", 5) == 0)
+			continue;
+		ADD("%s", req->env[i]);
+	}
 	ADD("HOME=%s", req->home);
 	ADD("USER=%s", user);
 	ADD("LOGNAME=%s", user);
@@ -97,8 +106,16 @@ child_build_env(const struct agent_request *req)
 	ADD("PATH=%s", req->uid == 0 ? PATH_ROOT : PATH_USER);
 	if (req->pty)
 		ADD("TERM=%s", req->term != NULL ? req->term : "dumb");
-	for (i = 0; req->env != NULL && req->env[i] != NULL && n < max; i++)
-		ADD("%s", req->env[i]);
+	/* as sshd sets them (session.c do_setup_env) */
+	if (req->client_addr != NULL) {
+		ADD("SSH_CLIENT=%s %u %u", req->client_addr,
+		    (unsigned)req->client_port, (unsigned)req->server_port);
+		ADD("SSH_CONNECTION=%s %u %s %u", req->client_addr,
+		    (unsigned)req->client_port, req->server_addr != NULL ?
+		    req->server_addr : "UNKNOWN", (unsigned)req->server_port);
+	}
+	if (tty != NULL)
+		ADD("SSH_TTY=%s", tty);
 #undef ADD
 	return env;
  fail:
@@ -106,7 +123,7 @@ child_build_env(const struct agent_request *req)
 	return NULL;
 }
 
-/* argv: login shell "-bash", or SHELL -c COMMAND. */
+/* argv: login shell "-bash", or SHELL -c COMMAND (exec and subsystem). */
 static char **
 build_argv(const struct agent_request *req)
 {
@@ -116,7 +133,7 @@ build_argv(const struct agent_request *req)
 	base = base != NULL ? base + 1 : req->shell;
 	if ((argv = calloc(4, sizeof(char *))) == NULL)
 		return NULL;
-	if (req->is_shell) {
+	if (req->kind == REQ_SHELL) {
 		if (asprintf(&argv[0], "-%s", base) < 0)
 			argv[0] = NULL;
 	} else {
@@ -124,7 +141,7 @@ build_argv(const struct agent_request *req)
 		argv[1] = strdup("-c");
 		argv[2] = strdup(req->command);
 	}
-	if (argv[0] == NULL || (!req->is_shell &&
+	if (argv[0] == NULL || (req->kind != REQ_SHELL &&
 	    (argv[1] == NULL || argv[2] == NULL))) {
 		child_free_env(argv);
 		return NULL;
@@ -263,6 +280,7 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 	struct child_plan p;
 	struct winsize ws;
 	struct report rep;
+	char tty[PATH_MAX] = "";
 	int rep_pipe[2] = { -1, -1 }, in[2] = { -1, -1 }, o[2] = { -1, -1 },
 	    e[2] = { -1, -1 }, master = -1, r = BZ_ERR_INVALID;
 	ssize_t got;
@@ -274,8 +292,7 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 	p.req = req;
 	p.pty_slave = -1;
 	p.as_root = geteuid() == 0;
-	if ((p.argv = build_argv(req)) == NULL ||
-	    (p.envp = child_build_env(req)) == NULL) {
+	if ((p.argv = build_argv(req)) == NULL) {
 		bz_errf(err, errlen, "out of memory");
 		r = BZ_ERR_ALLOC;
 		goto out;
@@ -303,7 +320,8 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 		ws.ws_ypixel = req->height;
 		if (openpty(&master, &p.pty_slave, NULL, NULL, &ws) != 0 ||
 		    set_nonblock_cloexec(master) != 0 ||
-		    fcntl(p.pty_slave, F_SETFD, FD_CLOEXEC) < 0) {
+		    fcntl(p.pty_slave, F_SETFD, FD_CLOEXEC) < 0 ||
+		    ttyname_r(p.pty_slave, tty, sizeof(tty)) != 0) {
 			bz_errf(err, errlen, "cannot allocate a pty: %s",
 			    strerror(errno));
 			goto out;
@@ -324,6 +342,12 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 		 * effort (pipe-user-pages limits may refuse). The same for
 		 * stdin measured no gain. */
 		(void)fcntl(o[0], F_SETPIPE_SZ, (int)CHILD_PIPE_SIZE);
+	}
+	/* after the pty: SSH_TTY names it */
+	if ((p.envp = child_build_env(req, req->pty ? tty : NULL)) == NULL) {
+		bz_errf(err, errlen, "out of memory");
+		r = BZ_ERR_ALLOC;
+		goto out;
 	}
 	if ((pid = fork()) < 0) {
 		bz_errf(err, errlen, "fork: %s", strerror(errno));

@@ -53,6 +53,7 @@ struct agent {
 	struct bz_jwks_cache *jwks;
 	struct key_wait *held;   /* requests waiting for the IdP's keys */
 	struct replay_cache *replay;
+	struct fwd_pool *fwd;    /* forward channels still connecting */
 };
 
 /* ---- link up and down ---- */
@@ -70,6 +71,7 @@ link_down(struct agent *a, const char *why)
 	}
 	chans_link_lost(a->chans);
 	key_wait_drop_all(a->held); /* nobody left to answer */
+	fwd_pool_cancel_all(a->fwd);
 	if (a->phase == PH_READY) {
 		/* A link that held a while was fine: start over. And the
 		 * first retry after a drop is quick (<= 1 s): bzproxy was
@@ -244,15 +246,26 @@ on_handshake(struct agent *a, const struct bz_frame *f, char *why,
 static void
 log_request(const struct agent_request *req, int ok, const char *outcome)
 {
-	bz_log(ok ? BZ_LOG_INFO : BZ_LOG_WARN, "channel %u/%u: %s as %s: %s%s%s%s%s (rule %s): %s",
-	    req->sid, req->ch, req->user != NULL ? req->user : "?",
+	char what[160] = "";
+
+	if (req->kind == REQ_EXEC && req->command != NULL)
+		snprintf(what, sizeof(what), " \"%.120s%s\"", req->command,
+		    strlen(req->command) > 120 ? "..." : "");
+	else if (req->kind == REQ_SUBSYSTEM && req->subsystem != NULL)
+		snprintf(what, sizeof(what), " %.64s", req->subsystem);
+	else if (req->kind == REQ_FORWARD && req->fwd_host != NULL)
+		snprintf(what, sizeof(what), " to %.120s:%u", req->fwd_host,
+		    (unsigned)req->fwd_port);
+	bz_log(ok ? BZ_LOG_INFO : BZ_LOG_WARN, "channel %u/%u: %s as %s: "
+	    "%s%s%s (%s, rule %s): %s", req->sid, req->ch,
+	    req->user != NULL ? req->user : "?",
 	    req->unix_user != NULL ? req->unix_user : "?",
-	    req->is_shell ? "shell" : "exec",
-	    req->command != NULL ? " \"" : "",
-	    req->command != NULL ? req->command : "",
-	    req->command != NULL ? "\"" : "",
-	    req->pty ? " with pty" : "",
+	    agent_req_kind_name(req->kind), what, req->pty ? " with pty" : "",
+	    req->action != NULL ? req->action : "?",
 	    req->rule != NULL ? req->rule : "?", outcome);
+	if (ok && req->env_refused != NULL)
+		bz_info("channel %u/%u: environment refused (not in "
+		    "accept_env): %s", req->sid, req->ch, req->env_refused);
 }
 
 /*
@@ -285,6 +298,71 @@ hold_for_keys(struct agent *a, const struct bz_frame *f,
 	return 0;
 }
 
+/* Our address as SSH_CONNECTION's server side: our end of the link. */
+static int
+set_server_addr(struct agent *a, struct agent_request *req)
+{
+	char addr[64];
+	uint16_t port;
+
+	if (bz_link_local_addr(a->link, addr, sizeof(addr), &port) != 0)
+		return 0; /* SSH_CONNECTION says UNKNOWN */
+	return (req->server_addr = strdup(addr)) == NULL ? -1 : 0;
+}
+
+/* A verified forward: connect on a worker thread (take_forwards ends
+ * it). */
+static void
+start_forward(struct agent *a, const struct agent_request *req)
+{
+	int r = fwd_pool_start(a->fwd, req->sid, req->ch, req->fwd_host,
+	    req->fwd_port);
+
+	if (r != 0) {
+		const char *why = r == BZ_ERR_TOO_BIG ? "too many forward "
+		    "connections being opened on this agent" : "out of memory";
+
+		log_request(req, 0, why);
+		agent_send_failed(a->link, req->sid, req->ch, why);
+		return;
+	}
+	log_request(req, 1, "connecting");
+}
+
+/* Forwards whose connect finished: the channel runs, or fails. */
+static void
+take_forwards(struct agent *a)
+{
+	struct fwd_result res;
+	json_t *ok;
+
+	while (fwd_pool_take(a->fwd, &res)) {
+		if (a->phase != PH_READY) {
+			if (res.fd >= 0)
+				close(res.fd);
+			continue;
+		}
+		if (res.fd < 0) {
+			bz_warn("channel %u/%u: %s", res.sid, res.ch,
+			    res.reason);
+			agent_send_failed(a->link, res.sid, res.ch, res.reason);
+			continue;
+		}
+		if (chans_add_socket(a->chans, res.sid, res.ch, res.fd) != 0) {
+			close(res.fd);
+			agent_send_failed(a->link, res.sid, res.ch,
+			    "out of memory");
+			continue;
+		}
+		bz_info("channel %u/%u: forward connected", res.sid, res.ch);
+		ok = json_pack("{s:s}", "t", "open_ok");
+		if (agent_send_json(a->link, res.sid, res.ch, ok) != 0)
+			bz_debug("channel %u/%u: cannot queue open_ok",
+			    res.sid, res.ch);
+		json_decref(ok);
+	}
+}
+
 /*
  * A signed channel request, in *mp. retry: it was held for the IdP's keys
  * and its wait is over. *mp is taken (set to NULL) when it is held.
@@ -300,15 +378,16 @@ on_request(struct agent *a, const struct bz_frame *f,
 	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
 
 	if (!retry && (chans_exists(a->chans, f->session_id, f->channel_id) ||
-	    key_wait_has(a->held, f->session_id, f->channel_id))) {
+	    key_wait_has(a->held, f->session_id, f->channel_id) ||
+	    fwd_pool_has(a->fwd, f->session_id, f->channel_id))) {
 		/* bzproxy allows one request per channel; answering would
 		 * end the channel that runs, so only log it */
 		bz_warn("channel %u/%u: second request on a running channel "
 		    "ignored", f->session_id, f->channel_id);
 		return;
 	}
-	if (chans_count(a->chans) + key_wait_count(a->held) >=
-	    AGENT_MAX_CHANNELS) {
+	if (chans_count(a->chans) + key_wait_count(a->held) +
+	    fwd_pool_count(a->fwd) >= AGENT_MAX_CHANNELS) {
 		bz_warn("channel %u/%u: refused: %d channels running",
 		    f->session_id, f->channel_id, AGENT_MAX_CHANNELS);
 		agent_send_failed(a->link, f->session_id, f->channel_id,
@@ -324,6 +403,9 @@ on_request(struct agent *a, const struct bz_frame *f,
 	v.recheck = retry;
 	v.now = time(NULL);
 	v.euid = geteuid();
+	v.accept_env = a->cfg->accept_env;
+	v.permit_open = a->cfg->permit_open;
+	v.sftp_server = a->cfg->sftp_server;
 	v.jwks = bz_jwks_cache_lock(a->jwks);
 	res = agent_request_verify(&v, f, &req, reason, sizeof(reason));
 	bz_jwks_cache_unlock(a->jwks);
@@ -339,7 +421,12 @@ on_request(struct agent *a, const struct bz_frame *f,
 		    reason);
 		goto out;
 	}
-	if (child_spawn(&req, &cp, reason, sizeof(reason)) != 0) {
+	if (req.kind == REQ_FORWARD) {
+		start_forward(a, &req);
+		goto out;
+	}
+	if (set_server_addr(a, &req) != 0 ||
+	    child_spawn(&req, &cp, reason, sizeof(reason)) != 0) {
 		snprintf(line, sizeof(line), "cannot start: %s", reason);
 		log_request(&req, 0, line);
 		agent_send_failed(a->link, req.sid, req.ch, reason);
@@ -371,6 +458,7 @@ static void
 on_unsigned_control(struct agent *a, const struct bz_frame *f)
 {
 	char err[AGENT_ERRLEN];
+	enum agent_req_kind kind;
 	const char *t;
 	json_t *o;
 
@@ -390,10 +478,11 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 		bz_debug("session %u closed", f->session_id);
 		chans_session_closed(a->chans, f->session_id);
 		key_wait_drop_session(a->held, f->session_id);
+		fwd_pool_cancel_session(a->fwd, f->session_id);
 	} else if (f->channel_id != 0 && t != NULL &&
-	    (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0)) {
+	    agent_req_kind_parse(t, &kind) == 0) {
 		/* never run anything bzproxy did not sign */
-		bz_warn("channel %u/%u: unsigned %s request refused",
+		bz_warn("channel %u/%u: unsigned %.32s request refused",
 		    f->session_id, f->channel_id, t);
 		agent_send_failed(a->link, f->session_id, f->channel_id,
 		    "request is not signed by bzproxy");
@@ -435,6 +524,24 @@ on_held_frame(struct agent *a, const struct bz_frame *f,
 	    "waits for the IdP's keys");
 }
 
+/* A frame for a forward still connecting: only the client's CLOSE can
+ * come before open_ok. */
+static void
+on_connecting_frame(struct agent *a, const struct bz_frame *f)
+{
+	if (f->type != BZ_FRAME_CLOSE) {
+		bz_debug("channel %u/%u: %s frame before the forward is open "
+		    "ignored", f->session_id, f->channel_id,
+		    bz_frame_type_name(f->type));
+		return;
+	}
+	bz_info("channel %u/%u: closed by the client while connecting",
+	    f->session_id, f->channel_id);
+	fwd_pool_cancel(a->fwd, f->session_id, f->channel_id);
+	(void)bz_link_send_frame(a->link, BZ_FRAME_CLOSE, 0, f->session_id,
+	    f->channel_id, NULL, 0);
+}
+
 /* One message from the link, in *mp (taken, set to NULL, when held for
  * the IdP's keys). Returns 0, or -1 when the link must go. */
 static int
@@ -453,6 +560,9 @@ on_message(struct agent *a, struct bz_link_msg **mp, char *why, size_t wl)
 	if (f.channel_id != 0 &&
 	    key_wait_has(a->held, f.session_id, f.channel_id))
 		on_held_frame(a, &f, mp);
+	else if (f.channel_id != 0 &&
+	    fwd_pool_has(a->fwd, f.session_id, f.channel_id))
+		on_connecting_frame(a, &f);
 	else if (f.type == BZ_FRAME_CONTROL &&
 	    (f.flags & BZ_FLAG_PROXY_SIGNED))
 		on_request(a, &f, mp, 0);
@@ -622,6 +732,7 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 		drain(a->wake[0]);
 	service_link(a);
 	retry_held(a);
+	take_forwards(a);
 	return 0;
 }
 
@@ -661,6 +772,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	if ((a.chans = chans_new()) == NULL ||
 	    (a.replay = replay_new()) == NULL ||
 	    (a.held = key_wait_new()) == NULL ||
+	    (a.fwd = fwd_pool_new(a.wake[1])) == NULL ||
 	    bz_jwks_cache_start(&jc, &a.jwks) != 0) {
 		bz_error("out of memory");
 		goto out;
@@ -679,6 +791,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 		bz_link_free(a.link);
 	chans_free(a.chans);
 	key_wait_free(a.held);
+	fwd_pool_free(a.fwd);
 	replay_free(a.replay);
 	bz_jwks_cache_free(a.jwks); /* before the wake pipe closes */
 	if (a.wake[0] >= 0)

@@ -37,8 +37,9 @@ usage(FILE *f)
 "request is for this machine, fresh and not replayed, the user's ID token\n"
 "against the IdP's published keys, and the unix user (never root unless\n"
 "the policy allows it). Then it runs a login shell or SHELL -c COMMAND as\n"
-"that user, on a pseudo-terminal when the client asked for one. When not\n"
-"run as root it can serve only its own user.\n"
+"that user, on a pseudo-terminal when the client asked for one, the\n"
+"sftp-server for sftp and scp, or a TCP connection for ssh -L/-W/-D.\n"
+"When not run as root it can serve only its own user.\n"
 "\n"
 "Options:\n"
 "  -c, --config CONFIG   YAML configuration (required); see below.\n"
@@ -60,6 +61,16 @@ usage(FILE *f)
 "    issuer: https://idp.example   the IdP whose tokens users present\n"
 "    audience: bz-cli              the OIDC client id tokens are for\n"
 "    ca_file: ca.pem               verifies the IdP's TLS (optional)\n"
+"  accept_env: \"LANG LC_* ...\"     client variables taken, as sshd's\n"
+"                                  AcceptEnv (default: LANG LC_* LANGUAGE\n"
+"                                  TERM COLORTERM TERM_PROGRAM\n"
+"                                  TERM_PROGRAM_VERSION GIT_PROTOCOL\n"
+"                                  NO_COLOR); others are logged, dropped\n"
+"  permit_open: any                forward destinations, as sshd's\n"
+"                                  PermitOpen: any, none, or HOST:PORT\n"
+"                                  entries (HOST a glob, PORT or *)\n"
+"  sftp_server: PATH               program for sftp (default: OpenSSH's\n"
+"                                  sftp-server where the system has it)\n"
 "\n"
 "Signals: SIGTERM and SIGINT end every running session (SIGHUP, then\n"
 "SIGKILL after 1 s) and exit 0. SIGHUP is ignored.\n"
@@ -79,7 +90,8 @@ short_usage(void)
 
 static const char *const config_keys[] = {
 	"name", "proxy_url", "ca_file", "proxy_public_key", "identity_key",
-	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file", NULL,
+	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file",
+	"accept_env", "permit_open", "sftp_server", NULL,
 };
 
 static void
@@ -97,6 +109,9 @@ config_free(struct agent_config *c)
 	free(c->oidc_issuer);
 	free(c->oidc_audience);
 	free(c->oidc_ca_file);
+	free(c->accept_env);
+	free(c->permit_open);
+	free(c->sftp_server);
 	sodium_memzero(c, sizeof(*c));
 }
 
@@ -137,6 +152,31 @@ dup_opt(const struct bz_config *cfg, const char *key, char **out)
 	if (v == NULL)
 		return 0;
 	return (*out = strdup(v)) == NULL ? -1 : 0;
+}
+
+/* sftp_server, or the first of AGENT_SFTP_SERVER_PATHS that exists
+ * (NULL when none: sftp is then refused with a reason). */
+static int
+find_sftp_server(const struct bz_config *cfg, char **out, char *err,
+    size_t el)
+{
+	static const char *const paths[] = { AGENT_SFTP_SERVER_PATHS, NULL };
+	const char *v = bz_config_get(cfg, "sftp_server");
+	size_t i;
+
+	*out = NULL;
+	if (v != NULL) {
+		if (v[0] != '/' || access(v, X_OK) != 0) {
+			bz_errf(err, el, "sftp_server: %s is not an executable "
+			    "absolute path", v);
+			return -1;
+		}
+		return (*out = strdup(v)) == NULL ? -1 : 0;
+	}
+	for (i = 0; paths[i] != NULL; i++)
+		if (access(paths[i], X_OK) == 0)
+			return (*out = strdup(paths[i])) == NULL ? -1 : 0;
+	return 0;
 }
 
 static int
@@ -185,6 +225,13 @@ load_config(const char *path, const char *enrol_token,
 	    (bz_config_get(cfg, "oidc.ca_file") != NULL &&
 	    (c->oidc_ca_file = bz_config_path(cfg, "oidc.ca_file")) == NULL))
 		goto oom;
+	if (dup_opt(cfg, "accept_env", &c->accept_env) != 0 ||
+	    dup_opt(cfg, "permit_open", &c->permit_open) != 0)
+		goto oom;
+	if (permit_open_check(c->permit_open, err, el) != 0)
+		goto out;
+	if (find_sftp_server(cfg, &c->sftp_server, err, el) != 0)
+		goto out;
 	if (enrol_token != NULL)
 		c->enrol_token = strdup(enrol_token);
 	else if (dup_opt(cfg, "enrol_token", &c->enrol_token) != 0)

@@ -7,6 +7,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,12 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "classify.h"
 #include "util.h"
 
 #define NONCE_MAX 128
 #define NAME_MAX_LEN 256     /* user, unix_user, target, rule */
 #define TERM_MAX 64
-#define ENV_VALUE_MAX 256
 
 void
 agent_request_free(struct agent_request *r)
@@ -28,11 +29,17 @@ agent_request_free(struct agent_request *r)
 
 	if (r == NULL)
 		return;
+	free(r->action);
 	free(r->command);
+	free(r->subsystem);
+	free(r->fwd_host);
 	free(r->user);
 	free(r->unix_user);
 	free(r->rule);
 	free(r->term);
+	free(r->env_refused);
+	free(r->client_addr);
+	free(r->server_addr);
 	free(r->home);
 	free(r->shell);
 	if (r->env != NULL) {
@@ -41,6 +48,18 @@ agent_request_free(struct agent_request *r)
 		free(r->env);
 	}
 	memset(r, 0, sizeof(*r));
+}
+
+const char *
+agent_req_kind_name(enum agent_req_kind k)
+{
+	switch (k) {
+	case REQ_EXEC: return "exec";
+	case REQ_SHELL: return "shell";
+	case REQ_SUBSYSTEM: return "subsystem";
+	case REQ_FORWARD: return "forward";
+	}
+	return "?";
 }
 
 /* String member with no NUL inside and at most max bytes; NULL if not. */
@@ -90,24 +109,29 @@ lookup_user(const char *name, uid_t uid, struct passwd *pw, char **buf)
 	}
 }
 
-/* LANG and LC_* only: the rest could steer the shell (LD_PRELOAD...). */
+/* Append name to the space-separated list *list (for the log). */
 static int
-env_name_ok(const char *k)
+note_refused(char **list, const char *name)
 {
-	size_t i;
+	char *n;
 
-	if (strcmp(k, "LANG") != 0 && strncmp(k, "LC_", 3) != 0)
-		return 0;
-	for (i = 0; k[i] != '\0'; i++)
-		if (!((k[i] >= 'A' && k[i] <= 'Z') || k[i] == '_'))
-			return 0;
-	return i <= 64;
+	if (*list != NULL && strlen(*list) > 512)
+		return BZ_OK; /* enough to tell the story */
+	if (asprintf(&n, "%s%s%s", *list != NULL ? *list : "",
+	    *list != NULL ? " " : "", name) < 0)
+		return BZ_ERR_ALLOC;
+	free(*list);
+	*list = n;
+	return BZ_OK;
 }
 
+/* The client's environment: what accept_env allows is kept, the other
+ * names are listed in env_refused (sshd ignores them the same way). */
 static int
-parse_env(const json_t *o, struct agent_request *req)
+parse_env(const struct verify_ctx *v, const json_t *o,
+    struct agent_request *req)
 {
-	json_t *env = json_object_get(o, "env"), *v;
+	json_t *env = json_object_get(o, "env"), *val;
 	const char *k;
 	size_t n = 0;
 
@@ -115,24 +139,52 @@ parse_env(const json_t *o, struct agent_request *req)
 		return BZ_ERR_ALLOC;
 	if (env == NULL || json_is_null(env))
 		return BZ_OK;
-	if (!json_is_object(env))
+	if (!json_is_object(env) || json_object_size(env) > REQUEST_ENV_MAX)
 		return BZ_ERR_FORMAT;
-	json_object_foreach(env, k, v) {
+	json_object_foreach(env, k, val) {
 		const char *s;
 
-		if (!env_name_ok(k) || !json_is_string(v))
-			continue; /* ignored, as sshd ignores unaccepted env */
-		s = json_string_value(v);
-		if (json_string_length(v) > ENV_VALUE_MAX ||
-		    strlen(s) != json_string_length(v) ||
-		    n >= REQUEST_ENV_MAX)
+		if (!permit_env_name_ok(k) || !json_is_string(val) ||
+		    json_string_length(val) > REQUEST_ENV_VALUE_MAX ||
+		    strlen(json_string_value(val)) != json_string_length(val))
+			return BZ_ERR_FORMAT;
+		if (!permit_env(v->accept_env, k)) {
+			if (note_refused(&req->env_refused, k) != 0)
+				return BZ_ERR_ALLOC;
 			continue;
+		}
+		s = json_string_value(val);
 		if (asprintf(&req->env[n], "%s=%s", k, s) < 0) {
 			req->env[n] = NULL;
 			return BZ_ERR_ALLOC;
 		}
 		n++;
 	}
+	return BZ_OK;
+}
+
+/* Where ssh runs, as bzsshd saw it: {"addr": IP, "port": N,
+ * "server_port": N}, for SSH_CLIENT and SSH_CONNECTION. Optional. */
+static int
+parse_client(const json_t *o, struct agent_request *req)
+{
+	json_t *c = json_object_get(o, "client");
+	json_int_t port, sport;
+	unsigned char bin[16];
+	const char *addr;
+
+	if (c == NULL || json_is_null(c))
+		return BZ_OK;
+	if (!json_is_object(c) || (addr = get_str(c, "addr", 64)) == NULL ||
+	    (inet_pton(AF_INET, addr, bin) != 1 &&
+	    inet_pton(AF_INET6, addr, bin) != 1) ||
+	    get_int(c, "port", 0, 65535, &port) != 0 ||
+	    get_int(c, "server_port", 0, 65535, &sport) != 0)
+		return BZ_ERR_FORMAT;
+	if ((req->client_addr = strdup(addr)) == NULL)
+		return BZ_ERR_ALLOC;
+	req->client_port = (uint16_t)port;
+	req->server_port = (uint16_t)sport;
 	return BZ_OK;
 }
 
@@ -250,6 +302,88 @@ check_token(const struct verify_ctx *v, const char *token, const char *user,
 #define REFUSE(...) do { bz_errf(reason, rl, __VA_ARGS__); goto out; } \
     while (0)
 
+int
+agent_req_kind_parse(const char *t, enum agent_req_kind *k)
+{
+	static const enum agent_req_kind kinds[] = { REQ_EXEC, REQ_SHELL,
+	    REQ_SUBSYSTEM, REQ_FORWARD };
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(t, agent_req_kind_name(kinds[i])) == 0) {
+			*k = kinds[i];
+			return 0;
+		}
+	return -1;
+}
+
+/* The policy action of a request (policies/README.md, "How a request is
+ * classified"). */
+static enum bz_action
+kind_action(const struct agent_request *req)
+{
+	switch (req->kind) {
+	case REQ_EXEC: return bz_classify_exec(req->command);
+	case REQ_SHELL: return BZ_ACTION_SHELL;
+	case REQ_SUBSYSTEM: return BZ_ACTION_SFTP;
+	case REQ_FORWARD: return BZ_ACTION_PORT_FORWARD;
+	}
+	return BZ_ACTION_CONNECT;
+}
+
+/* The members of each kind: the command, a subsystem this target runs,
+ * a forward destination permit_open allows. */
+static enum verify_result
+check_kind(const struct verify_ctx *v, const json_t *o,
+    struct agent_request *req, char *reason, size_t rl)
+{
+	const char *s;
+	json_int_t port;
+	enum verify_result res = VERIFY_REFUSED;
+
+	switch (req->kind) {
+	case REQ_EXEC:
+		if ((s = get_str(o, "command", REQUEST_COMMAND_MAX)) == NULL ||
+		    (req->command = strdup(s)) == NULL)
+			REFUSE("exec request has no command");
+		break;
+	case REQ_SHELL:
+		break;
+	case REQ_SUBSYSTEM:
+		if ((s = get_str(o, "subsystem", 64)) == NULL)
+			REFUSE("subsystem request has no name");
+		if ((req->subsystem = strdup(s)) == NULL)
+			REFUSE("out of memory");
+		if (strcmp(s, "sftp") != 0)
+			REFUSE("subsystem \"%.64s\" is not served here (only "
+			    "sftp)", s);
+		if (v->sftp_server == NULL)
+			REFUSE("no sftp-server on %s (install OpenSSH's "
+			    "sftp-server or set sftp_server)", v->name);
+		if ((req->command = strdup(v->sftp_server)) == NULL)
+			REFUSE("out of memory");
+		break;
+	case REQ_FORWARD:
+		if ((s = get_str(o, "host", 255)) == NULL || s[0] == '\0' ||
+		    get_int(o, "port", 1, 65535, &port) != 0)
+			REFUSE("forward request has no host and port");
+		if ((req->fwd_host = strdup(s)) == NULL)
+			REFUSE("out of memory");
+		req->fwd_port = (uint16_t)port;
+		if (!permit_open(v->permit_open, s, req->fwd_port))
+			REFUSE("%s does not forward to %.255s:%u (permit_open)",
+			    v->name, s, req->fwd_port);
+		break;
+	}
+	/* the action logged here is the one the policy was asked about */
+	if (strcmp(req->action, bz_action_name(kind_action(req))) != 0)
+		REFUSE("request says action %.32s for a %s request",
+		    req->action, agent_req_kind_name(req->kind));
+	res = VERIFY_OK;
+ out:
+	return res;
+}
+
 enum verify_result
 agent_request_verify(const struct verify_ctx *v, const struct bz_frame *f,
     struct agent_request *req, char *reason, size_t rl)
@@ -279,10 +413,8 @@ agent_request_verify(const struct verify_ctx *v, const struct bz_frame *f,
 		REFUSE("malformed request: %s", err);
 
 	/* 2. It is for us, for this channel, fresh and never seen. */
-	if ((t = bz_json_str(o, "t")) == NULL ||
-	    (strcmp(t, "exec") != 0 && strcmp(t, "shell") != 0))
+	if ((t = bz_json_str(o, "t")) == NULL || agent_req_kind_parse(t, &req->kind) != 0)
 		REFUSE("unknown request type");
-	req->is_shell = strcmp(t, "shell") == 0;
 	if ((target = get_str(o, "target", NAME_MAX_LEN)) == NULL ||
 	    strcmp(target, v->name) != 0)
 		REFUSE("request is for another target, not %s", v->name);
@@ -318,14 +450,19 @@ agent_request_verify(const struct verify_ctx *v, const struct bz_frame *f,
 	if ((s = get_str(o, "rule", NAME_MAX_LEN)) != NULL &&
 	    (req->rule = strdup(s)) == NULL)
 		REFUSE("out of memory");
-	if (!req->is_shell &&
-	    ((s = get_str(o, "command", REQUEST_COMMAND_MAX)) == NULL ||
-	    (req->command = strdup(s)) == NULL))
-		REFUSE("exec request has no command");
-	if (parse_pty(o, req) != 0)
+	if ((s = get_str(o, "action", NAME_MAX_LEN)) == NULL ||
+	    (req->action = strdup(s)) == NULL)
+		REFUSE("request has no action");
+
+	/* 4. What it asks for, and whether this target serves it. */
+	if (check_kind(v, o, req, reason, rl) != VERIFY_OK)
+		goto out;
+	if (req->kind != REQ_FORWARD && parse_pty(o, req) != 0)
 		REFUSE("malformed pty request");
-	if (parse_env(o, req) != 0)
+	if (req->kind != REQ_FORWARD && parse_env(v, o, req) != 0)
 		REFUSE("malformed env in request");
+	if (parse_client(o, req) != 0)
+		REFUSE("malformed client address in request");
 	if ((token = get_str(o, "id_token", BZ_JWT_MAX_LEN)) == NULL)
 		REFUSE("request has no ID token");
 	if ((res = check_token(v, token, req->user, reason, rl)) != VERIFY_OK)

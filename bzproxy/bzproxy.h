@@ -244,7 +244,8 @@ enum bzp_client_state {
 struct bzp_chan {
 	struct bzp_chan *next;
 	uint32_t id;
-	int requested;        /* exec/shell seen (one per channel) */
+	int requested;        /* exec/shell/subsystem seen, or a forward
+	                       * opened (one request per channel) */
 	int running;          /* signed request sent to the agent */
 	int client_closed;
 	int agent_closed;

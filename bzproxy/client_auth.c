@@ -495,6 +495,7 @@ do_hello(struct bzp_client *cl, const json_t *req)
 		bzp_conn_close(cl->conn, "out of memory");
 		return;
 	}
+
 	crypto_hash_sha256(cl->session_hash, (const uint8_t *)token,
 	    strlen(token));
 	if ((r = bzp_store_session_get(s->store, cl->session_hash,

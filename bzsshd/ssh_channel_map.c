@@ -1,7 +1,8 @@
 /*
- * ssh_channel_map.c: each SSH session channel becomes one wire channel
- * (docs/protocol.md). Requests become CONTROL messages, bytes become
- * DATA/EOF/CLOSE frames, and two credit windows bound memory:
+ * ssh_channel_map.c: each SSH channel becomes one wire channel
+ * (docs/protocol.md); its requests are ssh_requests.c's and
+ * ssh_forward.c's, its bytes are here: DATA/EOF/CLOSE frames, and two
+ * credit windows bound memory:
  *  - agent -> client: the agent sends at most recv_window; we grant it back
  *    (WINDOW) only as bytes go into the SSH channel.
  *  - client -> agent: we send at most send_window; beyond it the data
@@ -32,7 +33,6 @@
 #define SSH_WRITE_CHUNK (32u * 1024)
 /* Grant credit back once this much was consumed (<= half a window). */
 #define GRANT_THRESHOLD (BZ_WIRE_INITIAL_WINDOW / 4)
-#define TERM_MAX 64
 #define COMPACT_AT (512u * 1024)
 /* libssh holds ~1.9 MB at most for a client that keeps to its window;
  * past this the client ignores it and the channel ends (libssh's own
@@ -40,8 +40,8 @@
 #define HELD_MAX (8u * 1024 * 1024)
 #define PULL_CHUNK (64u * 1024)
 
-static struct bz_chan *
-chan_find(struct bz_conn *c, uint32_t id)
+struct bz_chan *
+bz_chan_find(struct bz_conn *c, uint32_t id)
 {
 	struct bz_chan *ch;
 
@@ -51,35 +51,45 @@ chan_find(struct bz_conn *c, uint32_t id)
 	return NULL;
 }
 
-static void
-send_json(struct bz_chan *ch, json_t *o)
+/* Is there a bzproxy to tell? (Not when access was refused.) */
+static int
+can_tell_proxy(const struct bz_chan *ch)
 {
-	if (o == NULL || bz_link_send_json(ch->conn->link, ch->id, o) != 0)
+	return ch->conn->link != NULL && !ch->conn->refused;
+}
+
+void
+bz_chan_send_json(struct bz_chan *ch, json_t *o)
+{
+	if (o == NULL || !can_tell_proxy(ch) ||
+	    bz_link_send_json(ch->conn->link, ch->id, o) != 0)
 		bz_debug("channel %u: cannot queue a control message", ch->id);
 	json_decref(o);
 }
 
-static void
-send_frame(struct bz_chan *ch, uint8_t type, const void *p, size_t n)
+void
+bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p, size_t n)
 {
-	if (bz_link_send(ch->conn->link, type, ch->id, p, n) != 0)
+	if (!can_tell_proxy(ch) ||
+	    bz_link_send(ch->conn->link, type, ch->id, p, n) != 0)
 		bz_debug("channel %u: cannot queue a %s frame", ch->id,
 		    bz_frame_type_name(type));
 }
 
-/* End the channel from our side with a message on its stderr. */
-static void
-chan_fail(struct bz_chan *ch, const char *reason)
+void
+bz_chan_fail(struct bz_chan *ch, const char *reason)
 {
 	char line[BZSSHD_ERRLEN + 16];
 	int n;
 
 	if (ch->ending)
 		return; /* the first reason is the one ssh shows */
+	if (ch->why == NULL)
+		ch->why = strdup(reason);
 	n = snprintf(line, sizeof(line), "bzsshd: %s\r\n", reason);
-	if (n > 0 && !ch->close_sent)
+	if (n > 0 && !ch->close_sent && ch->kind == BZ_CHAN_SESSION)
 		(void)bz_buf_put(&ch->err, line, strlen(line));
-	if (!ch->have_exit) {
+	if (!ch->have_exit && ch->kind == BZ_CHAN_SESSION) {
 		ch->have_exit = 1;
 		ch->exit_status = 255;
 	}
@@ -95,7 +105,7 @@ send_client_data(struct bz_chan *ch, const uint8_t *p, uint32_t n)
 
 	while (n > 0) {
 		k = n < BZ_WIRE_DATA_CHUNK ? n : BZ_WIRE_DATA_CHUNK;
-		send_frame(ch, BZ_FRAME_DATA, p, k);
+		bz_chan_send_frame(ch, BZ_FRAME_DATA, p, k);
 		ch->send_window -= k;
 		p += k;
 		n -= k;
@@ -146,7 +156,7 @@ on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len,
 		n = len; /* nobody will read it: drop */
 	} else if (len > HELD_MAX) {
 		bz_warn("channel %u: ssh sent past its window", ch->id);
-		chan_fail(ch, "protocol error from ssh (window exceeded)");
+		bz_chan_fail(ch, "protocol error from ssh (window exceeded)");
 		n = len;
 	} else if (can_send_client(ch)) {
 		send_queued(ch); /* older bytes first */
@@ -175,142 +185,15 @@ on_close(ssh_session s, ssh_channel channel, void *ud)
 	ch->client_closed = 1;
 }
 
-static void
-on_signal(ssh_session s, ssh_channel channel, const char *sig, void *ud)
-{
-	struct bz_chan *ch = ud;
-
-	if (ch->started && sig != NULL && strlen(sig) < 32)
-		send_json(ch, json_pack("{s:s, s:s}", "t", "signal", "name",
-		    sig));
-}
-
-static int
-on_pty(ssh_session s, ssh_channel channel, const char *term, int cols,
-    int rows, int pxw, int pxh, void *ud)
-{
-	struct bz_chan *ch = ud;
-
-	if (ch->started || ch->have_pty || term == NULL ||
-	    strlen(term) > TERM_MAX || cols < 0 || rows < 0 || pxw < 0 ||
-	    pxh < 0)
-		return -1;
-	if ((ch->term = strdup(term)) == NULL)
-		return -1;
-	ch->have_pty = 1;
-	ch->cols = cols;
-	ch->rows = rows;
-	ch->pxw = pxw;
-	ch->pxh = pxh;
-	return 0;
-}
-
-static int
-on_window_change(ssh_session s, ssh_channel channel, int cols, int rows,
-    int pxw, int pxh, void *ud)
-{
-	struct bz_chan *ch = ud;
-
-	if (cols < 0 || rows < 0 || pxw < 0 || pxh < 0)
-		return -1;
-	ch->cols = cols;
-	ch->rows = rows;
-	ch->pxw = pxw;
-	ch->pxh = pxh;
-	if (ch->started)
-		send_json(ch, json_pack("{s:s, s:i, s:i, s:i, s:i}",
-		    "t", "window_change", "cols", cols, "rows", rows,
-		    "width", pxw, "height", pxh));
-	return 0;
-}
-
-static int
-on_env(ssh_session s, ssh_channel channel, const char *name,
-    const char *value, void *ud)
-{
-	struct bz_chan *ch = ud;
-
-	/* Only the locale crosses over; anything else could steer the
-	 * target's shell (LD_PRELOAD, PATH...). */
-	if (ch->started || name == NULL || value == NULL ||
-	    (strcmp(name, "LANG") != 0 && strncmp(name, "LC_", 3) != 0) ||
-	    strlen(name) > 64 || strlen(value) > 256)
-		return 1;
-	if (ch->env == NULL && (ch->env = json_object()) == NULL)
-		return 1;
-	if (json_object_size(ch->env) >= 32 ||
-	    json_object_set_new(ch->env, name, json_string(value)) != 0)
-		return 1;
-	return 0;
-}
-
-/* Send open + exec/shell. command NULL means shell. */
-static int
-start_request(struct bz_chan *ch, const char *command)
-{
-	json_t *pty = json_null(), *env, *req;
-
-	if (ch->started || ch->conn->link_lost)
-		return 1;
-	if (ch->have_pty)
-		pty = json_pack("{s:s, s:i, s:i, s:i, s:i}", "term", ch->term,
-		    "cols", ch->cols, "rows", ch->rows, "width", ch->pxw,
-		    "height", ch->pxh);
-	env = ch->env != NULL ? json_incref(ch->env) : json_object();
-	if (command != NULL)
-		req = json_pack("{s:s, s:s, s:o, s:o}", "t", "exec",
-		    "command", command, "pty", pty, "env", env);
-	else
-		req = json_pack("{s:s, s:o, s:o}", "t", "shell", "pty", pty,
-		    "env", env);
-	if (req == NULL)
-		return 1;
-	send_json(ch, json_pack("{s:s, s:s}", "t", "open", "kind",
-	    "session"));
-	send_json(ch, req);
-	ch->started = 1;
-	bz_debug("channel %u: %s requested", ch->id,
-	    command != NULL ? "exec" : "shell");
-	return 0;
-}
-
-static int
-on_shell(ssh_session s, ssh_channel channel, void *ud)
-{
-	return start_request(ud, NULL);
-}
-
-static int
-on_exec(ssh_session s, ssh_channel channel, const char *command, void *ud)
-{
-	if (command == NULL || strlen(command) > 32 * 1024)
-		return 1;
-	return start_request(ud, command);
-}
-
-static int
-on_subsystem(ssh_session s, ssh_channel channel, const char *name, void *ud)
-{
-	/* docs/protocol.md has no subsystem request yet: refuse cleanly. */
-	bz_debug("subsystem %s refused: not in protocol v1",
-	    name != NULL ? name : "?");
-	return 1;
-}
-
-ssh_channel
-bz_chan_open(struct bz_conn *c)
+struct bz_chan *
+bz_chan_new(struct bz_conn *c, enum bz_chan_kind kind)
 {
 	struct bz_chan *ch;
 
-	if (c->link_lost || !c->authed || c->next_id == UINT32_MAX)
+	if (c->next_id == UINT32_MAX || (ch = calloc(1, sizeof(*ch))) == NULL)
 		return NULL;
-	if ((ch = calloc(1, sizeof(*ch))) == NULL)
-		return NULL;
-	if ((ch->ch = ssh_channel_new(c->session)) == NULL) {
-		free(ch);
-		return NULL;
-	}
 	ch->conn = c;
+	ch->kind = kind;
 	ch->id = ++c->next_id;
 	bz_buf_init(&ch->out);
 	bz_buf_init(&ch->err);
@@ -321,19 +204,19 @@ bz_chan_open(struct bz_conn *c)
 	ch->cb.channel_data_function = on_data;
 	ch->cb.channel_eof_function = on_eof;
 	ch->cb.channel_close_function = on_close;
-	ch->cb.channel_signal_function = on_signal;
-	ch->cb.channel_pty_request_function = on_pty;
-	ch->cb.channel_shell_request_function = on_shell;
-	ch->cb.channel_pty_window_change_function = on_window_change;
-	ch->cb.channel_exec_request_function = on_exec;
-	ch->cb.channel_env_request_function = on_env;
-	ch->cb.channel_subsystem_request_function = on_subsystem;
-	ssh_callbacks_init(&ch->cb);
-	ssh_set_channel_callbacks(ch->ch, &ch->cb);
 	ch->next = c->chans;
 	c->chans = ch;
-	bz_debug("channel %u: opened", ch->id);
-	return ch->ch;
+	return ch;
+}
+
+void
+bz_chan_attach(struct bz_chan *ch, ssh_channel sc)
+{
+	ch->ch = sc;
+	ssh_callbacks_init(&ch->cb);
+	ssh_set_channel_callbacks(sc, &ch->cb);
+	bz_debug("channel %u: opened (%s)", ch->id,
+	    ch->kind == BZ_CHAN_SESSION ? "session" : "direct-tcpip");
 }
 
 /* ---- frames from bzproxy (agent -> client) ---- */
@@ -348,19 +231,23 @@ on_control(struct bz_chan *ch, const struct bz_frame *f)
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
 	    sizeof(err))) == NULL) {
 		bz_warn("channel %u: bad control message: %s", ch->id, err);
-		chan_fail(ch, "protocol error from bzproxy");
+		bz_chan_fail(ch, "protocol error from bzproxy");
 		return;
 	}
 	t = bz_json_str(o, "t");
 	reason = bz_json_str(o, "reason");
 	if (t == NULL) {
-		chan_fail(ch, "protocol error from bzproxy");
+		bz_chan_fail(ch, "protocol error from bzproxy");
 	} else if (strcmp(t, "denied") == 0 || strcmp(t, "failed") == 0) {
 		snprintf(why, sizeof(why), "%s%s%.200s",
 		    strcmp(t, "denied") == 0 ? "access denied" : "failed",
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
-		chan_fail(ch, why);
-	} else if (strcmp(t, "exit") == 0 && !ch->have_exit) {
+		bz_chan_fail(ch, why);
+	} else if (strcmp(t, "open_ok") == 0 && ch->kind == BZ_CHAN_FORWARD &&
+	    !ch->opened) {
+		ch->opened = ch->started = 1;
+	} else if (strcmp(t, "exit") == 0 && !ch->have_exit &&
+	    ch->kind == BZ_CHAN_SESSION) {
 		if ((sig = bz_json_str(o, "signal")) != NULL &&
 		    strlen(sig) < 32) {
 			ch->exit_signal = strdup(sig);
@@ -386,11 +273,11 @@ on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
 	if (ch->ending)
 		return; /* we are closing it; bytes in flight are dropped */
 	if (ch->agent_eof || ch->agent_closed) {
-		chan_fail(ch, "protocol error from bzproxy (data after EOF)");
+		bz_chan_fail(ch, "protocol error from bzproxy (data after EOF)");
 		return;
 	}
 	if (f->length > ch->recv_window) {
-		chan_fail(ch, "protocol error from bzproxy (window exceeded)");
+		bz_chan_fail(ch, "protocol error from bzproxy (window exceeded)");
 		return;
 	}
 	ch->recv_window -= f->length;
@@ -399,7 +286,7 @@ on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
 		return;
 	}
 	if (bz_buf_put(b, f->payload, f->length) != 0)
-		chan_fail(ch, "out of memory");
+		bz_chan_fail(ch, "out of memory");
 }
 
 void
@@ -408,14 +295,14 @@ bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
 	struct bz_chan *ch;
 	uint32_t credit;
 
-	if ((ch = chan_find(c, f->channel_id)) == NULL) {
+	if ((ch = bz_chan_find(c, f->channel_id)) == NULL) {
 		/* late frames for a channel we already freed */
 		bz_debug("frame %s for unknown channel %u",
 		    bz_frame_type_name(f->type), f->channel_id);
 		return;
 	}
 	if (f->flags != 0) {
-		chan_fail(ch, "protocol error from bzproxy (flags)");
+		bz_chan_fail(ch, "protocol error from bzproxy (flags)");
 		return;
 	}
 	switch (f->type) {
@@ -436,13 +323,13 @@ bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
 	case BZ_FRAME_WINDOW:
 		if (bz_frame_window_credit(f, &credit) != 0 ||
 		    credit > UINT32_MAX - ch->send_window) {
-			chan_fail(ch, "protocol error from bzproxy (window)");
+			bz_chan_fail(ch, "protocol error from bzproxy (window)");
 			break;
 		}
 		ch->send_window += credit;
 		break;
 	default:
-		chan_fail(ch, "protocol error from bzproxy (frame type)");
+		bz_chan_fail(ch, "protocol error from bzproxy (frame type)");
 		break;
 	}
 }
@@ -521,7 +408,7 @@ pump_client_data(struct bz_chan *ch)
 	    ch->send_window > 0 && can_send_client(ch)) {
 		if (pull_held(ch) != 0) {
 			bz_buf_reset(&ch->in);
-			chan_fail(ch, "client data lost");
+			bz_chan_fail(ch, "client data lost");
 			return;
 		}
 		send_queued(ch);
@@ -540,12 +427,17 @@ grant(struct bz_chan *ch, int force)
 	p[1] = (uint8_t)(ch->consumed >> 16);
 	p[2] = (uint8_t)(ch->consumed >> 8);
 	p[3] = (uint8_t)ch->consumed;
-	send_frame(ch, BZ_FRAME_WINDOW, p, sizeof(p));
+	bz_chan_send_frame(ch, BZ_FRAME_WINDOW, p, sizeof(p));
 	ch->recv_window += ch->consumed;
 	ch->consumed = 0;
 }
 
-/* Tell ssh: exit-status, EOF, close, in that order, once drained. */
+/*
+ * Tell ssh: exit-status, EOF, close, in that order, once drained. A
+ * session's EOF waits for its exit status (or the agent's CLOSE): an ssh
+ * ControlMaster closes the channel when EOF arrives, and would report an
+ * exit status that came after that as 255.
+ */
 static void
 finish_ssh_side(struct bz_chan *ch)
 {
@@ -553,6 +445,9 @@ finish_ssh_side(struct bz_chan *ch)
 	    bz_buf_avail(&ch->err) == 0;
 
 	if (ch->close_sent || !drained)
+		return;
+	if (ch->kind == BZ_CHAN_SESSION && !ch->have_exit &&
+	    !ch->agent_closed && !ch->ending)
 		return;
 	if (ch->have_exit && !ch->exit_sent && !ch->client_closed &&
 	    (ch->agent_eof || ch->ending)) {
@@ -578,6 +473,8 @@ finish_ssh_side(struct bz_chan *ch)
 static void
 pump_one(struct bz_conn *c, struct bz_chan *ch)
 {
+	if (ch->ch == NULL)
+		return; /* a forward still being opened */
 	if (!ch->client_closed && !ch->close_sent) {
 		if (flush_to_ssh(ch, &ch->err, 1) != 0 ||
 		    flush_to_ssh(ch, &ch->out, 0) != 0) {
@@ -599,9 +496,9 @@ pump_one(struct bz_conn *c, struct bz_chan *ch)
 		if (!ssh_channel_is_eof(ch->ch)) {
 			bz_error("channel %u: libssh holds bytes we did not "
 			    "count", ch->id);
-			chan_fail(ch, "client data lost");
+			bz_chan_fail(ch, "client data lost");
 		} else {
-			send_frame(ch, BZ_FRAME_EOF, NULL, 0);
+			bz_chan_send_frame(ch, BZ_FRAME_EOF, NULL, 0);
 			ch->eof_frame_sent = 1;
 		}
 	}
@@ -613,8 +510,8 @@ pump_one(struct bz_conn *c, struct bz_chan *ch)
 	finish_ssh_side(ch);
 	if ((ch->client_closed || ch->close_sent) && !ch->close_frame_sent) {
 		if (ch->started && !ch->eof_frame_sent)
-			send_frame(ch, BZ_FRAME_EOF, NULL, 0);
-		send_frame(ch, BZ_FRAME_CLOSE, NULL, 0);
+			bz_chan_send_frame(ch, BZ_FRAME_EOF, NULL, 0);
+		bz_chan_send_frame(ch, BZ_FRAME_CLOSE, NULL, 0);
 		ch->eof_frame_sent = ch->close_frame_sent = 1;
 	}
 	if (ch->client_closed && !ch->close_sent) {
@@ -634,7 +531,21 @@ chan_free(struct bz_chan *ch, int free_ssh)
 	json_decref(ch->env);
 	free(ch->term);
 	free(ch->exit_signal);
+	free(ch->why);
 	free(ch);
+}
+
+void
+bz_chan_discard(struct bz_chan *ch)
+{
+	struct bz_chan **pp;
+
+	for (pp = &ch->conn->chans; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			break;
+		}
+	chan_free(ch, 0);
 }
 
 void
@@ -662,7 +573,7 @@ bz_chan_end_all(struct bz_conn *c, const char *reason)
 
 	for (ch = c->chans; ch != NULL; ch = ch->next)
 		if (!ch->close_sent)
-			chan_fail(ch, reason);
+			bz_chan_fail(ch, reason);
 }
 
 void

@@ -1,7 +1,9 @@
 /*
  * ssh_conn.h: state of one SSH connection, shared by ssh_server.c (session,
- * auth, event loop) and ssh_channel_map.c (channels <-> frames). Everything
- * here is touched only by the libssh (main) thread.
+ * auth, event loop), ssh_channel_map.c (channels <-> frames), ssh_requests.c
+ * (a session channel's requests) and ssh_forward.c (direct-tcpip opens,
+ * global requests). Everything here is touched only by the libssh (main)
+ * thread.
  */
 #ifndef BZSSHD_SSH_CONN_H
 #define BZSSHD_SSH_CONN_H
@@ -23,12 +25,21 @@ enum bz_auth_state {
 
 struct bz_conn;
 
+enum bz_chan_kind {
+	BZ_CHAN_SESSION = 0,   /* exec, shell, subsystem */
+	BZ_CHAN_FORWARD,       /* direct-tcpip (ssh -L, -W, -D) */
+};
+
 struct bz_chan {
 	struct bz_chan *next;
 	struct bz_conn *conn;
-	ssh_channel ch;
+	ssh_channel ch;        /* NULL while a forward waits to open */
 	struct ssh_channel_callbacks_struct cb;
 	uint32_t id;           /* wire channel_id */
+	enum bz_chan_kind kind;
+	char *why;             /* the first reason it failed, or NULL */
+	int opened;            /* forward: the agent connected (open_ok) */
+	int notes;             /* BZ_NOTE_* already told to the user */
 
 	/* collected before exec/shell */
 	int have_pty;
@@ -73,6 +84,13 @@ struct bz_conn {
 	int proxy_said_no;      /* reason came from an "error" message */
 	int authed;
 
+	int refused;            /* no access (reason says why): SSH auth
+	                         * succeeds, and every channel ends with the
+	                         * reason on its stderr and status 255 */
+	int64_t refused_ms;     /* when; a connection that opens no channel
+	                         * is ended after BZ_REFUSED_LINGER_MS */
+	int refused_told;       /* a channel carried the reason */
+
 	struct bz_chan *chans;
 	uint32_t next_id;
 	int link_lost;
@@ -80,9 +98,34 @@ struct bz_conn {
 	int exit_code;
 };
 
+#define BZ_REFUSED_LINGER_MS 3000
+/* Things bzsshd refuses on its own, told once per channel. */
+#define BZ_NOTE_AGENT 1
+#define BZ_NOTE_X11 2
+
+/* ssh_server.c */
+/* Route what bzproxy sent (frames, link state) without blocking. */
+void bz_conn_drain(struct bz_conn *c);
+/* Tell bzproxy, for its audit log, of a request we refused ourselves
+ * (channel id, or 0 for the connection). */
+void bz_conn_note_refused(struct bz_conn *c, uint32_t id,
+    const char *request, const char *reason);
+
 /* ssh_channel_map.c */
-/* New SSH session channel (channel-open callback) or NULL to refuse. */
-ssh_channel bz_chan_open(struct bz_conn *c);
+/* A new channel of kind (not yet tied to an SSH channel), or NULL. */
+struct bz_chan *bz_chan_new(struct bz_conn *c, enum bz_chan_kind kind);
+/* Tie ch to its SSH channel: bytes, EOF and close flow from now on. */
+void bz_chan_attach(struct bz_chan *ch, ssh_channel sc);
+/* Forget a channel that never got an SSH channel. */
+void bz_chan_discard(struct bz_chan *ch);
+struct bz_chan *bz_chan_find(struct bz_conn *c, uint32_t id);
+/* Queue a CONTROL message (takes obj; NULL is logged as out of memory). */
+void bz_chan_send_json(struct bz_chan *ch, json_t *obj);
+void bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p,
+    size_t n);
+/* End the channel from our side: reason on its stderr, exit status 255
+ * (a session), EOF and close once ssh has read what we sent. */
+void bz_chan_fail(struct bz_chan *ch, const char *reason);
 /* Handle one decoded frame for channel f->channel_id (> 0). */
 void bz_chan_frame(struct bz_conn *c, const struct bz_frame *f);
 /* Move bytes and state between the channels and libssh; free the
@@ -93,5 +136,19 @@ void bz_chan_end_all(struct bz_conn *c, const char *reason);
 /* Free our channel state (after ssh_free). */
 void bz_chan_free_all(struct bz_conn *c);
 size_t bz_chan_count(const struct bz_conn *c);
+
+/* ssh_requests.c */
+/* New SSH session channel (channel-open callback) or NULL to refuse. */
+ssh_channel bz_session_open(struct bz_conn *c);
+/* A channel request libssh has no callback for (x11-req): refuse it,
+ * telling the user why. Returns 1 (libssh sends the failure). */
+int bz_session_unhandled(struct bz_conn *c, ssh_message m);
+
+/* ssh_forward.c */
+/* A direct-tcpip open (ssh -L, -W, -D): ask bzproxy and the agent, and
+ * wait (bounded) for the answer. Returns 0 when accepted, 1 to refuse. */
+int bz_forward_open(struct bz_conn *c, ssh_message m);
+/* A global request (tcpip-forward for ssh -R, ...): 1 to refuse. */
+int bz_global_request(struct bz_conn *c, ssh_message m);
 
 #endif

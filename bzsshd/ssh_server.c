@@ -5,8 +5,12 @@
  * exchange runs. SSH user auth then waits for bzproxy's answer: hello_ok
  * accepts "none" (the user already proved who they are with `bzsshd
  * login`), mfa_required switches ssh to keyboard-interactive for a TOTP
- * code, error ends the connection. After that the main thread runs the
- * libssh event loop; a pipe in that loop wakes it when frames arrive.
+ * code. A refusal (no login, no policy, bzproxy unreachable, wrong codes)
+ * also lets SSH auth succeed: the SSH auth between ssh and its own
+ * ProxyCommand proves nothing, and only a channel can carry our reason to
+ * the user as one line on stderr with exit status 255; the connection
+ * then ends. After auth the main thread runs the libssh event loop; a
+ * pipe in that loop wakes it when frames arrive.
  */
 #include "ssh_conn.h"
 
@@ -20,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "util.h"
 
@@ -105,13 +110,15 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 }
 
 /* Decode and route everything the lws thread has queued. */
-static void
-drain_link(struct bz_conn *c)
+void
+bz_conn_drain(struct bz_conn *c)
 {
 	struct bz_link_msg *m;
 	struct bz_frame f;
 	int r;
 
+	if (c->link == NULL)
+		return;
 	while (!c->quit && (m = bz_link_recv(c->link)) != NULL) {
 		if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
 			bz_error("bad frame from bzproxy: %s", bz_err_str(r));
@@ -147,7 +154,7 @@ wait_auth(struct bz_conn *c)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		drain_link(c);
+		bz_conn_drain(c);
 		if (c->auth != BZ_AUTH_PENDING)
 			return;
 		if (c->link_lost) {
@@ -167,15 +174,61 @@ wait_auth(struct bz_conn *c)
 	}
 }
 
-/* Denied: say why on our stderr (ssh shows it) and end. */
-static void
-deny(struct bz_conn *c)
+void
+bz_conn_note_refused(struct bz_conn *c, uint32_t id, const char *request,
+    const char *reason)
 {
-	if (c->link_lost && !c->proxy_said_no)
+	json_t *o;
+
+	if (c->link == NULL || c->refused || c->link_lost)
+		return;
+	o = json_pack("{s:s, s:s, s:s}", "t", "refused", "request", request,
+	    "reason", reason);
+	if (o == NULL || bz_link_send_json(c->link, id, o) != 0)
+		bz_debug("cannot tell bzproxy of a refused %s", request);
+	json_decref(o);
+}
+
+/* The reason, as the user reads it. */
+static void
+explain_refusal(struct bz_conn *c)
+{
+	char why[BZSSHD_ERRLEN];
+
+	if (c->proxy_said_no) {
+		snprintf(why, sizeof(why), "access denied: %.200s", c->reason);
+		snprintf(c->reason, sizeof(c->reason), "%s", why);
+	} else if (c->reason[0] == '\0')
+		snprintf(c->reason, sizeof(c->reason), "connection to bzproxy "
+		    "lost");
+}
+
+/* No access: let SSH auth succeed; channels say why (see the top). */
+static void
+refuse(struct bz_conn *c)
+{
+	if (c->refused)
+		return;
+	explain_refusal(c);
+	bz_debug("refused: %s", c->reason);
+	c->refused = 1;
+	c->refused_ms = bz_now_ms();
+	c->authed = 1;
+	c->exit_code = 1;
+}
+
+/* Ended before SSH auth finished (ssh gave up: BatchMode and a TOTP
+ * prompt, or it was killed): say why on our stderr, which ssh shows. */
+static void
+ended_before_auth(struct bz_conn *c)
+{
+	if (c->auth == BZ_AUTH_MFA)
+		fprintf(stderr, "bzsshd: a TOTP code is needed (%s) and ssh "
+		    "cannot ask for one (BatchMode?)\n", c->reason);
+	else if (c->auth == BZ_AUTH_DENIED) {
+		explain_refusal(c);
 		fprintf(stderr, "bzsshd: %s\n", c->reason);
-	else
-		fprintf(stderr, "bzsshd: access denied: %s\n", c->reason);
-	c->quit = 1;
+	}
 	c->exit_code = 1;
 }
 
@@ -188,7 +241,10 @@ on_auth_none(ssh_session s, const char *user, void *ud)
 
 	if (c->quit)
 		return SSH_AUTH_DENIED;
-	wait_auth(c);
+	if (!c->refused)
+		wait_auth(c);
+	if (c->refused)
+		return SSH_AUTH_SUCCESS;
 	switch (c->auth) {
 	case BZ_AUTH_OK:
 		c->authed = 1;
@@ -197,8 +253,8 @@ on_auth_none(ssh_session s, const char *user, void *ud)
 		ssh_set_auth_methods(s, SSH_AUTH_METHOD_INTERACTIVE);
 		return SSH_AUTH_DENIED;
 	default:
-		deny(c);
-		return SSH_AUTH_DENIED;
+		refuse(c);
+		return SSH_AUTH_SUCCESS;
 	}
 }
 
@@ -265,8 +321,9 @@ on_kbdint(struct bz_conn *c, ssh_message m)
 	if (c->auth == BZ_AUTH_MFA)
 		snprintf(c->reason, sizeof(c->reason),
 		    "too many wrong verification codes");
-	deny(c);
-	return 1;
+	refuse(c);
+	ssh_message_auth_reply_success(m, 0);
+	return 0;
 }
 
 static int
@@ -274,17 +331,30 @@ on_message(ssh_session s, ssh_message m, void *ud)
 {
 	struct bz_conn *c = ud;
 
-	if (ssh_message_type(m) == SSH_REQUEST_AUTH &&
-	    ssh_message_subtype(m) == SSH_AUTH_METHOD_INTERACTIVE && !c->quit)
-		return on_kbdint(c, m);
-	/* password, publickey, direct-tcpip, global requests: refused */
+	if (c->quit)
+		return 1;
+	switch (ssh_message_type(m)) {
+	case SSH_REQUEST_AUTH:
+		if (ssh_message_subtype(m) == SSH_AUTH_METHOD_INTERACTIVE &&
+		    !c->refused)
+			return on_kbdint(c, m);
+		break; /* password, publickey: refused */
+	case SSH_REQUEST_CHANNEL_OPEN:
+		if (ssh_message_subtype(m) == SSH_CHANNEL_DIRECT_TCPIP)
+			return bz_forward_open(c, m);
+		break;
+	case SSH_REQUEST_CHANNEL:
+		return bz_session_unhandled(c, m);
+	case SSH_REQUEST_GLOBAL:
+		return bz_global_request(c, m);
+	}
 	return 1;
 }
 
 static ssh_channel
 on_channel_open(ssh_session s, void *ud)
 {
-	return bz_chan_open(ud);
+	return bz_session_open(ud);
 }
 
 static int
@@ -341,6 +411,21 @@ make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
 	return BZ_OK;
 }
 
+/* Refused: end once a channel told the user why and is gone, or when
+ * none came (ssh -N) after BZ_REFUSED_LINGER_MS. */
+static int
+refusal_over(struct bz_conn *c)
+{
+	if (!c->refused || bz_chan_count(c) > 0)
+		return 0;
+	if (c->refused_told)
+		return 1;
+	if (bz_now_ms() - c->refused_ms < BZ_REFUSED_LINGER_MS)
+		return 0;
+	fprintf(stderr, "bzsshd: %s\n", c->reason);
+	return 1;
+}
+
 static void
 event_loop(struct bz_conn *c)
 {
@@ -354,17 +439,13 @@ event_loop(struct bz_conn *c)
 			bz_debug("signal %d: ending", (int)got_signal);
 			break;
 		}
-		drain_link(c);
+		if (!c->refused)
+			bz_conn_drain(c);
 		if (c->quit)
 			break;
-		if (!c->authed && (c->link_lost || c->auth == BZ_AUTH_DENIED)) {
-			/* said no before SSH auth: tell the user now */
-			if (!c->link_lost)
-				c->link_lost = 1;
-			deny(c);
-			break;
-		}
-		if (c->link_lost && !ended_for_link) {
+		if (!c->authed && (c->link_lost || c->auth == BZ_AUTH_DENIED))
+			refuse(c); /* before SSH auth asked: say it then */
+		if (c->link_lost && !ended_for_link && !c->refused) {
 			/* keep serving ssh until it has read why */
 			bz_chan_end_all(c, c->reason[0] ? c->reason :
 			    "connection to bzproxy lost");
@@ -375,7 +456,11 @@ event_loop(struct bz_conn *c)
 			break;
 		if (ended_for_link && bz_chan_count(c) == 0)
 			break;
+		if (refusal_over(c))
+			break;
 	}
+	if (!c->authed)
+		ended_before_auth(c);
 }
 
 int
@@ -393,15 +478,6 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	memset(&sess, 0, sizeof(sess));
 	c.target = t;
 	c.exit_code = 1;
-	if ((r = bz_session_load(o->config_dir, &sess, err,
-	    sizeof(err))) != 0 || sess.expires <= time(NULL)) {
-		if (r == BZ_OK)
-			snprintf(err, sizeof(err), "session expired");
-		bz_debug("%s", err);
-		fprintf(stderr, "bzsshd: not logged in (%s): run `bzsshd "
-		    "login`\n", err);
-		goto out;
-	}
 	if ((r = bz_host_key_ensure(o->config_dir, &keypath, err,
 	    sizeof(err))) != 0) {
 		bz_error("%s", err);
@@ -412,13 +488,20 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		goto out;
 	}
 	setup_signals(wake[1]);
-	/* bzproxy first: hello travels while SSH does its key exchange */
-	if ((r = bz_link_start(sess.proxy, "/v1/client", sess.ca_file,
+	if ((r = bz_session_load(o->config_dir, &sess, err,
+	    sizeof(err))) != 0 || sess.expires <= time(NULL)) {
+		if (r == BZ_OK)
+			snprintf(err, sizeof(err), "session expired");
+		snprintf(c.reason, sizeof(c.reason), "not logged in (%.150s): "
+		    "run `bzsshd login`", err);
+		refuse(&c);
+	} else if ((r = bz_link_start(sess.proxy, "/v1/client", sess.ca_file,
 	    wake[1], &c.link, err, sizeof(err))) != 0 ||
 	    (r = send_hello(c.link, &sess, t)) != 0) {
-		fprintf(stderr, "bzsshd: %s\n", err[0] ? err :
+		/* bzproxy first: hello travels during the key exchange */
+		snprintf(c.reason, sizeof(c.reason), "%s", err[0] ? err :
 		    "cannot reach bzproxy");
-		goto out;
+		refuse(&c);
 	}
 	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
 	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
@@ -451,7 +534,8 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		bz_error("cannot set up the event loop");
 		goto out;
 	}
-	c.exit_code = 0;
+	if (!c.refused)
+		c.exit_code = 0;
 	event_loop(&c);
 	rc = c.exit_code;
  out:

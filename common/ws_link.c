@@ -11,12 +11,14 @@
 #include "ws_link.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 
@@ -75,6 +77,8 @@ struct bz_link {
 	int wake_sent;    /* a byte is on wake_fd that the reader has not
 	                     answered yet with a bz_link_recv() that found
 	                     the queue empty */
+	char local_addr[64]; /* our end of the TCP connection, once open */
+	uint16_t local_port;
 };
 
 static const lws_retry_bo_t link_retry = {
@@ -123,6 +127,30 @@ link_fail(struct bz_link *l, const char *why)
 	pthread_mutex_lock(&l->mu);
 	set_closed(l, why);
 	pthread_mutex_unlock(&l->mu);
+}
+
+/* Remember the address and port of our end of the socket (numeric). */
+static void
+note_local_addr(struct bz_link *l, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char port[8];
+
+	l->local_addr[0] = '\0';
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, len, l->local_addr,
+	    sizeof(l->local_addr), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		l->local_addr[0] = '\0';
+		return;
+	}
+	/* "::ffff:127.0.0.1" is 127.0.0.1 to whoever reads it */
+	if (strncmp(l->local_addr, "::ffff:", 7) == 0 &&
+	    strchr(l->local_addr + 7, '.') != NULL)
+		memmove(l->local_addr, l->local_addr + 7,
+		    strlen(l->local_addr + 7) + 1);
+	l->local_port = (uint16_t)atoi(port);
 }
 
 static int
@@ -273,6 +301,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		bz_debug("link: connected to bzproxy");
 		pthread_mutex_lock(&l->mu);
+		note_local_addr(l, lws_get_socket_fd(wsi));
 		l->state = BZ_LINK_OPEN;
 		if (l->out_head != NULL || l->stop)
 			lws_callback_on_writable(wsi);
@@ -564,6 +593,22 @@ bz_link_get_state(struct bz_link *l, char *reason, size_t len)
 		snprintf(reason, len, "%s", l->reason);
 	pthread_mutex_unlock(&l->mu);
 	return s;
+}
+
+int
+bz_link_local_addr(struct bz_link *l, char *addr, size_t len,
+    uint16_t *port)
+{
+	int r = BZ_ERR_INVALID;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->local_addr[0] != '\0') {
+		snprintf(addr, len, "%s", l->local_addr);
+		*port = l->local_port;
+		r = BZ_OK;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return r;
 }
 
 void

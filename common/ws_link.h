@@ -52,6 +52,10 @@ struct bz_link_msg *bz_link_recv(struct bz_link *l);
 /* Current state; reason of a close copied into reason. */
 enum bz_link_state bz_link_get_state(struct bz_link *l, char *reason,
     size_t len);
+/* Our end of the connection (numeric address, port) once it is open:
+ * 0, or BZ_ERR_INVALID before that. */
+int bz_link_local_addr(struct bz_link *l, char *addr, size_t len,
+    uint16_t *port);
 /* Block until a message is queued, the state changes, or timeout_ms. */
 void bz_link_wait(struct bz_link *l, int timeout_ms);
 /* Flush queued frames (bounded time), close, join the thread, free. */

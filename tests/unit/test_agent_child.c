@@ -31,7 +31,7 @@ make_req(struct agent_request *r, const char *command, int pty)
 	memset(r, 0, sizeof(*r));
 	r->sid = 1;
 	r->ch = 1;
-	r->is_shell = command == NULL;
+	r->kind = command == NULL ? REQ_SHELL : REQ_EXEC;
 	r->command = command != NULL ? strdup(command) : NULL;
 	r->user = strdup("alice@example.com");
 	r->unix_user = strdup(pw->pw_name);

@@ -146,9 +146,9 @@ request(const char *extra)
 	json_t *o, *x;
 
 	assert_int_equal(bz_random_b64url(32, &nonce), 0);
-	o = json_pack("{s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:n,"
+	o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:n,"
 	    "s:{s:s,s:s},s:s,s:I,s:s}",
-	    "t", "exec", "sid", (json_int_t)SID, "ch", (json_int_t)CH,
+	    "t", "exec", "action", "exec", "sid", (json_int_t)SID, "ch", (json_int_t)CH,
 	    "target", NAME, "unix_user", "nobody", "user", EMAIL,
 	    "id_token", tok, "root_allowed", 0, "command", "echo hi",
 	    "pty", "env", "LANG", "C.UTF-8", "LD_PRELOAD", "/tmp/evil.so",
@@ -257,17 +257,19 @@ test_good_exec(void **state)
 	    sizeof(reason)), VERIFY_OK);
 	assert_int_equal(req.sid, SID);
 	assert_int_equal(req.ch, CH);
-	assert_false(req.is_shell);
+	assert_int_equal(req.kind, REQ_EXEC);
+	assert_string_equal(req.action, "exec");
 	assert_string_equal(req.command, "echo hi");
 	assert_string_equal(req.user, EMAIL);
 	assert_string_equal(req.unix_user, "nobody");
 	assert_int_equal(req.uid, 65534);
 	assert_string_equal(req.rule, "ops");
 	assert_false(req.pty);
-	/* only the locale crosses over */
+	/* accept_env's default takes the locale, not LD_PRELOAD */
 	assert_non_null(req.env[0]);
 	assert_string_equal(req.env[0], "LANG=C.UTF-8");
 	assert_null(req.env[1]);
+	assert_string_equal(req.env_refused, "LD_PRELOAD");
 	agent_request_free(&req);
 	json_decref(o);
 	replay_free(rc);
@@ -281,24 +283,26 @@ test_good_shell_pty(void **state)
 	struct agent_request req;
 	struct signed_req s;
 	char reason[AGENT_ERRLEN], **env;
-	json_t *o = request("{\"t\":\"shell\",\"pty\":{\"term\":\"xterm\","
-	    "\"cols\":101,\"rows\":37,\"width\":0,\"height\":0}}");
-	int i, term = 0, path = 0;
+	json_t *o = request("{\"t\":\"shell\",\"action\":\"shell\","
+	    "\"pty\":{\"term\":\"xterm\",\"cols\":101,\"rows\":37,"
+	    "\"width\":0,\"height\":0}}");
+	int i, term = 0, path = 0, tty = 0;
 
 	json_object_del(o, "command");
 	frame_for(&s, o, K.proxy_sk, SID, CH);
 	assert_int_equal(agent_request_verify(&v, &s.f, &req, reason,
 	    sizeof(reason)), VERIFY_OK);
-	assert_true(req.is_shell);
+	assert_int_equal(req.kind, REQ_SHELL);
 	assert_null(req.command);
 	assert_true(req.pty);
 	assert_string_equal(req.term, "xterm");
 	assert_int_equal(req.cols, 101);
 	assert_int_equal(req.rows, 37);
 	/* the login environment */
-	env = child_build_env(&req);
+	env = child_build_env(&req, "/dev/pts/7");
 	assert_non_null(env);
 	for (i = 0; env[i] != NULL; i++) {
+		tty |= strcmp(env[i], "SSH_TTY=/dev/pts/7") == 0;
 		term |= strcmp(env[i], "TERM=xterm") == 0;
 		path |= strcmp(env[i], "PATH=/usr/local/bin:/usr/bin:/bin") ==
 		    0;
@@ -306,6 +310,7 @@ test_good_shell_pty(void **state)
 	}
 	assert_true(term);
 	assert_true(path);
+	assert_true(tty);
 	child_free_env(env);
 	agent_request_free(&req);
 	json_decref(o);
@@ -558,6 +563,199 @@ test_backoff(void **state)
 	assert_true(d);
 }
 
+/* Verify o (signed) under v; the request is left in *req. */
+static enum verify_result
+verify_obj(const struct verify_ctx *v, json_t *o, struct agent_request *req,
+    char *reason, size_t len)
+{
+	struct signed_req s;
+
+	frame_for(&s, o, K.proxy_sk, SID, CH);
+	return agent_request_verify(v, &s.f, req, reason, len);
+}
+
+static void
+test_subsystem(void **state)
+{
+	struct replay_cache *rc = replay_new();
+	struct verify_ctx v = ctx(rc, 0);
+	struct agent_request req;
+	char reason[AGENT_ERRLEN];
+	json_t *o = request("{\"t\":\"subsystem\",\"action\":\"sftp\","
+	    "\"subsystem\":\"sftp\"}");
+
+	json_object_del(o, "command");
+	v.sftp_server = "/usr/lib/openssh/sftp-server";
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_OK);
+	assert_int_equal(req.kind, REQ_SUBSYSTEM);
+	assert_string_equal(req.subsystem, "sftp");
+	/* runs our program, never a name from the request */
+	assert_string_equal(req.command, "/usr/lib/openssh/sftp-server");
+	agent_request_free(&req);
+	json_decref(o);
+	replay_free(rc);
+
+	/* no sftp-server on this machine */
+	check("{\"t\":\"subsystem\",\"action\":\"sftp\","
+	    "\"subsystem\":\"sftp\"}", VERIFY_REFUSED, "no sftp-server");
+	/* other subsystems are not served */
+	rc = replay_new();
+	v = ctx(rc, 0);
+	v.sftp_server = "/usr/lib/openssh/sftp-server";
+	o = request("{\"t\":\"subsystem\",\"action\":\"sftp\","
+	    "\"subsystem\":\"netconf\"}");
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "not served here"));
+	agent_request_free(&req);
+	json_decref(o);
+	replay_free(rc);
+}
+
+static void
+test_forward(void **state)
+{
+	struct replay_cache *rc = replay_new();
+	struct verify_ctx v = ctx(rc, 0);
+	struct agent_request req;
+	char reason[AGENT_ERRLEN];
+	json_t *o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
+	    "\"host\":\"db.internal\",\"port\":5432}");
+
+	json_object_del(o, "command");
+	json_object_del(o, "env");
+	v.permit_open = "127.0.0.1:* db*.internal:5432";
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_OK);
+	assert_int_equal(req.kind, REQ_FORWARD);
+	assert_string_equal(req.fwd_host, "db.internal");
+	assert_int_equal(req.fwd_port, 5432);
+	assert_null(req.env);
+	agent_request_free(&req);
+	json_decref(o);
+
+	/* permit_open has the last word */
+	o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
+	    "\"host\":\"db.internal\",\"port\":22}");
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "permit_open"));
+	agent_request_free(&req);
+	json_decref(o);
+	v.permit_open = "none";
+	o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
+	    "\"host\":\"127.0.0.1\",\"port\":80}");
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_REFUSED);
+	agent_request_free(&req);
+	json_decref(o);
+	replay_free(rc);
+
+	check("{\"t\":\"forward\",\"action\":\"port_forward\","
+	    "\"host\":\"h\",\"port\":0}", VERIFY_REFUSED, "host and port");
+	check("{\"t\":\"forward\",\"action\":\"port_forward\","
+	    "\"port\":80}", VERIFY_REFUSED, "host and port");
+}
+
+static void
+test_action_matches_kind(void **state)
+{
+	check("{\"action\":\"shell\"}", VERIFY_REFUSED, "says action");
+	check("{\"command\":\"scp -t /tmp\"}", VERIFY_REFUSED, "says action");
+	check("{\"command\":\"scp -t /tmp\",\"action\":\"scp\"}", VERIFY_OK,
+	    NULL);
+	check("{\"t\":\"shell\",\"action\":\"exec\"}", VERIFY_REFUSED,
+	    "says action");
+	check("{\"action\":null}", VERIFY_REFUSED, "no action");
+	check("{\"t\":\"tunnel\"}", VERIFY_REFUSED, "unknown request type");
+}
+
+static void
+test_env_and_client(void **state)
+{
+	struct replay_cache *rc = replay_new();
+	struct verify_ctx v = ctx(rc, 0);
+	struct agent_request req;
+	char reason[AGENT_ERRLEN], **env;
+	json_t *o = request("{\"env\":{\"GIT_PROTOCOL\":\"version=2\","
+	    "\"PATH\":\"/tmp/evil\",\"MY_VAR\":\"x\",\"SSH_TTY\":\"t\"},"
+	    "\"client\":{\"addr\":\"192.0.2.7\",\"port\":40001,"
+	    "\"server_port\":2222}}");
+	int i, git = 0, path = 0, conn = 0, cli = 0, mine = 0;
+
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_OK);
+	assert_non_null(req.env_refused);
+	assert_non_null(strstr(req.env_refused, "PATH"));
+	assert_non_null(strstr(req.env_refused, "MY_VAR"));
+	assert_non_null(strstr(req.env_refused, "SSH_TTY"));
+	req.server_addr = strdup("198.51.100.1");
+	env = child_build_env(&req, NULL);
+	for (i = 0; env[i] != NULL; i++) {
+		git |= strcmp(env[i], "GIT_PROTOCOL=version=2") == 0;
+		path += strncmp(env[i], "PATH=", 5) == 0;
+		assert_string_not_equal(env[i], "PATH=/tmp/evil");
+		conn |= strcmp(env[i], "SSH_CONNECTION=192.0.2.7 40001 "
+		    "198.51.100.1 2222") == 0;
+		cli |= strcmp(env[i], "SSH_CLIENT=192.0.2.7 40001 2222") == 0;
+		assert_null(strstr(env[i], "SSH_TTY"));
+	}
+	assert_true(git);
+	assert_int_equal(path, 1);
+	assert_true(conn);
+	assert_true(cli);
+	child_free_env(env);
+	agent_request_free(&req);
+	json_decref(o);
+
+	/* a target that takes more names */
+	v.accept_env = "LANG MY_*";
+	o = request("{\"env\":{\"MY_VAR\":\"x\"}}");
+	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
+	    VERIFY_OK);
+	for (i = 0; req.env[i] != NULL; i++)
+		mine |= strcmp(req.env[i], "MY_VAR=x") == 0;
+	assert_true(mine);
+	agent_request_free(&req);
+	json_decref(o);
+	replay_free(rc);
+
+	check("{\"env\":{\"BAD NAME\":\"x\"}}", VERIFY_REFUSED, "env");
+	check("{\"client\":{\"addr\":\"not-an-ip\",\"port\":1,"
+	    "\"server_port\":22}}", VERIFY_REFUSED, "client address");
+}
+
+static void
+test_permit_lists(void **state)
+{
+	char err[128];
+
+	assert_true(permit_open(NULL, "any.host", 1));
+	assert_true(permit_open("any", "any.host", 1));
+	assert_false(permit_open("none", "127.0.0.1", 80));
+	assert_true(permit_open("127.0.0.1:80 [::1]:*", "::1", 9));
+	assert_true(permit_open("*.Example.com:443", "www.example.COM", 443));
+	assert_false(permit_open("*.example.com:443", "example.com", 443));
+	assert_false(permit_open("127.0.0.1:80", "127.0.0.1", 8080));
+	assert_int_equal(permit_open_check("127.0.0.1:80 h:*", err,
+	    sizeof(err)), 0);
+	assert_int_equal(permit_open_check("127.0.0.1", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_non_null(strstr(err, "\"127.0.0.1\""));
+	assert_int_equal(permit_open_check("h:0", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_int_equal(permit_open_check("h:65536", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_true(permit_env(NULL, "LC_ALL"));
+	assert_true(permit_env(NULL, "GIT_PROTOCOL"));
+	assert_false(permit_env(NULL, "LD_PRELOAD"));
+	assert_false(permit_env("*", "PATH"));
+	assert_false(permit_env("*", "SSH_CONNECTION"));
+	assert_true(permit_env("*", "ANYTHING"));
+	assert_false(permit_env("*", "1ABC"));
+}
+
 int
 main(void)
 {
@@ -573,6 +771,11 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_replay_cache),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_subsystem),
+		cmocka_unit_test(test_forward),
+		cmocka_unit_test(test_action_matches_kind),
+		cmocka_unit_test(test_env_and_client),
+		cmocka_unit_test(test_permit_lists),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
