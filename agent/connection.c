@@ -590,10 +590,15 @@ msg_free(struct bz_link_msg *m)
 static void
 service_link(struct agent *a)
 {
-	char why[BZ_LINK_REASON_LEN];
+	char why[BZ_LINK_REASON_LEN], closed_why[BZ_LINK_REASON_LEN];
 	struct bz_link_msg *m;
-	int r = 0;
+	int r = 0, closed;
 
+	if (a->link == NULL)
+		return;
+	/* The state first: once closed, all that came before is queued. */
+	closed = bz_link_get_state(a->link, closed_why, sizeof(closed_why)) ==
+	    BZ_LINK_CLOSED;
 	while (a->link != NULL && (m = bz_link_recv(a->link)) != NULL) {
 		r = on_message(a, &m, why, sizeof(why));
 		msg_free(m);
@@ -602,9 +607,8 @@ service_link(struct agent *a)
 			return;
 		}
 	}
-	if (a->link != NULL &&
-	    bz_link_get_state(a->link, why, sizeof(why)) == BZ_LINK_CLOSED)
-		link_down(a, why);
+	if (a->link != NULL && closed)
+		link_down(a, closed_why);
 	else if (a->link != NULL && a->phase != PH_READY &&
 	    bz_now_ms() >= a->deadline)
 		link_down(a, "no handshake from bzproxy in time");

@@ -164,6 +164,7 @@ struct bzp_conn {
 	uint64_t seq;
 	unsigned pause_refs;      /* destinations over high water we feed */
 	int closing;
+	int peer_closes;          /* ended by an error: the peer closes */
 	char why[160];            /* close reason sent in the close frame */
 	struct bzp_client *client;
 	struct bzp_agent *agent;
@@ -200,7 +201,14 @@ int bzp_conn_send(struct bzp_conn *c, uint8_t type, uint16_t flags,
 /* Queue a CONTROL frame holding obj (no flags). */
 int bzp_conn_send_json(struct bzp_conn *c, uint32_t session_id,
     uint32_t channel, const json_t *obj);
-/* Queue {"t":"error","reason":reason} on channel 0, then close. */
+/*
+ * Queue {"t":"error","reason":reason} on channel 0 and end the link the
+ * orderly way: what the peer sends from now on is dropped, and the peer
+ * closes (bzsshd and bzagent do on an error); one that does not is cut
+ * after a grace period. Closing first ourselves can reset the connection
+ * while the peer still sends (window grants), and a reset makes the
+ * peer's kernel drop our last frames unread: the reason itself.
+ */
 void bzp_conn_fail(struct bzp_conn *c, const char *reason);
 /*
  * Queue a received message as is, with its header's session_id replaced

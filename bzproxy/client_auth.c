@@ -456,6 +456,96 @@ id_token_valid(struct bzp_server *s, const char *token, const char *user,
 	return r;
 }
 
+/* The session named by token: user, groups and ID token into cl, its
+ * record into rec. 0, or -1 with why (fit for the user). */
+static int
+load_session(struct bzp_client *cl, const char *token,
+    struct bzp_session_rec *rec, char *why, size_t wl)
+{
+	struct bzp_server *s = cl->conn->srv;
+	json_t *groups;
+	int r;
+
+	crypto_hash_sha256(cl->session_hash, (const uint8_t *)token,
+	    strlen(token));
+	if ((r = bzp_store_session_get(s->store, cl->session_hash,
+	    rec)) != 0 || rec->expires < (int64_t)time(NULL)) {
+		if (r < 0)
+			bz_error("session lookup: %s",
+			    bzp_store_errmsg(s->store));
+		snprintf(why, wl, NO_LOGIN);
+		return -1;
+	}
+	cl->user = strdup(rec->user);
+	cl->id_token = strdup(rec->id_token);
+	groups = json_loads(rec->groups, 0, NULL);
+	if (groups != NULL && !json_is_array(groups)) {
+		json_decref(groups);
+		groups = NULL;
+	}
+	if (cl->user == NULL || cl->id_token == NULL || groups == NULL ||
+	    set_groups(cl, groups) != 0) {
+		snprintf(why, wl, "bzproxy cannot read the session");
+		return -1;
+	}
+	return id_token_valid(s, rec->id_token, rec->user, why, wl) != 0 ?
+	    -1 : 0;
+}
+
+static void
+add_unix_user(const char *name, void *arg)
+{
+	json_t *list = arg;
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v)
+		if (strcmp(json_string_value(v), name) == 0)
+			return;
+	json_array_append_new(list, json_string(name));
+}
+
+/* whoami: who the session is, and the unix users the policies name for
+ * them (bzsshd ssh-config's default User). Answered, then closed. */
+static void
+do_whoami(struct bzp_client *cl, const json_t *req)
+{
+	struct bzp_server *s = cl->conn->srv;
+	struct bzp_session_rec rec;
+	const char *token = str_member(req, "session", 256);
+	char why[BZP_ERRLEN + 64];
+	json_t *users = NULL, *ans = NULL;
+
+	memset(&rec, 0, sizeof(rec));
+	cl->state = BZP_CL_DONE;
+	if (token == NULL) {
+		bzp_conn_fail(cl->conn, "malformed whoami");
+		return;
+	}
+	if (load_session(cl, token, &rec, why, sizeof(why)) != 0) {
+		bzp_conn_fail(cl->conn, why);
+		goto out;
+	}
+	if ((users = json_array()) == NULL)
+		goto oom;
+	bz_policy_unix_users(s->policy, cl->user, cl->group_v, cl->ngroups,
+	    add_unix_user, users);
+	if ((ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
+	    "whoami_ok", "user", cl->user, "groups", cl->groups, "unix_users",
+	    users, "expires", (json_int_t)rec.expires, "mfa_at",
+	    (json_int_t)rec.mfa_at)) == NULL ||
+	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0)
+		goto oom;
+	bzp_conn_close(cl->conn, "whoami answered");
+	goto out;
+ oom:
+	bzp_conn_close(cl->conn, "out of memory");
+ out:
+	json_decref(users);
+	json_decref(ans);
+	bzp_session_rec_clear(&rec);
+}
+
 static void
 do_hello(struct bzp_client *cl, const json_t *req)
 {
@@ -465,7 +555,6 @@ do_hello(struct bzp_client *cl, const json_t *req)
 	struct bz_policy_request pr;
 	struct bz_policy_decision d;
 	const char *token, *target, *uu;
-	json_t *groups;
 	char why[BZP_ERRLEN + 64];
 	time_t now = time(NULL);
 	int r;
@@ -496,29 +585,7 @@ do_hello(struct bzp_client *cl, const json_t *req)
 		return;
 	}
 
-	crypto_hash_sha256(cl->session_hash, (const uint8_t *)token,
-	    strlen(token));
-	if ((r = bzp_store_session_get(s->store, cl->session_hash,
-	    &rec)) != 0 || rec.expires < (int64_t)now) {
-		if (r < 0)
-			bz_error("session lookup: %s",
-			    bzp_store_errmsg(s->store));
-		hello_refused(cl, NULL, NO_LOGIN);
-		goto out;
-	}
-	cl->user = strdup(rec.user);
-	cl->id_token = strdup(rec.id_token);
-	groups = json_loads(rec.groups, 0, NULL);
-	if (groups != NULL && !json_is_array(groups)) {
-		json_decref(groups);
-		groups = NULL;
-	}
-	if (cl->user == NULL || cl->id_token == NULL || groups == NULL ||
-	    set_groups(cl, groups) != 0) {
-		hello_refused(cl, NULL, "bzproxy cannot read the session");
-		goto out;
-	}
-	if (id_token_valid(s, rec.id_token, rec.user, why, sizeof(why)) != 0) {
+	if (load_session(cl, token, &rec, why, sizeof(why)) != 0) {
 		hello_refused(cl, NULL, why);
 		goto out;
 	}
@@ -617,6 +684,8 @@ bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f)
 		do_login(cl, o, 1);
 	else if (cl->state == BZP_CL_START && strcmp(t, "hello") == 0)
 		do_hello(cl, o);
+	else if (cl->state == BZP_CL_START && strcmp(t, "whoami") == 0)
+		do_whoami(cl, o);
 	else if (cl->state == BZP_CL_MFA && strcmp(t, "mfa") == 0)
 		do_mfa(cl, o);
 	else

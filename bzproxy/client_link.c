@@ -613,7 +613,8 @@ bzp_client_agent_gone(struct bzp_client *cl, const char *reason)
 	cl->agent = NULL;
 	cl->agent_held = 0;      /* that pause died with the agent */
 	bzp_conn_release(cl->conn, &cl->held_by_agent);
-	bzp_conn_close(cl->conn, "%s", reason);
+	cl->state = BZP_CL_DONE;
+	bzp_conn_fail(cl->conn, reason);
 }
 
 void

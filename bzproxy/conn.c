@@ -98,6 +98,7 @@ bzp_conn_fail(struct bzp_conn *c, const char *reason)
 		(void)bzp_conn_send_json(c, 0, 0, o);
 	json_decref(o);
 	bzp_conn_close(c, "%s", reason);
+	c->peer_closes = 1;
 }
 
 int
@@ -134,8 +135,11 @@ bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
 	bz_info("%s: closing: %s", c->peer, c->why);
-	/* Nothing more is read; what is queued still goes out. */
-	lws_rx_flow_control(c->wsi, 0);
+	/* What is queued still goes out. What arrives is read and dropped
+	 * (on_receive): a socket closed with unread bytes resets the
+	 * connection, and the peer's kernel then drops what it had not yet
+	 * handed to the peer: our last frames. */
+	lws_rx_flow_control(c->wsi, 1);
 	free(c->rx);
 	c->rx = NULL;
 	c->rx_len = c->rx_cap = 0;
@@ -226,9 +230,12 @@ bzp_conn_writeable(struct bzp_conn *c)
 		if (burst >= WRITE_BURST || lws_send_pipe_choked(c->wsi))
 			break;
 	}
-	if (c->q_head != NULL)
+	if (c->q_head != NULL || (c->closing &&
+	    lws_send_pipe_choked(c->wsi)))
+		/* more to write, or lws still holds the end of the last
+		 * frame: closing now would cut it */
 		lws_callback_on_writable(c->wsi);
-	else if (c->closing) {
+	else if (c->closing && !c->peer_closes) {
 		n = strlen(c->why);
 		if (n > 120) /* a close frame's reason is at most 123 bytes */
 			n = 120;

@@ -6,7 +6,10 @@
  *   ws_link.c        the lws thread and its two locked queues
  *   ssh_server.c     libssh session, auth (hello / mfa), event loop
  *   ssh_channel_map.c SSH channels <-> wire frames, flow control
+ *   ssh_requests.c   a session channel's requests (exec, pty, env, ...)
+ *   ssh_forward.c    direct-tcpip opens (-L, -W, -D); -R refused
  *   http_fetch.c     libcurl helpers (https GET / POST form, JSON)
+ *   proxy_ask.c      one request and answer on a fresh bzproxy link
  *   login.c          `bzsshd login`: OIDC code + PKCE, TOTP, proxy login
  *   config_cmd.c     status, logout, ssh-config
  * Functions return 0 or a negative BZ_ERR_* and put a reason in err.
@@ -88,6 +91,12 @@ struct bz_target {
 };
 /* Serve one SSH connection on stdin/stdout. Returns the exit status. */
 int bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t);
+
+/* ---- proxy_ask.c ---- */
+/* Send req on a new /v1/client link and return bzproxy's first answer on
+ * channel 0 in *ans (an "error" answer included). */
+int bz_proxy_ask(const char *proxy, const char *ca, const json_t *req,
+    json_t **ans, char *err, size_t errlen);
 
 /* ---- login.c / config_cmd.c ---- */
 int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);

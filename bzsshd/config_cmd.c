@@ -65,11 +65,81 @@ bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv)
 	return rc;
 }
 
+/* Unix users allowed literally (2 = "several"); *one is the user when
+ * exactly one. A hint from the policies, through bzproxy's whoami. */
+static void
+policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
+    char *all, size_t alllen)
+{
+	char err[BZSSHD_ERRLEN];
+	struct bz_session s;
+	json_t *req = NULL, *ans = NULL, *v;
+	const char *t;
+	size_t i, used = 0;
+
+	one[0] = all[0] = '\0';
+	if (bz_session_load(o->config_dir, &s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzsshd: not logged in (%s): no User written; "
+		    "use --user or run `bzsshd login` first\n", err);
+		return;
+	}
+	if ((req = json_pack("{s:s, s:s}", "t", "whoami", "session",
+	    s.session)) == NULL ||
+	    bz_proxy_ask(s.proxy, s.ca_file, req, &ans, err,
+	    sizeof(err)) != 0 || (t = bz_json_str(ans, "t")) == NULL ||
+	    strcmp(t, "whoami_ok") != 0) {
+		if (ans != NULL && bz_json_str(ans, "reason") != NULL)
+			snprintf(err, sizeof(err), "%.200s",
+			    bz_json_str(ans, "reason"));
+		fprintf(stderr, "bzsshd: cannot ask bzproxy which unix user "
+		    "to use (%s): no User written; use --user\n", err);
+		goto out;
+	}
+	v = json_object_get(ans, "unix_users");
+	for (i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+		const char *u = json_string_value(json_array_get(v, i));
+
+		if (u == NULL || strlen(u) > 64)
+			continue;
+		if (used == 0)
+			snprintf(one, len, "%s", u);
+		used += (size_t)snprintf(all + used, alllen > used ?
+		    alllen - used : 0, "%s%s", used ? " " : "", u);
+		if (used >= alllen)
+			break;
+	}
+	if (json_is_array(v) && json_array_size(v) != 1)
+		one[0] = '\0';
+ out:
+	json_decref(req);
+	json_decref(ans);
+	bz_session_clear(&s);
+}
+
+/* A name fit for ssh_config: no spaces, quotes or patterns. */
+static int
+plain_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= max && s[0] != '-' && s[0] != '.' &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.-") == n;
+}
+
+static int
+ssh_config_usage(void)
+{
+	fprintf(stderr, "usage: bzsshd ssh-config [--user NAME] "
+	    "[--domain DOMAIN] [--self PATH]\n");
+	return 2;
+}
+
 int
 bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 {
-	char err[BZSSHD_ERRLEN], self[PATH_MAX];
-	const char *selfpath = NULL;
+	char err[BZSSHD_ERRLEN], self[PATH_MAX], user[80] = "", all[512] = "";
+	const char *selfpath = NULL, *given_user = NULL, *domain = "bz";
 	char *dir = NULL;
 	ssize_t n;
 	int i, rc = 1;
@@ -77,11 +147,17 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--self") == 0 && i + 1 < argc)
 			selfpath = argv[++i];
-		else {
-			fprintf(stderr, "usage: bzsshd ssh-config "
-			    "[--self PATH]\n");
-			return 2;
-		}
+		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			given_user = argv[++i];
+		else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
+			domain = argv[++i];
+		else
+			return ssh_config_usage();
+	}
+	if ((given_user != NULL && !plain_name(given_user, 32)) ||
+	    !plain_name(domain, 253)) {
+		fprintf(stderr, "bzsshd: --user and --domain take plain names\n");
+		return 2;
 	}
 	if (selfpath == NULL) {
 		if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <=
@@ -93,6 +169,10 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 		self[n] = '\0';
 		selfpath = self;
 	}
+	if (given_user != NULL)
+		snprintf(user, sizeof(user), "%s", given_user);
+	else
+		policy_unix_users(o, user, sizeof(user), all, sizeof(all));
 	/* ssh must find our host key without asking: pin it here. */
 	if (bz_known_hosts_write(o->config_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "bzsshd: %s\n", err);
@@ -104,13 +184,20 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 		goto out;
 	}
 	printf("# Written by `bzsshd ssh-config`: paste into ~/.ssh/config.\n"
-	    "# Targets are reached as NAME.bz (ssh deploy@web1.bz); to use\n"
-	    "# bare names add them to the Host line (Host *.bz web1 db1).\n"
+	    "# Targets are reached as NAME.%s (ssh web1.%s); to use\n"
+	    "# bare names add them to the Host line (Host *.%s web1 db1).\n"
 	    "# %%h is passed to bzproxy as the target name.\n"
 	    "# Host keys: every connection ends at this bzsshd, whose key\n"
-	    "# is pinned in known_hosts under the alias \"bzsshd\".\n"
-	    "Host *.bz\n"
-	    "    ProxyCommand %s%s%s --stdio %%r@%%h:%%p\n"
+	    "# is pinned in known_hosts under the alias \"bzsshd\".\n",
+	    domain, domain, domain);
+	if (user[0] == '\0' && all[0] != '\0')
+		printf("# The policies name several unix users for you (%s):\n"
+		    "# pick one with --user, or give it as ssh USER@HOST.\n",
+		    all);
+	printf("Host *.%s\n", domain);
+	if (user[0] != '\0')
+		printf("    User %s\n", user);
+	printf("    ProxyCommand %s%s%s --stdio %%r@%%h:%%p\n"
 	    "    UserKnownHostsFile %s/known_hosts\n"
 	    "    HostKeyAlias bzsshd\n"
 	    "    StrictHostKeyChecking yes\n",

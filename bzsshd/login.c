@@ -30,7 +30,6 @@
 #define LOGIN_TIMEOUT_S 120     /* wait for the browser redirect */
 #define REQ_MAX 8192            /* one redirect request */
 #define PARAM_MAX 4096
-#define PROXY_WAIT_MS 30000
 
 struct login_args {
 	const char *issuer, *client_id, *proxy, *ca;
@@ -505,12 +504,8 @@ proxy_login(const struct login_args *a, const struct oidc *o,
 {
 	char *salt = b64(o->salt, sizeof(o->salt));
 	char *pk = b64(o->pk, sizeof(o->pk));
-	struct bz_link *l = NULL;
-	struct bz_link_msg *m;
-	struct bz_frame f;
 	json_t *req = NULL, *ans = NULL, *exp;
 	const char *t, *v;
-	time_t deadline = time(NULL) + PROXY_WAIT_MS / 1000;
 	int r = BZ_ERR_ALLOC;
 
 	if (salt == NULL || pk == NULL ||
@@ -518,33 +513,9 @@ proxy_login(const struct login_args *a, const struct oidc *o,
 	    "id_token", id_token, "nonce_salt", salt, "client_key", pk,
 	    "totp", totp)) == NULL)
 		goto out;
-	if ((r = bz_link_start(a->proxy, "/v1/client", a->ca, -1, &l, err,
-	    errlen)) != 0 || (r = bz_link_send_json(l, 0, req)) != 0)
+	if ((r = bz_proxy_ask(a->proxy, a->ca, req, &ans, err, errlen)) != 0)
 		goto out;
 	r = BZ_ERR_INVALID;
-	while (ans == NULL) {
-		if ((m = bz_link_recv(l)) != NULL) {
-			if (bz_frame_decode(m->data, m->len, &f) == 0 &&
-			    f.type == BZ_FRAME_CONTROL && f.channel_id == 0 &&
-			    f.flags == 0)
-				ans = bz_json_parse_object(f.payload, f.length,
-				    NULL, 0);
-			free(m);
-			if (ans == NULL) {
-				bz_errf(err, errlen, "protocol error from "
-				    "bzproxy");
-				goto out;
-			}
-			break;
-		}
-		if (bz_link_get_state(l, err, errlen) == BZ_LINK_CLOSED)
-			goto out;
-		if (time(NULL) > deadline) {
-			bz_errf(err, errlen, "no answer from bzproxy");
-			goto out;
-		}
-		bz_link_wait(l, 200);
-	}
 	t = bz_json_str(ans, "t");
 	if (t != NULL && strcmp(t, "error") == 0) {
 		v = bz_json_str(ans, "reason");
@@ -567,7 +538,6 @@ proxy_login(const struct login_args *a, const struct oidc *o,
 		goto out;
 	r = BZ_OK;
  out:
-	bz_link_free(l);
 	json_decref(req);
 	json_decref(ans);
 	free(salt);

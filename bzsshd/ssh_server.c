@@ -115,10 +115,13 @@ bz_conn_drain(struct bz_conn *c)
 {
 	struct bz_link_msg *m;
 	struct bz_frame f;
-	int r;
+	int r, closed;
 
 	if (c->link == NULL)
 		return;
+	/* The state first: once closed, everything bzproxy sent before is
+	 * queued, and read below before we call the link lost. */
+	closed = bz_link_get_state(c->link, NULL, 0) == BZ_LINK_CLOSED;
 	while (!c->quit && (m = bz_link_recv(c->link)) != NULL) {
 		if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
 			bz_error("bad frame from bzproxy: %s", bz_err_str(r));
@@ -136,8 +139,7 @@ bz_conn_drain(struct bz_conn *c)
 			bz_chan_frame(c, &f);
 		free(m);
 	}
-	if (!c->link_lost &&
-	    bz_link_get_state(c->link, NULL, 0) == BZ_LINK_CLOSED) {
+	if (!c->link_lost && closed) {
 		c->link_lost = 1;
 		if (!c->proxy_said_no)
 			bz_link_get_state(c->link, c->reason,
@@ -422,7 +424,9 @@ refusal_over(struct bz_conn *c)
 		return 1;
 	if (bz_now_ms() - c->refused_ms < BZ_REFUSED_LINGER_MS)
 		return 0;
+	/* ssh -N: no channel will carry it */
 	fprintf(stderr, "bzsshd: %s\n", c->reason);
+	ssh_session_set_disconnect_message(c->session, c->reason);
 	return 1;
 }
 

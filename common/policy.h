@@ -97,6 +97,16 @@ void bz_policy_evaluate(const struct bz_policy_set *set,
     const struct bz_policy_request *req, struct bz_policy_decision *d);
 
 /*
+ * The unix users named literally (no glob) in the allow rules whose
+ * subjects match user or one of groups, whatever the target or time: fn
+ * gets each, possibly more than once. A hint for clients (the default
+ * User of `bzsshd ssh-config`), never a decision.
+ */
+void bz_policy_unix_users(const struct bz_policy_set *set, const char *user,
+    const char *const *groups, size_t ngroups,
+    void (*fn)(const char *unix_user, void *arg), void *arg);
+
+/*
  * Evaluate as bz_policy_evaluate and say why in one line: the deciding
  * rule with its file:line:column, or for a default deny the closest allow
  * rule (the one matching most of subject, target, unix user, action and

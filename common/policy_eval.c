@@ -440,10 +440,40 @@ bz_policy_evaluate(const struct bz_policy_set *set,
 		d->mfa_max_age = set->rules[allow].mfa_max_age;
 	} else {
 		snprintf(d->reason, sizeof(d->reason), "no policy allows %s "
-		    "to %s as %s on %s", req->user, bz_action_name(req->action),
+		    "to %s%s%.100s as %s on %s", req->user,
+		    bz_action_name(req->action), req->forward != NULL &&
+		    req->action == BZ_ACTION_PORT_FORWARD ? " to " : "",
+		    req->forward != NULL && req->action ==
+		    BZ_ACTION_PORT_FORWARD ? req->forward : "",
 		    req->unix_user, req->target);
 	}
 	one_line(d->reason);
+}
+
+void
+bz_policy_unix_users(const struct bz_policy_set *set, const char *user,
+    const char *const *groups, size_t ngroups,
+    void (*fn)(const char *unix_user, void *arg), void *arg)
+{
+	struct bz_policy_request req;
+	struct ctx c;
+	size_t i, j;
+
+	memset(&req, 0, sizeof(req));
+	req.user = user;
+	req.groups = groups;
+	req.ngroups = ngroups;
+	req.target = req.unix_user = "";
+	ctx_init(&c, &req);
+	for (i = 0; i < set->nrules; i++) {
+		const struct rule *r = &set->rules[i];
+
+		if (r->deny || !match_subject(r, &c))
+			continue;
+		for (j = 0; j < r->unix_users.n; j++)
+			if (!r->unix_users.v[j].glob)
+				fn(r->unix_users.v[j].s, arg);
+	}
 }
 
 int

@@ -14,7 +14,8 @@
 
 #include "buf.h"
 
-#define BZ_JSON_MAX (64u * 1024) /* largest JSON document we parse */
+#define BZ_JSON_MAX (1024u * 1024) /* largest JSON document we parse: a
+                                     * CONTROL frame (BZ_WIRE_MAX_CONTROL) */
 
 /* base64url without padding (libsodium). *out is malloc'ed, NUL-terminated. */
 int bz_b64url_encode(const uint8_t *in, size_t len, char **out);

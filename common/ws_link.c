@@ -244,7 +244,8 @@ on_writeable(struct bz_link *l, struct lws *wsi)
 		    lws_send_pipe_choked(wsi))
 			break;
 	}
-	if (more)
+	if (more || (stop && lws_send_pipe_choked(wsi)))
+		/* lws may still hold the end of the last frame */
 		lws_callback_on_writable(wsi);
 	else if (stop) {
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
