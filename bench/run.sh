@@ -19,35 +19,25 @@ SANDBOX=$SRCDIR/tests/sandbox
 RUNS=${BZ_BENCH_RUNS:-10}
 XRUNS=${BZ_BENCH_XFER_RUNS:-3}
 BYTES=${BZ_BENCH_BYTES:-104857600}
-PY=/usr/bin/python3
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/bz-bench.XXXXXX") || exit 1
 SB=$W/sandbox
-P=$W/plain
-SSHD_PID=
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
+# shellcheck source=bench/lib.sh
+. "$SRCDIR/bench/lib.sh"
+
 cleanup() {
 	local rc=$?
-	if [ -n "$SSHD_PID" ] && kill -0 "$SSHD_PID" 2>/dev/null; then
-		kill "$SSHD_PID" 2>/dev/null
-		for _ in $(seq 30); do kill -0 "$SSHD_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$SSHD_PID" 2>/dev/null
-	fi
+	plain_sshd_stop_all
 	"$SANDBOX" down "$SB" >/dev/null 2>&1
 	if [ $rc -eq 0 ]; then rm -rf "$W"; else say "work files kept in $W"; fi
 	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
-
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # ------------------------------------------------------------ the chain
 say "starting the sandbox (chain)"
@@ -58,64 +48,8 @@ CHAIN=(ssh -F "$BZ_SSH_CONFIG" -o BatchMode=yes web1)
 
 # ------------------------------------------------------------ plain sshd
 say "starting a plain OpenSSH sshd"
-mkdir -p "$P" && chmod 700 "$P"
-ssh-keygen -q -t ed25519 -N '' -f "$P/host_key" || die "ssh-keygen (host key)"
-ssh-keygen -q -t ed25519 -N '' -f "$P/user_key" || die "ssh-keygen (user key)"
-cp "$P/user_key.pub" "$P/authorized_keys"
-chmod 600 "$P/authorized_keys"
-ME=$(id -un)
-PORT=$(free_port)
-if [ "$(id -u)" = 0 ]; then
-	mkdir -p /run/sshd && chmod 755 /run/sshd   # sshd's privilege separation dir
-	ROOTLOGIN="PermitRootLogin prohibit-password"
-else
-	ROOTLOGIN="PermitRootLogin no"
-fi
-cat >"$P/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $PORT
-HostKey $P/host_key
-PidFile $P/sshd.pid
-AuthorizedKeysFile $P/authorized_keys
-UsePAM no
-StrictModes no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-$ROOTLOGIN
-AllowUsers $ME
-PrintMotd no
-PrintLastLog no
-UseDNS no
-Subsystem sftp /usr/lib/openssh/sftp-server
-EOF
-/usr/sbin/sshd -t -f "$P/sshd_config" || die "sshd rejects its config ($P/sshd_config)"
-/usr/sbin/sshd -D -f "$P/sshd_config" -e </dev/null >"$W/sshd.log" 2>&1 &
-SSHD_PID=$!
-echo "[127.0.0.1]:$PORT $(cat "$P/host_key.pub")" >"$P/known_hosts"
-cat >"$P/ssh_config" <<EOF
-Host plain
-    HostName 127.0.0.1
-    Port $PORT
-    User $ME
-    IdentityFile $P/user_key
-    IdentitiesOnly yes
-    IdentityAgent none
-    UserKnownHostsFile $P/known_hosts
-    GlobalKnownHostsFile /dev/null
-    StrictHostKeyChecking yes
-    BatchMode yes
-    ControlMaster no
-    ControlPath none
-    LogLevel ERROR
-EOF
-PLAIN=(ssh -F "$P/ssh_config" plain)
-for _ in $(seq 50); do
-	"${PLAIN[@]}" true </dev/null 2>/dev/null && break
-	kill -0 "$SSHD_PID" 2>/dev/null || { cat "$W/sshd.log" >&2; die "sshd exited"; }
-	sleep 0.1
-done
-"${PLAIN[@]}" true </dev/null || { cat "$W/sshd.log" >&2; die "cannot ssh to the plain sshd"; }
+plain_sshd_start plain
+PLAIN=(ssh -F "$W/plain/ssh_config" plain)
 "${CHAIN[@]}" true </dev/null || die "cannot ssh through the chain"
 
 # ------------------------------------------------------------ measures
