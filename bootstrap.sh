@@ -23,7 +23,8 @@ packages=(
 	libssh-dev libssl-dev libwebsockets-dev libyaml-dev libsodium-dev
 	libjansson-dev libsqlite3-dev liboath-dev libqrencode-dev
 	libcurl4-openssl-dev libcmocka-dev
-	openssh-client openssh-server openssl curl procps passwd
+	openssh-client openssh-server openssh-sftp-server openssl curl procps
+	passwd git
 	python3 python3-pytest python3-cryptography python3-yaml
 )
 
