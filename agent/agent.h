@@ -134,10 +134,7 @@ int replay_check_and_add(struct replay_cache *r, const char *nonce,
 
 /* -------------------------------------------------------------- permit */
 
-/* Environment names: letters, digits, '_', not starting with a digit,
- * at most 64. */
-int permit_env_name_ok(const char *name);
-/* May the client set name? It must be a valid name, not one the agent
+/* May the client set name? It must be a valid name (bz_env_name_ok), not one the agent
  * sets itself (HOME, PATH, SSH_*, ...), and match a pattern of
  * accept_env (NULL: AGENT_ACCEPT_ENV_DEFAULT). */
 int permit_env(const char *accept_env, const char *name);

@@ -254,6 +254,26 @@ child_main(const struct child_plan *p)
 
 /* ---- in the parent ---- */
 
+/* The pty belongs to its user, group tty, mode 0620 (0600 without a tty
+ * group), as sshd's pty_setowner makes it: programs that open their
+ * terminal by name (screen, write, pinentry) need that. */
+static int
+give_tty(int slave, const struct agent_request *req)
+{
+	struct group gr, *g = NULL;
+	char buf[4096];
+	gid_t gid = req->gid;
+	mode_t mode = 0600;
+
+	if (getgrnam_r("tty", &gr, buf, sizeof(buf), &g) == 0 && g != NULL) {
+		gid = g->gr_gid;
+		mode = 0620;
+	}
+	if (fchown(slave, req->uid, gid) != 0 || fchmod(slave, mode) != 0)
+		return -1;
+	return 0;
+}
+
 static int
 set_nonblock_cloexec(int fd)
 {
@@ -321,7 +341,8 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 		if (openpty(&master, &p.pty_slave, NULL, NULL, &ws) != 0 ||
 		    set_nonblock_cloexec(master) != 0 ||
 		    fcntl(p.pty_slave, F_SETFD, FD_CLOEXEC) < 0 ||
-		    ttyname_r(p.pty_slave, tty, sizeof(tty)) != 0) {
+		    ttyname_r(p.pty_slave, tty, sizeof(tty)) != 0 ||
+		    (p.as_root && give_tty(p.pty_slave, req) != 0)) {
 			bz_errf(err, errlen, "cannot allocate a pty: %s",
 			    strerror(errno));
 			goto out;

@@ -41,21 +41,6 @@ next_item(const char **p, char *buf, size_t len)
 }
 
 int
-permit_env_name_ok(const char *name)
-{
-	size_t i, n = strlen(name);
-
-	if (n == 0 || n > 64 || (name[0] >= '0' && name[0] <= '9'))
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((name[i] >= 'A' && name[i] <= 'Z') ||
-		    (name[i] >= 'a' && name[i] <= 'z') ||
-		    (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
-			return 0;
-	return 1;
-}
-
-int
 permit_env(const char *accept_env, const char *name)
 {
 	const char *p = accept_env != NULL ? accept_env :
@@ -63,7 +48,7 @@ permit_env(const char *accept_env, const char *name)
 	char pat[ITEM_MAX];
 	size_t i;
 
-	if (!permit_env_name_ok(name))
+	if (!bz_env_name_ok(name))
 		return 0;
 	for (i = 0; agent_owned[i] != NULL; i++)
 		if (strcmp(agent_owned[i], name) == 0)

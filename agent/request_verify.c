@@ -144,7 +144,7 @@ parse_env(const struct verify_ctx *v, const json_t *o,
 	json_object_foreach(env, k, val) {
 		const char *s;
 
-		if (!permit_env_name_ok(k) || !json_is_string(val) ||
+		if (!bz_env_name_ok(k) || !json_is_string(val) ||
 		    json_string_length(val) > REQUEST_ENV_VALUE_MAX ||
 		    strlen(json_string_value(val)) != json_string_length(val))
 			return BZ_ERR_FORMAT;

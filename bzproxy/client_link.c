@@ -22,7 +22,6 @@
 #define CHANNELS_MAX 256          /* open channels per SSH connection */
 #define COMMAND_MAX BZ_WIRE_COMMAND_MAX
 #define ENV_MAX 64
-#define ENV_NAME_MAX 64
 #define ENV_VALUE_MAX 4096
 #define TERM_MAX 64
 #define SUBSYSTEM_MAX 64
@@ -157,16 +156,6 @@ clean_pty(const json_t *pty)
 	    v[0], "rows", v[1], "width", v[2], "height", v[3]);
 }
 
-static int
-env_name_ok(const char *k)
-{
-	size_t n = strlen(k);
-
-	return n > 0 && n <= ENV_NAME_MAX && !(k[0] >= '0' && k[0] <= '9') &&
-	    strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789_") == n;
-}
-
 /* "client": {"addr": IP, "port": N, "server_port": N}, where bzsshd sees
  * ssh and the port ssh asked for (the agent's SSH_CLIENT and
  * SSH_CONNECTION): kept only when well formed. */
@@ -201,7 +190,7 @@ clean_env(const json_t *env)
 	if (out == NULL || env == NULL || !json_is_object(env))
 		return out;
 	json_object_foreach((json_t *)env, k, v) {
-		if (!env_name_ok(k) || !json_is_string(v) ||
+		if (!bz_env_name_ok(k) || !json_is_string(v) ||
 		    json_string_length(v) > ENV_VALUE_MAX ||
 		    strlen(json_string_value(v)) != json_string_length(v) ||
 		    json_object_size(out) >= ENV_MAX)

@@ -90,6 +90,8 @@ struct bz_conn {
 	int64_t refused_ms;     /* when; a connection that opens no channel
 	                         * is ended after BZ_REFUSED_LINGER_MS */
 	int refused_told;       /* a channel carried the reason */
+	int64_t told_gone_ms;   /* when the last channel went, after a
+	                         * refusal or a lost link */
 
 	struct bz_chan *chans;
 	uint32_t next_id;

@@ -17,7 +17,6 @@
 
 #define TERM_MAX 64
 #define ENV_MAX 64            /* variables per channel */
-#define ENV_NAME_MAX 64
 #define ENV_VALUE_MAX 4096
 #define SUBSYSTEM_MAX 64
 
@@ -86,16 +85,6 @@ on_window_change(ssh_session s, ssh_channel channel, int cols, int rows,
 	return 0;
 }
 
-static int
-env_name_ok(const char *k)
-{
-	size_t n = strlen(k);
-
-	return n > 0 && n <= ENV_NAME_MAX && !(k[0] >= '0' && k[0] <= '9') &&
-	    strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789_") == n;
-}
-
 /* SendEnv / SetEnv: every well-formed variable goes to the target, which
  * decides which names it takes (bzagent's accept_env) and logs the rest. */
 static int
@@ -105,7 +94,7 @@ on_env(ssh_session s, ssh_channel channel, const char *name,
 	struct bz_chan *ch = ud;
 
 	if (ch->started || name == NULL || value == NULL ||
-	    !env_name_ok(name) || strlen(value) > ENV_VALUE_MAX) {
+	    !bz_env_name_ok(name) || strlen(value) > ENV_VALUE_MAX) {
 		bz_debug("channel %u: environment variable refused (name or "
 		    "size)", ch->id);
 		return 1;

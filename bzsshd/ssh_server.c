@@ -413,16 +413,28 @@ make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
 	return BZ_OK;
 }
 
-/* Refused: end once a channel told the user why and is gone, or when
- * none came (ssh -N) after BZ_REFUSED_LINGER_MS. */
+/*
+ * Nothing left to serve: access was refused or the link to bzproxy was
+ * lost, a channel told the user why, and every channel is gone. ssh then
+ * disconnects: we go when it has (the loop sees that), or after
+ * BZ_REFUSED_LINGER_MS (a ControlMaster stays), so that its goodbye does
+ * not meet a closed pipe ("Broken pipe"). A refused connection that opens
+ * no channel (ssh -N) ends after BZ_REFUSED_LINGER_MS, the reason on our
+ * stderr.
+ */
 static int
-refusal_over(struct bz_conn *c)
+done_serving(struct bz_conn *c, int ended_for_link)
 {
-	if (!c->refused || bz_chan_count(c) > 0)
+	int64_t now = bz_now_ms();
+
+	if (bz_chan_count(c) > 0 || !(c->refused || ended_for_link))
 		return 0;
-	if (c->refused_told)
-		return 1;
-	if (bz_now_ms() - c->refused_ms < BZ_REFUSED_LINGER_MS)
+	if (c->refused_told || ended_for_link) {
+		if (c->told_gone_ms == 0)
+			c->told_gone_ms = now;
+		return now - c->told_gone_ms >= BZ_REFUSED_LINGER_MS;
+	}
+	if (now - c->refused_ms < BZ_REFUSED_LINGER_MS)
 		return 0;
 	/* ssh -N: no channel will carry it */
 	fprintf(stderr, "bzsshd: %s\n", c->reason);
@@ -458,9 +470,7 @@ event_loop(struct bz_conn *c)
 		bz_chan_pump(c);
 		if (!ssh_is_connected(c->session))
 			break;
-		if (ended_for_link && bz_chan_count(c) == 0)
-			break;
-		if (refusal_over(c))
+		if (done_serving(c, ended_for_link))
 			break;
 	}
 	if (!c->authed)

@@ -139,6 +139,16 @@ bz_json_str(const json_t *obj, const char *key)
 }
 
 int
+bz_env_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= BZ_ENV_NAME_MAX && !(name[0] >= '0' &&
+	    name[0] <= '9') && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+int
 bz_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	char *p, *s;

@@ -38,6 +38,11 @@ char *bz_json_dump(const json_t *obj);
 /* Member as string if present and a string, else NULL. */
 const char *bz_json_str(const json_t *obj, const char *key);
 
+#define BZ_ENV_NAME_MAX 64
+/* An environment variable name as clients may send one: letters, digits
+ * and '_', not starting with a digit, 1 to BZ_ENV_NAME_MAX bytes. */
+int bz_env_name_ok(const char *name);
+
 /*
  * Write data to path atomically with mode 0600 (temp file + fsync + rename),
  * creating parent directories 0700 as needed.

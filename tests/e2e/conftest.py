@@ -1,9 +1,12 @@
 # Shared fixtures for the end-to-end tests: one sandbox (tests/sandbox up) for
 # the whole session, and helpers that run the real OpenSSH client through it,
 # with or without a pseudo-terminal.
+import contextlib
+import json
 import os
 import re
 import select
+import signal
 import shutil
 import struct
 import subprocess
@@ -54,6 +57,53 @@ class Sandbox:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
+
+    def audit_mark(self):
+        """Where the audit log ends now (for audit_events)."""
+        try:
+            return os.path.getsize(self.audit_log)
+        except OSError:
+            return 0
+
+    def audit_events(self, since=0, event=None):
+        """Audit events written after byte offset since (whole lines only),
+        of one kind when event is given."""
+        try:
+            with open(self.audit_log, "rb") as f:
+                f.seek(since)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")[:-1]  # not a line still being written
+        out = [json.loads(l) for l in lines if l.strip()]
+        return [e for e in out if event is None or e.get("event") == event]
+
+    @contextlib.contextmanager
+    def policy_edited(self, edit):
+        """Run the block with the sandbox policy rewritten by edit(text)
+        and reloaded (SIGHUP); the original is back, reloaded, after."""
+        pol = os.path.join(self.policy_dir, "sandbox.yaml")
+        with open(pol) as f:
+            orig = f.read()
+        changed = edit(orig)
+        assert changed != orig, "the edit changed nothing"
+        pid = int(self.proxy_pid)
+
+        def put(text):
+            with open(pol + ".tmp", "w") as f:
+                f.write(text)
+            os.rename(pol + ".tmp", pol)
+            os.kill(pid, signal.SIGHUP)
+
+        put(changed)
+        try:
+            yield
+        finally:
+            try:
+                put(orig)
+            except ProcessLookupError:
+                pass
+            time.sleep(1)
 
     def totp(self, *args):
         return subprocess.run([self.env["BZ_TOTP_CMD"], *args], check=True,
@@ -179,6 +229,28 @@ class PtyProc:
             os.close(self.master)
         except OSError:
             pass
+
+
+def ppid(pid):
+    """Parent of a process, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def proc_kb(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in kB (VmRSS now, VmHWM the
+    peak), or None once the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def pgrep(pattern, user=None):

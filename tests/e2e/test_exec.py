@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from conftest import pgrep, wait_until
+from conftest import pgrep, ppid, proc_kb, wait_until
 
 
 def test_exec_output_and_status(sandbox):
@@ -29,18 +29,6 @@ def test_stdin_piped_through(sandbox):
     data = os.urandom(10 * 1024 * 1024)
     r = sandbox.ssh("web1", "sha256sum", input=data, timeout=120, check_rc=0)
     assert r.stdout.decode().split()[0] == hashlib.sha256(data).hexdigest()
-
-
-def _peak_rss_kb(pid):
-    """VmHWM (peak resident set) of a process, or None once it is gone."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def test_large_upload_intact_and_bounded(sandbox, tmp_path):
@@ -71,12 +59,12 @@ def test_large_upload_intact_and_bounded(sandbox, tmp_path):
         try:
             # ssh's ProxyCommand child is bzsshd (ssh execs it)
             kids = wait_until(lambda: [
-                k for k in pgrep(r"bzsshd .*--stdio") if _ppid(k) == p.pid],
+                k for k in pgrep(r"bzsshd .*--stdio") if ppid(k) == p.pid],
                 20)
             peak = 0
             while p.poll() is None:
                 for k in kids:
-                    v = _peak_rss_kb(k)
+                    v = proc_kb(k, "VmHWM")
                     if v is not None:
                         peak = max(peak, v)
                 time.sleep(0.2)
@@ -91,14 +79,6 @@ def test_large_upload_intact_and_bounded(sandbox, tmp_path):
     assert kids, "bzsshd (ssh's ProxyCommand) not found"
     # libssh may hold ~2 MB and our queue as much: far below this
     assert 0 < peak < 64 * 1024, "bzsshd peak RSS %d kB" % peak
-
-
-def _ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_download(sandbox):

@@ -5,7 +5,6 @@
 # under. The agents run on this machine, so the "remote" files are local
 # files owned by the sandbox's unix user.
 import hashlib
-import json
 import os
 import shlex
 import subprocess
@@ -82,18 +81,6 @@ def remote(mode, path):
     """An scp operand for a path on web1: legacy scp hands it to the remote
     shell, so it is quoted; SFTP mode takes it as it is."""
     return "web1:" + (shlex.quote(path) if mode == "legacy" else path)
-
-
-def audit_size(sandbox):
-    return os.path.getsize(sandbox.audit_log)
-
-
-def audit_since(sandbox, offset, event="channel"):
-    with open(sandbox.audit_log, "rb") as f:
-        f.seek(offset)
-        lines = f.read().split(b"\n")[:-1]  # not a line still being written
-    objs = [json.loads(l) for l in lines]
-    return [o for o in objs if o.get("event") == event]
 
 
 @pytest.fixture
@@ -293,11 +280,11 @@ def test_sftp_reget_and_reput(sandbox, remote_dir, local_dir):
 
 
 def test_other_subsystem_refused_and_audited(sandbox):
-    offset = audit_size(sandbox)
+    offset = sandbox.audit_mark()
     r = sandbox.ssh("-s", "web1", "netconf", check_rc=255)
     err = r.stderr.decode(errors="replace")
     assert "netconf" in err and "only sftp" in err, err
-    ev = [o for o in audit_since(sandbox, offset)
+    ev = [o for o in sandbox.audit_events(offset, "channel")
           if o.get("subsystem") == "netconf"]
     assert len(ev) == 1, ev
     assert ev[0]["decision"] == "deny" and ev[0]["target"] == "web1", ev
@@ -309,13 +296,13 @@ def test_other_subsystem_refused_and_audited(sandbox):
 def test_transfer_audited_action(sandbox, remote_dir, local_dir, how, action):
     src = local_dir / "audited.txt"
     src.write_bytes(b"audited\n")
-    offset = audit_size(sandbox)
+    offset = sandbox.audit_mark()
     if how == "sftp":
         sftp_batch(sandbox, 'put "%s" "%s/"\n' % (src, remote_dir), local_dir)
     else:
         mode = "legacy" if how == "scp-legacy" else "sftp"
         scp(sandbox, mode, str(src), remote(mode, remote_dir + "/"))
-    ev = audit_since(sandbox, offset)
+    ev = sandbox.audit_events(offset, "channel")
     assert len(ev) == 1, ev
     assert ev[0]["action"] == action and ev[0]["decision"] == "allow", ev[0]
     assert ev[0]["target"] == "web1" and \

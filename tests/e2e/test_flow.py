@@ -8,20 +8,9 @@ import subprocess
 import tempfile
 import time
 
-from conftest import pgrep, wait_until
+from conftest import pgrep, proc_kb, wait_until
 
 BOUND_KB = 48 * 1024  # growth allowed while the reader sleeps
-
-
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def test_stopped_reader_bounded_and_not_blocking(sandbox):
@@ -44,7 +33,7 @@ def test_stopped_reader_bounded_and_not_blocking(sandbox):
         bzsshd = new.pop()
         procs = {"bzsshd": bzsshd, "bzproxy": int(sandbox.proxy_pid),
                  "bzagent": int(open(sandbox.agent_web1_pidfile).read())}
-        before = {k: rss_kb(p) for k, p in procs.items()}
+        before = {k: proc_kb(p) for k, p in procs.items()}
         slow = subprocess.Popen(
             ["bash", "-c", '"$@" | (sleep 5; head -c 1048576 | wc -c)', "x"]
             + base + ["web1", "cat /dev/zero"], stdout=subprocess.PIPE,
@@ -62,7 +51,7 @@ def test_stopped_reader_bounded_and_not_blocking(sandbox):
         peak = dict(before)
         while slow.poll() is None and time.time() - t0 < 6:
             for k, p in procs.items():
-                v = rss_kb(p)
+                v = proc_kb(p)
                 if v is not None and peak[k] is not None:
                     peak[k] = max(peak[k], v)
             time.sleep(0.2)

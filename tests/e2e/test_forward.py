@@ -7,7 +7,6 @@
 # process starts on 127.0.0.1 (the agents run on this machine).
 import hashlib
 import http.server
-import json
 import os
 import random
 import shutil
@@ -19,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import pgrep, wait_until
+from conftest import pgrep, ppid, wait_until
 
 SSH_TIMEOUT = 60
 
@@ -169,42 +168,12 @@ def stop(p):
             p.wait()
 
 
-def _ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def bzsshd_children(p):
-    return [k for k in pgrep(r"bzsshd .*--stdio") if _ppid(k) == p.pid]
-
-
-def audit_size(sandbox):
-    try:
-        return os.path.getsize(sandbox.audit_log)
-    except OSError:
-        return 0
-
-
-def audit_events(sandbox, since):
-    """Audit events written after byte offset `since`."""
-    with open(sandbox.audit_log, "rb") as f:
-        f.seek(since)
-        data = f.read()
-    out = []
-    for line in data.split(b"\n"):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # a line still being written
-    return out
+    return [k for k in pgrep(r"bzsshd .*--stdio") if ppid(k) == p.pid]
 
 
 def wait_audit(sandbox, since, pred, timeout=10):
-    return wait_until(lambda: [e for e in audit_events(sandbox, since) if pred(e)],
+    return wait_until(lambda: [e for e in sandbox.audit_events(since) if pred(e)],
                       timeout)
 
 
@@ -224,7 +193,7 @@ def test_local_forward_bulk_banner_halfclose(sandbox, echo_server, tmp_path):
     args = ["-N", "-o", "ExitOnForwardFailure=yes"]
     for lp, s in zip(lports, servers):
         args += ["-L", "%d:127.0.0.1:%d" % (lp, s.port)]
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     p = start_ssh_bg(sandbox, args + ["web1"], str(tmp_path / "ssh-L.err"))
     try:
         for lp in lports:
@@ -298,7 +267,7 @@ def test_local_forward_bulk_banner_halfclose(sandbox, echo_server, tmp_path):
         banner_srv.close()
         sha_srv.close()
     # nothing left behind: bzsshd gone, local ports closed
-    assert wait_until(lambda: not [k for k in kids if _ppid(k) is not None], 10), \
+    assert wait_until(lambda: not [k for k in kids if ppid(k) is not None], 10), \
         "bzsshd still running after ssh -L was killed: %r" % kids
     assert wait_until(lambda: not any(is_listening(lp) for lp in lports), 5)
     assert not bzsshd_children(p)
@@ -447,7 +416,7 @@ def test_dynamic_forward_socks(sandbox, tmp_path):
                      str(tmp_path / "ssh-D.err"))
     env = {k: v for k, v in os.environ.items()
            if not k.lower().endswith("_proxy")}
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     try:
         wait_listening(p, lp)
         for host in ("127.0.0.1", "localhost"):
@@ -475,7 +444,7 @@ def test_dynamic_forward_socks(sandbox, tmp_path):
 # ------------------------------------------------------------------ refusals
 
 def test_stdio_forward_denied_by_policy(sandbox):
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     t0 = time.time()
     r = sandbox.ssh("-W", "10.255.255.1:80", "web1", timeout=30)
     dt = time.time() - t0
@@ -487,7 +456,7 @@ def test_stdio_forward_denied_by_policy(sandbox):
     assert "access denied" in err, err
     evs = wait_audit(sandbox, since, lambda e: e.get("event") == "channel"
                      and e.get("forward") == "10.255.255.1:80")
-    assert evs, audit_events(sandbox, since)
+    assert evs, sandbox.audit_events(since)
     assert evs[0].get("action") == "port_forward", evs
     assert evs[0].get("decision") == "deny", evs
     assert evs[0].get("target") == "web1", evs
@@ -495,7 +464,7 @@ def test_stdio_forward_denied_by_policy(sandbox):
 
 def test_local_forward_denied_closes_connection(sandbox, echo_server, tmp_path):
     lp_bad, lp_good = free_port(), free_port()
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     p = start_ssh_bg(sandbox, ["-N", "-L", "%d:10.255.255.1:80" % lp_bad,
                                "-L", "%d:127.0.0.1:%d" % (lp_good, echo_server.port),
                                "web1"], str(tmp_path / "ssh-L-deny.err"))
@@ -532,7 +501,7 @@ def test_local_forward_denied_closes_connection(sandbox, echo_server, tmp_path):
 def test_stdio_forward_closed_port(sandbox):
     port = free_port()  # nobody listens there
     assert not is_listening(port)
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     t0 = time.time()
     r = sandbox.ssh("-W", "127.0.0.1:%d" % port, "web1", timeout=30)
     dt = time.time() - t0
@@ -548,7 +517,7 @@ def test_stdio_forward_closed_port(sandbox):
 
 
 def test_remote_forward_refused(sandbox):
-    since = audit_size(sandbox)
+    since = sandbox.audit_mark()
     t0 = time.time()
     r = sandbox.ssh("-N", "-R", "0:127.0.0.1:22", "-o", "ExitOnForwardFailure=yes",
                     "web1", timeout=30)
@@ -558,5 +527,5 @@ def test_remote_forward_refused(sandbox):
     assert dt < 10, "took %.1f s" % dt
     assert "remote forwarding (ssh -R) is not available through bzproxy" in err, err
     evs = wait_audit(sandbox, since, lambda e: e.get("event") == "request_refused")
-    assert evs, audit_events(sandbox, since)
+    assert evs, sandbox.audit_events(since)
     assert evs[0].get("decision") == "deny" and evs[0].get("target") == "web1", evs

@@ -4,7 +4,6 @@
 # on parallel channels, and the master really shared (one bzproxy session).
 import concurrent.futures
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -17,22 +16,8 @@ import pytest
 from conftest import wait_until
 
 
-def audit_events(sandbox, since=0):
-    with open(sandbox.audit_log, "rb") as f:
-        f.seek(since)
-        data = f.read()
-    out = []
-    for line in data.split(b"\n"):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # a line still being written
-    return out
-
-
 def count_session_opens(sandbox):
-    return sum(1 for e in audit_events(sandbox) if e.get("event") == "session_open")
+    return sum(1 for e in sandbox.audit_events() if e.get("event") == "session_open")
 
 
 class Master:
@@ -174,7 +159,7 @@ def test_mux_master_is_shared(sandbox, master):
     assert count_session_opens(sandbox) == before, \
         "the commands opened bzproxy sessions of their own"
     # and the audit did see the 20 commands (as channels of one session)
-    chans = [e for e in audit_events(sandbox) if e.get("event") == "channel"
+    chans = [e for e in sandbox.audit_events() if e.get("event") == "channel"
              and e.get("command", "").startswith("echo ")
              and e.get("decision") == "allow"]
     sids = {e.get("sid") for e in chans[-20:]}
