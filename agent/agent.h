@@ -60,6 +60,8 @@ struct agent_config {
 	char *permit_open;       /* forward destinations (sshd PermitOpen:
 	                          * "host:port ...", "any" or "none") */
 	char *sftp_server;       /* program for subsystem sftp; NULL: none */
+	int allow_root;          /* serve root (default no) */
+	char *unix_users;        /* globs of the users served; NULL: any */
 };
 
 #define AGENT_ACCEPT_ENV_DEFAULT "LANG LC_* LANGUAGE TERM COLORTERM " \
@@ -138,6 +140,9 @@ int replay_check_and_add(struct replay_cache *r, const char *nonce,
  * sets itself (HOME, PATH, SSH_*, ...), and match a pattern of
  * accept_env (NULL: AGENT_ACCEPT_ENV_DEFAULT). */
 int permit_env(const char *accept_env, const char *name);
+/* Does this target serve name? unix_users NULL: every user (root aside:
+ * that is allow_root's); else name must match one of its globs. */
+int permit_unix_user(const char *unix_users, const char *name);
 /* Is a permit_open setting well formed? 0, or BZ_ERR_INVALID naming the
  * bad entry in err. */
 int permit_open_check(const char *list, char *err, size_t errlen);
@@ -202,6 +207,8 @@ struct verify_ctx {
 					 * nonce was recorded the first time */
 	time_t now;
 	uid_t euid;                     /* who we run as */
+	int allow_root;                 /* our config: serve root */
+	const char *unix_users;         /* our config: NULL = any */
 	const char *accept_env;         /* patterns; NULL: the default */
 	const char *permit_open;        /* NULL: any */
 	const char *sftp_server;        /* NULL: no sftp subsystem */
@@ -221,8 +228,8 @@ enum verify_result {
  * checked again on a recheck), the request's own members (a subsystem we
  * serve, a forward destination permit_open allows), the ID token (our
  * JWKS, iss, aud, exp, signature) with email == user, the unix user
- * (exists, not uid 0 unless root_allowed, our own user when we are not
- * root). Environment names accept_env does not match are left out and
+ * (one our config serves -- never root or uid 0 without allow_root --,
+ * existing, our own user when we are not root). Environment names accept_env does not match are left out and
  * listed in env_refused. On
  * VERIFY_OK req is complete; otherwise reason holds one line fit for the
  * client and the log (never a token or signature) and req holds what was

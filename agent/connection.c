@@ -403,6 +403,8 @@ on_request(struct agent *a, const struct bz_frame *f,
 	v.recheck = retry;
 	v.now = time(NULL);
 	v.euid = geteuid();
+	v.allow_root = a->cfg->allow_root;
+	v.unix_users = a->cfg->unix_users;
 	v.accept_env = a->cfg->accept_env;
 	v.permit_open = a->cfg->permit_open;
 	v.sftp_server = a->cfg->sftp_server;
@@ -784,6 +786,11 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	/* connects to bzproxy meanwhile; requests wait for the keys */
 	bz_jwks_cache_set_notify(a.jwks, jwks_notify, &a.wake[1]);
 	bz_info("bzagent %s starting as %s", AGENT_VERSION, cfg->name);
+	bz_info("serving unix users: %s; root: %s; forwards to: %s; sftp: %s",
+	    cfg->unix_users != NULL ? cfg->unix_users : "any",
+	    cfg->allow_root ? "yes" : "no (allow_root)",
+	    cfg->permit_open != NULL ? cfg->permit_open : "any",
+	    cfg->sftp_server != NULL ? cfg->sftp_server : "none");
 	while (!a.stop)
 		if (loop_once(&a, pfd, sizeof(pfd) / sizeof(pfd[0])) != 0)
 			goto out;

@@ -35,8 +35,8 @@ usage(FILE *f)
 "For every channel it checks, on its own and before running anything:\n"
 "bzproxy's signature on the request (the key pinned in CONFIG), that the\n"
 "request is for this machine, fresh and not replayed, the user's ID token\n"
-"against the IdP's published keys, and the unix user (never root unless\n"
-"the policy allows it). Then it runs a login shell or SHELL -c COMMAND as\n"
+"against the IdP's published keys, and the unix user (one it serves: never\n"
+"root unless its own allow_root says yes). Then it runs a login shell or SHELL -c COMMAND as\n"
 "that user, on a pseudo-terminal when the client asked for one, the\n"
 "sftp-server for sftp and scp, or a TCP connection for ssh -L/-W/-D.\n"
 "When not run as root it can serve only its own user.\n"
@@ -71,6 +71,11 @@ usage(FILE *f)
 "                                  entries (HOST a glob, PORT or *)\n"
 "  sftp_server: PATH               program for sftp (default: OpenSSH's\n"
 "                                  sftp-server where the system has it)\n"
+"  unix_users: \"deploy app-*\"     the only unix users served (globs;\n"
+"                                  default: any)\n"
+"  allow_root: no                  serve root (uid 0) at all (default no):\n"
+"                                  this machine's word, whatever bzproxy\n"
+"                                  and its policies say\n"
 "\n"
 "Signals: SIGTERM and SIGINT end every running session (SIGHUP, then\n"
 "SIGKILL after 1 s) and exit 0. SIGHUP is ignored.\n"
@@ -91,7 +96,8 @@ short_usage(void)
 static const char *const config_keys[] = {
 	"name", "proxy_url", "ca_file", "proxy_public_key", "identity_key",
 	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file",
-	"accept_env", "permit_open", "sftp_server", NULL,
+	"accept_env", "permit_open", "sftp_server", "allow_root", "unix_users",
+	NULL,
 };
 
 static void
@@ -112,6 +118,7 @@ config_free(struct agent_config *c)
 	free(c->accept_env);
 	free(c->permit_open);
 	free(c->sftp_server);
+	free(c->unix_users);
 	sodium_memzero(c, sizeof(*c));
 }
 
@@ -152,6 +159,17 @@ dup_opt(const struct bz_config *cfg, const char *key, char **out)
 	if (v == NULL)
 		return 0;
 	return (*out = strdup(v)) == NULL ? -1 : 0;
+}
+
+/* yes/true -> 1, no/false -> 0, else -1. */
+static int
+yes_no(const char *v)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+		return 1;
+	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+		return 0;
+	return -1;
 }
 
 /* sftp_server, or the first of AGENT_SFTP_SERVER_PATHS that exists
@@ -226,8 +244,14 @@ load_config(const char *path, const char *enrol_token,
 	    (c->oidc_ca_file = bz_config_path(cfg, "oidc.ca_file")) == NULL))
 		goto oom;
 	if (dup_opt(cfg, "accept_env", &c->accept_env) != 0 ||
-	    dup_opt(cfg, "permit_open", &c->permit_open) != 0)
+	    dup_opt(cfg, "permit_open", &c->permit_open) != 0 ||
+	    dup_opt(cfg, "unix_users", &c->unix_users) != 0)
 		goto oom;
+	if ((v = bz_config_get(cfg, "allow_root")) != NULL &&
+	    (c->allow_root = yes_no(v)) < 0) {
+		bz_errf(err, el, "%s: allow_root must be yes or no", path);
+		goto out;
+	}
 	if (permit_open_check(c->permit_open, err, el) != 0)
 		goto out;
 	if (find_sftp_server(cfg, &c->sftp_server, err, el) != 0)

@@ -1,8 +1,9 @@
 /*
  * permit.c: what this target itself lets a client ask for, on top of the
- * policy bzproxy applied: environment names (accept_env, as sshd's
- * AcceptEnv) and port-forward destinations (permit_open, as sshd's
- * PermitOpen). Both are space-separated lists from the agent's config.
+ * policy bzproxy applied: the unix users it serves (unix_users),
+ * environment names (accept_env, as sshd's AcceptEnv) and port-forward
+ * destinations (permit_open, as sshd's PermitOpen). All are
+ * space-separated lists from the agent's config.
  */
 #include "agent.h"
 
@@ -53,6 +54,20 @@ permit_env(const char *accept_env, const char *name)
 	for (i = 0; agent_owned[i] != NULL; i++)
 		if (strcmp(agent_owned[i], name) == 0)
 			return 0;
+	while (next_item(&p, pat, sizeof(pat)) > 0)
+		if (fnmatch(pat, name, 0) == 0)
+			return 1;
+	return 0;
+}
+
+int
+permit_unix_user(const char *unix_users, const char *name)
+{
+	const char *p = unix_users;
+	char pat[ITEM_MAX];
+
+	if (unix_users == NULL)
+		return 1;
 	while (next_item(&p, pat, sizeof(pat)) > 0)
 		if (fnmatch(pat, name, 0) == 0)
 			return 1;

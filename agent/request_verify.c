@@ -217,18 +217,27 @@ parse_pty(const json_t *o, struct agent_request *req)
 	return BZ_OK;
 }
 
-/* The unix user: exists, root only when allowed, ours when not root. */
+/*
+ * The unix user: one this target serves (its own config decides, never
+ * the request: a bzproxy that asks for root gets no further than its
+ * policy would), existing, ours when we are not root.
+ */
 static enum verify_result
-check_unix_user(const struct verify_ctx *v, const json_t *o,
-    struct agent_request *req, char *reason, size_t rl)
+check_unix_user(const struct verify_ctx *v, struct agent_request *req,
+    char *reason, size_t rl)
 {
 	struct passwd pw, *p, me, *pme;
 	char *buf = NULL, *mebuf = NULL;
 	enum verify_result res = VERIFY_REFUSED;
-	int root_allowed = json_is_true(json_object_get(o, "root_allowed"));
 
-	if (strcmp(req->unix_user, "root") == 0 && !root_allowed) {
-		bz_errf(reason, rl, "root is not allowed here");
+	if (strcmp(req->unix_user, "root") == 0 && !v->allow_root) {
+		bz_errf(reason, rl, "root is not allowed here (the agent's "
+		    "allow_root)");
+		goto out;
+	}
+	if (!permit_unix_user(v->unix_users, req->unix_user)) {
+		bz_errf(reason, rl, "%s does not serve unix user %s (the "
+		    "agent's unix_users)", v->name, req->unix_user);
 		goto out;
 	}
 	if ((p = lookup_user(req->unix_user, 0, &pw, &buf)) == NULL) {
@@ -236,10 +245,10 @@ check_unix_user(const struct verify_ctx *v, const json_t *o,
 		    req->unix_user, v->name);
 		goto out;
 	}
-	if (p->pw_uid == 0 && !root_allowed) {
+	if (p->pw_uid == 0 && !v->allow_root) {
 		/* another name for uid 0 is still root */
 		bz_errf(reason, rl, "user %s has uid 0 and root is not "
-		    "allowed here", req->unix_user);
+		    "allowed here (the agent's allow_root)", req->unix_user);
 		goto out;
 	}
 	if (v->euid != 0 && p->pw_uid != v->euid) {
@@ -467,7 +476,7 @@ agent_request_verify(const struct verify_ctx *v, const struct bz_frame *f,
 		REFUSE("request has no ID token");
 	if ((res = check_token(v, token, req->user, reason, rl)) != VERIFY_OK)
 		goto out;
-	res = check_unix_user(v, o, req, reason, rl);
+	res = check_unix_user(v, req, reason, rl);
  out:
 	json_decref(o);
 	return res;

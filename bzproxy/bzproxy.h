@@ -264,6 +264,7 @@ struct bzp_chan {
 struct bzp_client {
 	struct bzp_conn *conn;
 	enum bzp_client_state state;
+	uint8_t challenge[32];  /* signed by login, hello, whoami (pop.h) */
 	json_t *pending_login;  /* login held while keys are refreshed */
 	uint64_t keys_seen;     /* JWKS fetches ended when it was held */
 	uint32_t sid;           /* non-zero once READY */

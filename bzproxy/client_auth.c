@@ -17,12 +17,15 @@
 #include "buf.h"
 #include "jwks_cache.h"
 #include "jwt.h"
+#include "pop.h"
 #include "log.h"
 #include "util.h"
 
 #define MFA_MAX_TRIES 3
 #define SALT_MAX 64
 #define NO_LOGIN "no valid login: run bzsshd login"
+#define NO_POP "not signed by the key of your login (a copied session "\
+	"file?): run bzsshd login"
 
 /* A string member of at most max bytes, or NULL. */
 static const char *
@@ -74,6 +77,30 @@ check_totp(struct bzp_server *s, const char *email, const char *code)
 	}
 	sodium_memzero(&u, sizeof(u));
 	return r;
+}
+
+/*
+ * The request's "sig": the client key (b64url public key ck) over the
+ * link's challenge, t and fields (common/pop.h). Proves that who sends it
+ * holds the key the login committed to.
+ */
+static int
+pop_ok(const struct bzp_client *cl, const json_t *req, const char *t,
+    const char *ck, const char *const *fields, size_t n)
+{
+	uint8_t *pk = NULL;
+	size_t pklen = 0;
+	int ok;
+
+	if (ck == NULL || bz_b64url_decode(ck, strlen(ck), 32, &pk,
+	    &pklen) != 0 || pklen != 32) {
+		free(pk);
+		return 0;
+	}
+	ok = bz_pop_verify(pk, t, cl->challenge, fields, n,
+	    str_member(req, "sig", 128)) == 0;
+	free(pk);
+	return ok;
 }
 
 /* b64url(SHA-256(client_key || salt)): what the ID token's nonce must be. */
@@ -239,7 +266,7 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 	struct bzp_server *s = cl->conn->srv;
 	struct bz_jwt_expect exp;
 	const char *id_token, *salt, *ck, *code, *email;
-	char err[BZP_ERRLEN], why[BZP_ERRLEN + 128], *nonce = NULL;
+	char err[BZP_ERRLEN], why[BZP_ERRLEN + 128], *nonce = NULL, *th;
 	json_t *claims = NULL, *groups, *ev;
 	struct bzp_user u;
 	enum bz_totp_result tr;
@@ -258,6 +285,16 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 		    "or nonce_salt)");
 		return;
 	}
+	th = bz_pop_token_field(id_token);
+	if (th == NULL || !pop_ok(cl, req, "login", ck,
+	    (const char *const[]){ th }, 1)) {
+		free(th);
+		free(nonce);
+		login_refused(cl, NULL, "the login is not signed by its client "
+		    "key over this link's challenge");
+		return;
+	}
+	free(th);
 	memset(&exp, 0, sizeof(exp));
 	exp.issuer = s->cfg->issuer;
 	exp.audience = s->cfg->audience;
@@ -526,6 +563,10 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
+	if (!pop_ok(cl, req, "whoami", rec.client_key, NULL, 0)) {
+		bzp_conn_fail(cl->conn, NO_POP);
+		goto out;
+	}
 	if ((users = json_array()) == NULL)
 		goto oom;
 	bz_policy_unix_users(s->policy, cl->user, cl->group_v, cl->ngroups,
@@ -587,6 +628,12 @@ do_hello(struct bzp_client *cl, const json_t *req)
 
 	if (load_session(cl, token, &rec, why, sizeof(why)) != 0) {
 		hello_refused(cl, NULL, why);
+		goto out;
+	}
+	/* the session token alone is no proof: its key must sign */
+	if (!pop_ok(cl, req, "hello", rec.client_key,
+	    (const char *const[]){ target, uu }, 2)) {
+		hello_refused(cl, NULL, NO_POP);
 		goto out;
 	}
 	if ((r = bzp_store_agent_get(s->store, target, &arec)) != 0) {

@@ -31,10 +31,23 @@
 struct bzp_client *
 bzp_client_new(struct bzp_conn *c)
 {
-	struct bzp_client *cl = calloc(1, sizeof(*cl));
+	struct bzp_client *cl;
+	char *nonce = NULL;
+	json_t *o = NULL;
 
-	if (cl != NULL)
-		cl->conn = c;
+	if ((cl = calloc(1, sizeof(*cl))) == NULL)
+		return NULL;
+	cl->conn = c;
+	/* what login, hello and whoami sign with the client key (pop.h) */
+	randombytes_buf(cl->challenge, sizeof(cl->challenge));
+	if (bz_b64url_encode(cl->challenge, sizeof(cl->challenge),
+	    &nonce) != 0 || (o = json_pack("{s:s, s:s}", "t", "challenge",
+	    "nonce", nonce)) == NULL || bzp_conn_send_json(c, 0, 0, o) != 0) {
+		free(cl);
+		cl = NULL;
+	}
+	json_decref(o);
+	free(nonce);
 	return cl;
 }
 
@@ -273,12 +286,11 @@ build_request(struct bzp_client *cl, uint32_t id, const struct chan_req *r,
 
 	if (bz_random_b64url(16, &nonce) != 0)
 		return NULL;
-	req = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:b, s:s, "
+	req = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, "
 	    "s:I, s:s}", "t", r->kind, "action", bz_action_name(r->action),
 	    "sid", (json_int_t)cl->sid, "ch", (json_int_t)id, "target",
 	    cl->target, "unix_user", cl->unix_user, "user", cl->user,
-	    "id_token", cl->id_token, "root_allowed",
-	    strcmp(cl->unix_user, "root") == 0, "rule", rule, "ts",
+	    "id_token", cl->id_token, "rule", rule, "ts",
 	    (json_int_t)time(NULL), "nonce", nonce);
 	free(nonce);
 	if (req == NULL)

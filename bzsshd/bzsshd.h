@@ -22,6 +22,7 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "pop.h"
 #include "ws_link.h"
 
 #define BZSSHD_ERRLEN 256
@@ -58,6 +59,9 @@ int bz_session_save(const char *dir, const struct bz_session *s, char *err,
     size_t errlen);
 /* Zero secrets and free members. */
 void bz_session_clear(struct bz_session *s);
+/* The session's client key (Ed25519 secret key) into sk: 0 or
+ * BZ_ERR_INVALID when the file's is malformed. */
+int bz_session_client_key(const struct bz_session *s, uint8_t sk[64]);
 /* Path of the host key, created (ed25519, 0600) when missing; mode checked. */
 int bz_host_key_ensure(const char *dir, char **path, char *err,
     size_t errlen);
@@ -93,10 +97,23 @@ struct bz_target {
 int bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t);
 
 /* ---- proxy_ask.c ---- */
-/* Send req on a new /v1/client link and return bzproxy's first answer on
- * channel 0 in *ans (an "error" answer included). */
-int bz_proxy_ask(const char *proxy, const char *ca, const json_t *req,
-    json_t **ans, char *err, size_t errlen);
+/* Builds a request that signs bzproxy's challenge (NULL on failure). */
+typedef json_t *(*bz_request_builder)(
+    const uint8_t challenge[BZ_POP_CHALLENGE_LEN], void *arg);
+/* On a new /v1/client link, wait for bzproxy's challenge, send what build
+ * makes of it, and return bzproxy's answer on channel 0 in *ans (an
+ * "error" answer included). */
+int bz_proxy_ask(const char *proxy, const char *ca, bz_request_builder build,
+    void *arg, json_t **ans, char *err, size_t errlen);
+/* A {"t":"challenge","nonce":B64URL} message: 0 with its bytes, or
+ * BZ_ERR_INVALID. */
+int bz_challenge_parse(const json_t *o,
+    uint8_t challenge[BZ_POP_CHALLENGE_LEN]);
+/* The client key's proof (common/pop.h) for a message of type t: sets
+ * "sig" in o, signed with the secret key sk. 0 or BZ_ERR_*. */
+int bz_sign_pop(json_t *o, const uint8_t sk[64], const char *t,
+    const uint8_t challenge[BZ_POP_CHALLENGE_LEN], const char *const *fields,
+    size_t n);
 
 /* ---- login.c / config_cmd.c ---- */
 int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);

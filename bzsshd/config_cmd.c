@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "buf.h"
 #include "log.h"
@@ -65,6 +66,25 @@ bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv)
 	return rc;
 }
 
+/* whoami, signed over the challenge with the session's client key. */
+static json_t *
+build_whoami(const uint8_t challenge[BZ_POP_CHALLENGE_LEN], void *arg)
+{
+	const struct bz_session *s = arg;
+	uint8_t sk[64];
+	json_t *req = NULL;
+
+	if (bz_session_client_key(s, sk) == 0 &&
+	    (req = json_pack("{s:s, s:s}", "t", "whoami", "session",
+	    s->session)) != NULL &&
+	    bz_sign_pop(req, sk, "whoami", challenge, NULL, 0) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	sodium_memzero(sk, sizeof(sk));
+	return req;
+}
+
 /* Unix users allowed literally (2 = "several"); *one is the user when
  * exactly one. A hint from the policies, through bzproxy's whoami. */
 static void
@@ -73,7 +93,7 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 {
 	char err[BZSSHD_ERRLEN];
 	struct bz_session s;
-	json_t *req = NULL, *ans = NULL, *v;
+	json_t *ans = NULL, *v;
 	const char *t;
 	size_t i, used = 0;
 
@@ -83,9 +103,7 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 		    "use --user or run `bzsshd login` first\n", err);
 		return;
 	}
-	if ((req = json_pack("{s:s, s:s}", "t", "whoami", "session",
-	    s.session)) == NULL ||
-	    bz_proxy_ask(s.proxy, s.ca_file, req, &ans, err,
+	if (bz_proxy_ask(s.proxy, s.ca_file, build_whoami, &s, &ans, err,
 	    sizeof(err)) != 0 || (t = bz_json_str(ans, "t")) == NULL ||
 	    strcmp(t, "whoami_ok") != 0) {
 		if (ans != NULL && bz_json_str(ans, "reason") != NULL)
@@ -111,7 +129,6 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 	if (json_is_array(v) && json_array_size(v) != 1)
 		one[0] = '\0';
  out:
-	json_decref(req);
 	json_decref(ans);
 	bz_session_clear(&s);
 }

@@ -496,24 +496,50 @@ read_totp(int from_stdin, char *code, size_t len, char *err, size_t errlen)
 	return BZ_OK;
 }
 
+struct login_req {
+	const struct oidc *o;
+	const char *id_token, *totp;
+};
+
+/* The login, signed over bzproxy's challenge with the key the ID token's
+ * nonce commits to. */
+static json_t *
+build_login(const uint8_t challenge[BZ_POP_CHALLENGE_LEN], void *arg)
+{
+	const struct login_req *l = arg;
+	char *salt = b64(l->o->salt, sizeof(l->o->salt));
+	char *pk = b64(l->o->pk, sizeof(l->o->pk));
+	char *th = bz_pop_token_field(l->id_token);
+	json_t *req = NULL;
+
+	if (salt != NULL && pk != NULL && th != NULL &&
+	    (req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "t", "login",
+	    "id_token", l->id_token, "nonce_salt", salt, "client_key", pk,
+	    "totp", l->totp)) != NULL &&
+	    bz_sign_pop(req, l->o->sk, "login", challenge,
+	    (const char *const[]){ th }, 1) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	free(salt);
+	free(pk);
+	free(th);
+	return req;
+}
+
 /* Send login to bzproxy and wait for login_ok; fills s. */
 static int
 proxy_login(const struct login_args *a, const struct oidc *o,
     const char *id_token, const char *totp, struct bz_session *s,
     char *err, size_t errlen)
 {
-	char *salt = b64(o->salt, sizeof(o->salt));
-	char *pk = b64(o->pk, sizeof(o->pk));
-	json_t *req = NULL, *ans = NULL, *exp;
+	struct login_req lr = { o, id_token, totp };
+	json_t *ans = NULL, *exp;
 	const char *t, *v;
-	int r = BZ_ERR_ALLOC;
+	int r;
 
-	if (salt == NULL || pk == NULL ||
-	    (req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "t", "login",
-	    "id_token", id_token, "nonce_salt", salt, "client_key", pk,
-	    "totp", totp)) == NULL)
-		goto out;
-	if ((r = bz_proxy_ask(a->proxy, a->ca, req, &ans, err, errlen)) != 0)
+	if ((r = bz_proxy_ask(a->proxy, a->ca, build_login, &lr, &ans, err,
+	    errlen)) != 0)
 		goto out;
 	r = BZ_ERR_INVALID;
 	t = bz_json_str(ans, "t");
@@ -538,10 +564,7 @@ proxy_login(const struct login_args *a, const struct oidc *o,
 		goto out;
 	r = BZ_OK;
  out:
-	json_decref(req);
 	json_decref(ans);
-	free(salt);
-	free(pk);
 	return r;
 }
 

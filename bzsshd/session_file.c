@@ -189,6 +189,24 @@ bz_session_clear(struct bz_session *s)
 	memset(s, 0, sizeof(*s));
 }
 
+int
+bz_session_client_key(const struct bz_session *s, uint8_t sk[64])
+{
+	uint8_t *d = NULL;
+	size_t n = 0;
+	int r = BZ_ERR_INVALID;
+
+	if (s->client_key != NULL && bz_b64url_decode(s->client_key,
+	    strlen(s->client_key), 64, &d, &n) == 0 && n == 64) {
+		memcpy(sk, d, 64);
+		r = BZ_OK;
+	}
+	if (d != NULL)
+		sodium_memzero(d, n);
+	free(d);
+	return r;
+}
+
 /* Create a new ed25519 key at path, 0600 from the start (umask). */
 static int
 host_key_create(const char *path, char *err, size_t errlen)

@@ -78,6 +78,9 @@ struct bz_conn {
 	const struct bz_target *target;
 	struct ssh_server_callbacks_struct scb;
 
+	const struct bz_session *sess;
+	uint8_t client_sk[64];  /* secret: signs hello (pop.h) */
+	int hello_sent;
 	enum bz_auth_state auth;
 	char reason[BZSSHD_ERRLEN];
 	int mfa_tries;

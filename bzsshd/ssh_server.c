@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "backoff.h"
 #include "log.h"
@@ -65,7 +66,31 @@ setup_signals(int wake_fd)
 
 /* ---- frames from the link ---- */
 
-/* Connection-level control (channel 0): the answers to hello / mfa. */
+/* hello, signed over bzproxy's challenge with the session's client key
+ * (common/pop.h): the session token alone proves nothing. */
+static void
+send_hello(struct bz_conn *c, const json_t *challenge)
+{
+	uint8_t ch[BZ_POP_CHALLENGE_LEN];
+	json_t *o = NULL;
+
+	c->hello_sent = 1;
+	if (bz_challenge_parse(challenge, ch) != 0 ||
+	    (o = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello", "session",
+	    c->sess->session, "target", c->target->host, "unix_user",
+	    c->target->user)) == NULL ||
+	    bz_sign_pop(o, c->client_sk, "hello", ch, (const char *const[]){
+	    c->target->host, c->target->user }, 2) != 0 ||
+	    bz_link_send_json(c->link, 0, o) != 0) {
+		c->auth = BZ_AUTH_DENIED;
+		snprintf(c->reason, sizeof(c->reason), "cannot say hello to "
+		    "bzproxy (malformed challenge or session file)");
+	}
+	json_decref(o);
+}
+
+/* Connection-level control (channel 0): the challenge, the answers to
+ * hello / mfa. */
 static void
 on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 {
@@ -85,7 +110,9 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 	reason = bz_json_str(o, "reason");
 	if (t == NULL)
 		t = "";
-	if (c->authed && strcmp(t, "error") != 0) {
+	if (strcmp(t, "challenge") == 0 && !c->hello_sent) {
+		send_hello(c, o);
+	} else if (c->authed && strcmp(t, "error") != 0) {
 		bz_debug("bzproxy: ignored \"%.32s\" on channel 0", t);
 	} else if (strcmp(t, "hello_ok") == 0 && c->auth == BZ_AUTH_PENDING) {
 		c->auth = BZ_AUTH_OK;
@@ -371,21 +398,6 @@ on_wake(socket_t fd, int revents, void *ud)
 
 /* ---- set-up ---- */
 
-static int
-send_hello(struct bz_link *l, const struct bz_session *s,
-    const struct bz_target *t)
-{
-	json_t *o;
-	int r;
-
-	o = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello", "session",
-	    s->session, "target", t->host, "unix_user", t->user);
-	if (o == NULL)
-		return BZ_ERR_ALLOC;
-	r = bz_link_send_json(l, 0, o);
-	json_decref(o);
-	return r;
-}
 
 static int
 make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
@@ -509,14 +521,19 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		snprintf(c.reason, sizeof(c.reason), "not logged in (%.150s): "
 		    "run `bzsshd login`", err);
 		refuse(&c);
+	} else if (bz_session_client_key(&sess, c.client_sk) != 0) {
+		snprintf(c.reason, sizeof(c.reason), "the session file has no "
+		    "valid client key: run `bzsshd login`");
+		refuse(&c);
 	} else if ((r = bz_link_start(sess.proxy, "/v1/client", sess.ca_file,
-	    wake[1], &c.link, err, sizeof(err))) != 0 ||
-	    (r = send_hello(c.link, &sess, t)) != 0) {
-		/* bzproxy first: hello travels during the key exchange */
+	    wake[1], &c.link, err, sizeof(err))) != 0) {
+		/* bzproxy first: its TLS handshake runs during the key
+		 * exchange; hello answers its challenge */
 		snprintf(c.reason, sizeof(c.reason), "%s", err[0] ? err :
 		    "cannot reach bzproxy");
 		refuse(&c);
 	}
+	c.sess = &sess;
 	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
 	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
 		bz_error("%s", err);
@@ -541,6 +558,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		goto out;
 	}
 	ssh_set_blocking(c.session, 0);
+	bz_conn_drain(&c); /* hello, if the challenge is in already */
 	if ((c.event = ssh_event_new()) == NULL ||
 	    ssh_event_add_session(c.event, c.session) != SSH_OK ||
 	    ssh_event_add_fd(c.event, wake[0], POLLIN, on_wake, &c) !=
@@ -577,5 +595,6 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		close(wake[1]);
 	free(keypath);
 	bz_session_clear(&sess);
+	sodium_memzero(c.client_sk, sizeof(c.client_sk));
 	return rc;
 }

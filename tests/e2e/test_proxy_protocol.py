@@ -1,114 +1,18 @@
 # bzproxy's side of the wire protocol, spoken raw over wss: paths and
 # subprotocol, violations closed with a reason, hello without a login, and
 # agent enrolment (one-time token, pinned key).
-import base64
-import json
 import os
-import socket
-import ssl
-import struct
 import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from conftest import SRCDIR
 
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def unb64u(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-class WS:
-    """A bare websocket client: enough to send any bytes we like."""
-
-    def __init__(self, sandbox, path, proto="bz.v1"):
-        ctx = ssl.create_default_context(cafile=sandbox.ca)
-        ctx.check_hostname = False
-        raw = socket.create_connection(("127.0.0.1", int(sandbox.proxy_port)), timeout=10)
-        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\n"
-               % (path, base64.b64encode(os.urandom(16)).decode()))
-        if proto:
-            req += "Sec-WebSocket-Protocol: %s\r\n" % proto
-        self.s.sendall((req + "\r\n").encode())
-        resp = b""
-        while b"\r\n\r\n" not in resp:
-            d = self.s.recv(4096)
-            if not d:
-                break
-            resp += d
-        head, _, self.buf = resp.partition(b"\r\n\r\n")
-        self.status = head.split(b"\r\n")[0].decode(errors="replace")
-        self.upgraded = " 101 " in self.status
-
-    def send(self, payload, opcode=2, fin=True):
-        mask = os.urandom(4)
-        n = len(payload)
-        b0 = (0x80 if fin else 0) | opcode
-        if n < 126:
-            hdr = struct.pack("!BB", b0, 0x80 | n)
-        elif n < 65536:
-            hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
-        else:
-            hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
-        self.s.sendall(hdr + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload)))
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-
-    def recv(self):
-        """(opcode, payload); pings are answered."""
-        while True:
-            self._need(2)
-            op, n, off = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
-            if n == 126:
-                self._need(4)
-                n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-            elif n == 127:
-                self._need(10)
-                n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-            self._need(off + n)
-            data, self.buf = self.buf[off:off + n], self.buf[off + n:]
-            if op == 9:
-                self.send(data, opcode=10)
-                continue
-            return op, data
-
-    def control(self):
-        """Next CONTROL frame's JSON, or ("close", reason) / ("eof", None)."""
-        try:
-            op, data = self.recv()
-        except (EOFError, OSError):
-            return ("eof", None)
-        if op == 8:
-            return ("close", data[2:].decode(errors="replace"))
-        assert op == 2 and data[1] == 1, (op, data[:24])
-        return json.loads(data[24:])
-
-    def close_reason(self):
-        """Skip frames until the close; its reason ('' on a bare EOF)."""
-        while True:
-            m = self.control()
-            if isinstance(m, tuple):
-                return m[1] or ""
-
-
-def frame(t, payload=b"", flags=0, sid=0, ch=0):
-    return struct.pack("!BBHIIQI", 1, t, flags, sid, ch, 0, len(payload)) + payload
-
-
-def control(obj, ch=0):
-    return frame(1, json.dumps(obj).encode(), ch=ch)
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
+from bzwire import WS, b64u, control, frame, unb64u  # noqa: E402
 
 
 def proxy_cli(sandbox, *args):
@@ -172,6 +76,7 @@ def test_violations_close_with_reason(sandbox, what):
 
 def test_fragmented_message_is_reassembled(sandbox):
     ws = WS(sandbox, "/v1/client")
+    assert ws.control()["t"] == "challenge"
     m = control({"t": "hello", "session": "no-such-session", "target": "web1",
                  "unix_user": sandbox.unix_user})
     ws.send(m[:10], fin=False)

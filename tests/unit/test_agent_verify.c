@@ -146,11 +146,12 @@ request(const char *extra)
 	json_t *o, *x;
 
 	assert_int_equal(bz_random_b64url(32, &nonce), 0);
-	o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:n,"
+	o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:n,"
 	    "s:{s:s,s:s},s:s,s:I,s:s}",
-	    "t", "exec", "action", "exec", "sid", (json_int_t)SID, "ch", (json_int_t)CH,
+	    "t", "exec", "action", "exec", "sid", (json_int_t)SID,
+	    "ch", (json_int_t)CH,
 	    "target", NAME, "unix_user", "nobody", "user", EMAIL,
-	    "id_token", tok, "root_allowed", 0, "command", "echo hi",
+	    "id_token", tok, "command", "echo hi",
 	    "pty", "env", "LANG", "C.UTF-8", "LD_PRELOAD", "/tmp/evil.so",
 	    "rule", "ops", "ts", (json_int_t)NOW, "nonce", nonce);
 	assert_non_null(o);
@@ -470,11 +471,32 @@ test_unix_user(void **state)
 
 	check("{\"unix_user\":\"root\"}", VERIFY_REFUSED, "root is not "
 	    "allowed");
-	check("{\"unix_user\":\"root\",\"root_allowed\":true}", VERIFY_OK,
-	    NULL);
-	/* root_allowed must be the JSON true, not a truthy string */
-	check("{\"unix_user\":\"root\",\"root_allowed\":\"yes\"}",
-	    VERIFY_REFUSED, "root is not allowed");
+	/* the request cannot ask for root: only our own config says so */
+	check("{\"unix_user\":\"root\",\"root_allowed\":true}",
+	    VERIFY_REFUSED, "allow_root");
+	v = ctx(rc, 0);
+	v.allow_root = 1;
+	o = request("{\"unix_user\":\"root\"}");
+	frame_for(&s, o, K.proxy_sk, SID, CH);
+	expect(&v, &s, VERIFY_OK, NULL);
+	json_decref(o);
+	/* unix_users: only the users this target serves */
+	v = ctx(rc, 0);
+	v.unix_users = "daemon app-*";
+	o = request(NULL); /* nobody */
+	frame_for(&s, o, K.proxy_sk, SID, CH);
+	expect(&v, &s, VERIFY_REFUSED, "does not serve unix user nobody");
+	json_decref(o);
+	o = request("{\"unix_user\":\"daemon\"}");
+	frame_for(&s, o, K.proxy_sk, SID, CH);
+	expect(&v, &s, VERIFY_OK, NULL);
+	json_decref(o);
+	/* a glob never serves root without allow_root */
+	v.unix_users = "*";
+	o = request("{\"unix_user\":\"root\"}");
+	frame_for(&s, o, K.proxy_sk, SID, CH);
+	expect(&v, &s, VERIFY_REFUSED, "allow_root");
+	json_decref(o);
 	check("{\"unix_user\":\"no-such-user-bz\"}", VERIFY_REFUSED,
 	    "no such user");
 	check("{\"unix_user\":\"\"}", VERIFY_REFUSED, "no unix_user");
