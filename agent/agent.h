@@ -5,8 +5,9 @@
  *   connection.c      the link to bzproxy: connect, handshake, reconnect
  *                     with backoff, frame dispatch, the poll loop
  *   key_wait.c        requests held while the IdP's keys are refreshed
- *   replay.c          bounded set of recently seen request nonces
- *   request_verify.c  a signed channel request -> a checked agent_request
+ *   request_verify.c  bzproxy's signed envelope; what a request asks for
+ *   session.c         sessions: the client's SYN, our SYNACK, the chain
+ *   permit.c          what this target allows (users, env, forwards)
  *   child.c           fork/exec of the user's command (pty or pipes)
  *   forward.c         TCP connections for port forwarding, opened on
  *                     worker threads (name lookup and connect block)
@@ -119,21 +120,6 @@ int key_wait_timeout(const struct key_wait *w, int64_t now_ms);
 /* Zero and free a list of messages. */
 void key_wait_free_msgs(struct bz_link_msg *m);
 
-/* -------------------------------------------------------- replay cache */
-
-#define REPLAY_KEEP_S 240    /* a nonce is remembered this long */
-#define REPLAY_MAX 8192      /* bound on remembered nonces */
-
-struct replay_cache;
-
-struct replay_cache *replay_new(void);
-void replay_free(struct replay_cache *r);
-/* Record nonce seen at now. Returns 0 when new, BZ_ERR_FORMAT when seen in
- * the last REPLAY_KEEP_S seconds, BZ_ERR_TOO_BIG when the set is full of
- * live entries (the request must then be refused, never let through). */
-int replay_check_and_add(struct replay_cache *r, const char *nonce,
-    time_t now);
-
 /* -------------------------------------------------------------- permit */
 
 /* May the client set name? It must be a valid name (bz_env_name_ok), not one the agent
@@ -202,9 +188,6 @@ struct verify_ctx {
 	const char *name;               /* our target name */
 	const char *issuer, *audience;
 	const struct bz_jwks *jwks;     /* NULL while none fetched */
-	struct replay_cache *replay;
-	int recheck;                    /* a held request tried again: its
-					 * nonce was recorded the first time */
 	time_t now;
 	uid_t euid;                     /* who we run as */
 	int allow_root;                 /* our config: serve root */
@@ -220,24 +203,93 @@ enum verify_result {
 	VERIFY_NEED_KEYS = 2,   /* no JWKS yet / unknown kid: refetch keys */
 };
 
+#define ENVELOPE_MAX_TTL_S 600  /* bzproxy's envelopes live no longer */
+
+/* bzproxy's signed envelope around a message the client signed. */
+struct envelope {
+	uint32_t sid, ch;        /* from the frame, checked against it */
+	int allowed;             /* bzproxy's decision */
+	char *action, *rule;     /* its policy action and rule, or NULL */
+	char *reason;            /* for a deny, or NULL */
+	uint8_t *csm;            /* the client's signed bytes */
+	size_t csm_len;
+	json_t *msg;             /* their JSON */
+	const char *t;           /* msg's "t" */
+};
+
 /*
- * Check a CONTROL frame carrying a channel request, in this order: the
- * proxy signature (BZ_FLAG_PROXY_SIGNED, JSON || 64-byte Ed25519 sig), the
- * JSON, "t" exec/shell/subsystem/forward, target == our name, sid/ch ==
- * the frame header, ts within REQUEST_MAX_SKEW_S, the nonce not seen (not
- * checked again on a recheck), the request's own members (a subsystem we
- * serve, a forward destination permit_open allows), the ID token (our
- * JWKS, iss, aud, exp, signature) with email == user, the unix user
- * (one our config serves -- never root or uid 0 without allow_root --,
- * existing, our own user when we are not root). Environment names accept_env does not match are left out and
- * listed in env_refused. On
- * VERIFY_OK req is complete; otherwise reason holds one line fit for the
- * client and the log (never a token or signature) and req holds what was
- * read before the refusal (for the log). Free req in both cases.
+ * Open a CONTROL frame from bzproxy: its signature (BZ_FLAG_PROXY_SIGNED,
+ * by the key pinned in our config), session and channel equal to the
+ * frame's, an expiry within ENVELOPE_MAX_TTL_S, a decision, and the
+ * client's signed message inside (parsed, not yet verified: that is
+ * session.c's). On VERIFY_REFUSED reason holds one line fit for the client
+ * and the log (never a token or a signature). Free e in both cases.
  */
-enum verify_result agent_request_verify(const struct verify_ctx *v,
-    const struct bz_frame *f, struct agent_request *req, char *reason,
-    size_t reasonlen);
+enum verify_result envelope_open(const struct verify_ctx *v,
+    const struct bz_frame *f, struct envelope *e, char *reason, size_t rl);
+void envelope_free(struct envelope *e);
+
+/* ------------------------------------------------------------- session */
+
+#define AGENT_MAX_SESSIONS 1024
+
+/* A session (one SSH connection) whose SYN we accepted. */
+struct agent_session {
+	struct agent_session *next;
+	uint32_t sid;
+	uint8_t client_pk[32];   /* every message is signed by it */
+	uint8_t last_hash[32];   /* of the last message (our SYNACK first) */
+	uint64_t last_seq;
+	int broken;              /* a message broke the chain */
+	char *user;              /* the IdP identity (the token's email) */
+	int64_t token_exp;       /* the ID token's expiry */
+	char *unix_user, *home, *shell;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct session_table;
+
+struct session_table *sessions_new(void);
+void sessions_free(struct session_table *t);
+struct agent_session *sessions_find(struct session_table *t, uint32_t sid);
+size_t sessions_count(const struct session_table *t);
+/* Forget a session (closed by the client, or the link went down). */
+void sessions_drop(struct session_table *t, uint32_t sid);
+void sessions_drop_all(struct session_table *t);
+
+/*
+ * A SYN (e->t "syn", channel 0): allowed by bzproxy; signed by the client
+ * key it names; seq 0; fresh (REQUEST_MAX_SKEW_S); for our name; an ID
+ * token our JWKS verifies (iss, aud, exp, signature) whose nonce is
+ * b64url(SHA-256(client key || nonce_salt)); a unix user our config
+ * serves. On VERIFY_OK the session is added and *synack (malloc'ed) is
+ * our answer, signed with agent_sk. VERIFY_NEED_KEYS: fetch the IdP's
+ * keys and try again.
+ */
+enum verify_result session_syn(struct session_table *t,
+    const struct verify_ctx *v, const struct envelope *e,
+    const uint8_t agent_pk[32], const uint8_t agent_sk[64],
+    uint8_t **synack, size_t *synack_len, char *reason, size_t rl);
+/*
+ * A later message of session s: signed by its client key, seq one more
+ * than the last, prev the hash of the last (b64url), its channel the
+ * frame's, fresh. 0 and the chain moves on, or BZ_ERR_INVALID with reason
+ * and the session is broken for good.
+ */
+int session_next(struct agent_session *s, const struct verify_ctx *v,
+    const struct envelope *e, char *reason, size_t rl);
+/*
+ * What a verified message of s asks for (exec, shell, subsystem,
+ * forward), read from the client's bytes: req is complete on VERIFY_OK
+ * (a subsystem we serve, a forward permit_open allows, the action
+ * bzproxy named matching the request's kind, environment names
+ * accept_env does not match left out and listed in env_refused).
+ * Free req in both cases.
+ */
+enum verify_result session_request(const struct agent_session *s,
+    const struct verify_ctx *v, const struct envelope *e,
+    struct agent_request *req, char *reason, size_t rl);
 
 /* ---------------------------------------------------------------- child */
 
@@ -327,9 +379,13 @@ int chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch,
 
 /* A non-request frame from bzproxy for channel (f->session_id,
  * f->channel_id): DATA, EOF, CLOSE, WINDOW, or an unsigned CONTROL
- * (window_change, signal). */
+ * (window_change). */
 void chans_frame(struct chan_table *t, struct bz_link *link,
     const struct bz_frame *f);
+/* A signed signal request for (sid, ch): SSH's name ("TERM") to the
+ * child's process group, if it still runs. */
+void chans_signal(struct chan_table *t, uint32_t sid, uint32_t ch,
+    const char *name);
 /* The client link of sid went away: every channel of it is closed. */
 void chans_session_closed(struct chan_table *t, uint32_t sid);
 /* The link to bzproxy is gone: end every channel without telling anyone. */

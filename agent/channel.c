@@ -331,10 +331,9 @@ static void
 on_control(struct bz_link *link, struct chan *c, const struct bz_frame *f)
 {
 	char err[AGENT_ERRLEN];
-	const char *t, *name;
+	const char *t;
 	enum agent_req_kind kind;
 	json_t *o;
-	int sig;
 
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
 	    sizeof(err))) == NULL) {
@@ -366,14 +365,6 @@ on_control(struct bz_link *link, struct chan *c, const struct bz_frame *f)
 			if (ioctl(c->out_fd, TIOCSWINSZ, &ws) != 0)
 				bz_debug("channel %s: TIOCSWINSZ: %s", c->tag,
 				    strerror(errno));
-		}
-	} else if (t != NULL && strcmp(t, "signal") == 0) {
-		name = bz_json_str(o, "name");
-		if (name == NULL || (sig = signal_number(name)) == 0)
-			bz_debug("channel %s: unknown signal ignored", c->tag);
-		else if (!c->reaped) {
-			bz_info("channel %s: signal %s", c->tag, name);
-			(void)kill(-c->pid, sig);
 		}
 	} else if (t != NULL && agent_req_kind_parse(t, &kind) == 0) {
 		/* one request per channel, and never unsigned */
@@ -427,6 +418,21 @@ chans_frame(struct chan_table *t, struct bz_link *link,
 		chan_violation(link, c, "unexpected frame type");
 		break;
 	}
+}
+
+void
+chans_signal(struct chan_table *t, uint32_t sid, uint32_t ch,
+    const char *name)
+{
+	struct chan *c = chan_find(t, sid, ch);
+	int sig = signal_number(name);
+
+	if (c == NULL || sig == 0 || c->reaped) {
+		bz_debug("channel %u/%u: signal %.32s ignored", sid, ch, name);
+		return;
+	}
+	bz_info("channel %s: signal %s", c->tag, name);
+	(void)kill(-c->pid, sig);
 }
 
 void

@@ -51,8 +51,8 @@ struct agent {
 	int stop;
 	struct chan_table *chans;
 	struct bz_jwks_cache *jwks;
-	struct key_wait *held;   /* requests waiting for the IdP's keys */
-	struct replay_cache *replay;
+	struct key_wait *held;   /* SYNs waiting for the IdP's keys */
+	struct session_table *sessions;
 	struct fwd_pool *fwd;    /* forward channels still connecting */
 };
 
@@ -71,6 +71,7 @@ link_down(struct agent *a, const char *why)
 	}
 	chans_link_lost(a->chans);
 	key_wait_drop_all(a->held); /* nobody left to answer */
+	sessions_drop_all(a->sessions);
 	fwd_pool_cancel_all(a->fwd);
 	if (a->phase == PH_READY) {
 		/* A link that held a while was fine: start over. And the
@@ -363,64 +364,102 @@ take_forwards(struct agent *a)
 	}
 }
 
-/*
- * A signed channel request, in *mp. retry: it was held for the IdP's keys
- * and its wait is over. *mp is taken (set to NULL) when it is held.
- */
+/* What our config and the moment tell the checks (JWKS aside). */
 static void
-on_request(struct agent *a, const struct bz_frame *f,
-    struct bz_link_msg **mp, int retry)
+verify_ctx_fill(const struct agent *a, struct verify_ctx *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->proxy_pk = a->cfg->proxy_pk;
+	v->name = a->cfg->name;
+	v->issuer = a->cfg->oidc_issuer;
+	v->audience = a->cfg->oidc_audience;
+	v->now = time(NULL);
+	v->euid = geteuid();
+	v->allow_root = a->cfg->allow_root;
+	v->unix_users = a->cfg->unix_users;
+	v->accept_env = a->cfg->accept_env;
+	v->permit_open = a->cfg->permit_open;
+	v->sftp_server = a->cfg->sftp_server;
+}
+
+/* Say no on (sid, ch); for channel 0 (a session) without a CLOSE. */
+static void
+refuse(struct agent *a, uint32_t sid, uint32_t ch, const char *reason)
+{
+	json_t *o;
+
+	if (ch != 0) {
+		agent_send_failed(a->link, sid, ch, reason);
+		return;
+	}
+	o = json_pack("{s:s, s:s}", "t", "failed", "reason", reason);
+	(void)agent_send_json(a->link, sid, 0, o);
+	json_decref(o);
+}
+
+/* A SYN: check it, start the session, answer with our signed SYNACK. */
+static void
+on_syn(struct agent *a, struct verify_ctx *v, const struct envelope *e,
+    const struct bz_frame *f, struct bz_link_msg **mp, int retry)
+{
+	char reason[AGENT_ERRLEN];
+	uint8_t *synack = NULL;
+	size_t n = 0;
+	enum verify_result res;
+	struct agent_session *s;
+
+	v->jwks = bz_jwks_cache_lock(a->jwks);
+	res = session_syn(a->sessions, v, e, a->cfg->pk, a->cfg->sk, &synack,
+	    &n, reason, sizeof(reason));
+	bz_jwks_cache_unlock(a->jwks);
+	v->jwks = NULL;
+	if (res == VERIFY_NEED_KEYS &&
+	    hold_for_keys(a, f, mp, retry, reason, sizeof(reason)))
+		return;
+	if (res != VERIFY_OK) {
+		bz_warn("session %u: refused: %s", e->sid, reason);
+		refuse(a, e->sid, 0, reason);
+		return;
+	}
+	if (bz_link_send_frame(a->link, BZ_FRAME_CONTROL,
+	    BZ_FLAG_AGENT_SIGNED, e->sid, 0, synack, n) != 0)
+		bz_warn("session %u: cannot queue the SYNACK", e->sid);
+	free(synack);
+	s = sessions_find(a->sessions, e->sid);
+	bz_info("session %u: %s as %s (rule %s)", e->sid, s->user,
+	    s->unix_user, e->rule != NULL ? e->rule : "?");
+}
+
+/* An allowed exec, shell, subsystem or forward of session s. */
+static void
+run_request(struct agent *a, const struct verify_ctx *v,
+    const struct agent_session *s, const struct envelope *e)
 {
 	struct agent_request req;
 	struct child_proc cp;
-	struct verify_ctx v;
-	enum verify_result res;
 	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
 
-	if (!retry && (chans_exists(a->chans, f->session_id, f->channel_id) ||
-	    key_wait_has(a->held, f->session_id, f->channel_id) ||
-	    fwd_pool_has(a->fwd, f->session_id, f->channel_id))) {
-		/* bzproxy allows one request per channel; answering would
-		 * end the channel that runs, so only log it */
+	if (chans_exists(a->chans, e->sid, e->ch) ||
+	    fwd_pool_has(a->fwd, e->sid, e->ch)) {
+		/* one request per channel; answering would end the running
+		 * one, so only log it */
 		bz_warn("channel %u/%u: second request on a running channel "
-		    "ignored", f->session_id, f->channel_id);
+		    "ignored", e->sid, e->ch);
 		return;
 	}
-	if (chans_count(a->chans) + key_wait_count(a->held) +
-	    fwd_pool_count(a->fwd) >= AGENT_MAX_CHANNELS) {
-		bz_warn("channel %u/%u: refused: %d channels running",
-		    f->session_id, f->channel_id, AGENT_MAX_CHANNELS);
-		agent_send_failed(a->link, f->session_id, f->channel_id,
-		    "too many channels on this agent");
+	if (chans_count(a->chans) + fwd_pool_count(a->fwd) >=
+	    AGENT_MAX_CHANNELS) {
+		bz_warn("channel %u/%u: refused: %d channels running", e->sid,
+		    e->ch, AGENT_MAX_CHANNELS);
+		agent_send_failed(a->link, e->sid, e->ch, "too many channels "
+		    "on this agent");
 		return;
 	}
-	memset(&v, 0, sizeof(v));
-	v.proxy_pk = a->cfg->proxy_pk;
-	v.name = a->cfg->name;
-	v.issuer = a->cfg->oidc_issuer;
-	v.audience = a->cfg->oidc_audience;
-	v.replay = a->replay;
-	v.recheck = retry;
-	v.now = time(NULL);
-	v.euid = geteuid();
-	v.allow_root = a->cfg->allow_root;
-	v.unix_users = a->cfg->unix_users;
-	v.accept_env = a->cfg->accept_env;
-	v.permit_open = a->cfg->permit_open;
-	v.sftp_server = a->cfg->sftp_server;
-	v.jwks = bz_jwks_cache_lock(a->jwks);
-	res = agent_request_verify(&v, f, &req, reason, sizeof(reason));
-	bz_jwks_cache_unlock(a->jwks);
-	if (res == VERIFY_NEED_KEYS &&
-	    hold_for_keys(a, f, mp, retry, reason, sizeof(reason)))
-		goto out;
-	if (res != VERIFY_OK) {
+	if (session_request(s, v, e, &req, reason, sizeof(reason)) !=
+	    VERIFY_OK) {
 		snprintf(line, sizeof(line), "refused: %s", reason);
-		req.sid = f->session_id;
-		req.ch = f->channel_id;
 		log_request(&req, 0, line);
-		agent_send_failed(a->link, f->session_id, f->channel_id,
-		    reason);
+		agent_send_failed(a->link, e->sid, e->ch, reason);
 		goto out;
 	}
 	if (req.kind == REQ_FORWARD) {
@@ -455,6 +494,59 @@ on_request(struct agent *a, const struct bz_frame *f,
 	agent_request_free(&req);
 }
 
+/*
+ * An envelope from bzproxy, in *mp: a SYN starts a session; a later
+ * message must continue its session's chain, and runs when bzproxy
+ * allowed it (a denied one only moves the chain on). retry: a SYN held
+ * for the IdP's keys whose wait is over. *mp is taken when it is held.
+ */
+static void
+on_envelope(struct agent *a, const struct bz_frame *f,
+    struct bz_link_msg **mp, int retry)
+{
+	struct envelope e;
+	struct verify_ctx v;
+	struct agent_session *s;
+	char reason[AGENT_ERRLEN];
+	const char *name;
+
+	verify_ctx_fill(a, &v);
+	if (envelope_open(&v, f, &e, reason, sizeof(reason)) != VERIFY_OK) {
+		bz_warn("channel %u/%u: refused: %s", f->session_id,
+		    f->channel_id, reason);
+		refuse(a, f->session_id, f->channel_id, reason);
+		goto out;
+	}
+	if (strcmp(e.t, "syn") == 0) {
+		on_syn(a, &v, &e, f, mp, retry);
+		goto out;
+	}
+	if ((s = sessions_find(a->sessions, e.sid)) == NULL) {
+		snprintf(reason, sizeof(reason), "no session %u here (its SYN "
+		    "never came)", e.sid);
+	} else if (session_next(s, &v, &e, reason, sizeof(reason)) != 0) {
+		/* s is broken now: nothing of it runs again */
+	} else if (!e.allowed) {
+		bz_info("channel %u/%u: %.32s denied by bzproxy: %s", e.sid,
+		    e.ch, e.t, e.reason != NULL ? e.reason : "no reason given");
+		goto out;
+	} else if (s->token_exp != 0 && (int64_t)v.now > s->token_exp) {
+		snprintf(reason, sizeof(reason), "your IdP login (ID token) "
+		    "has expired: run bzsshd login");
+	} else if (strcmp(e.t, "signal") == 0) {
+		if ((name = bz_json_str(e.msg, "name")) != NULL)
+			chans_signal(a->chans, e.sid, e.ch, name);
+		goto out;
+	} else {
+		run_request(a, &v, s, &e);
+		goto out;
+	}
+	bz_warn("channel %u/%u: refused: %s", e.sid, e.ch, reason);
+	refuse(a, e.sid, e.ch, reason);
+ out:
+	envelope_free(&e);
+}
+
 /* An unsigned CONTROL frame: connection-level, or for a channel. */
 static void
 on_unsigned_control(struct agent *a, const struct bz_frame *f)
@@ -480,6 +572,7 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 		bz_debug("session %u closed", f->session_id);
 		chans_session_closed(a->chans, f->session_id);
 		key_wait_drop_session(a->held, f->session_id);
+		sessions_drop(a->sessions, f->session_id);
 		fwd_pool_cancel_session(a->fwd, f->session_id);
 	} else if (f->channel_id != 0 && t != NULL &&
 	    agent_req_kind_parse(t, &kind) == 0) {
@@ -567,7 +660,7 @@ on_message(struct agent *a, struct bz_link_msg **mp, char *why, size_t wl)
 		on_connecting_frame(a, &f);
 	else if (f.type == BZ_FRAME_CONTROL &&
 	    (f.flags & BZ_FLAG_PROXY_SIGNED))
-		on_request(a, &f, mp, 0);
+		on_envelope(a, &f, mp, 0);
 	else if (f.type == BZ_FRAME_CONTROL)
 		on_unsigned_control(a, &f);
 	else if (f.channel_id != 0)
@@ -635,7 +728,7 @@ retry_held(struct agent *a)
 		rest = m->next;
 		m->next = NULL;
 		if (bz_frame_decode(m->data, m->len, &f) == 0)
-			on_request(a, &f, &m, 1);
+			on_envelope(a, &f, &m, 1);
 		key_wait_free_msgs(m);
 		while ((m = rest) != NULL) {
 			rest = m->next;
@@ -776,7 +869,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	jc.issuer = cfg->oidc_issuer;
 	jc.ca_file = cfg->oidc_ca_file;
 	if ((a.chans = chans_new()) == NULL ||
-	    (a.replay = replay_new()) == NULL ||
+	    (a.sessions = sessions_new()) == NULL ||
 	    (a.held = key_wait_new()) == NULL ||
 	    (a.fwd = fwd_pool_new(a.wake[1])) == NULL ||
 	    bz_jwks_cache_start(&jc, &a.jwks) != 0) {
@@ -803,7 +896,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	chans_free(a.chans);
 	key_wait_free(a.held);
 	fwd_pool_free(a.fwd);
-	replay_free(a.replay);
+	sessions_free(a.sessions);
 	bz_jwks_cache_free(a.jwks); /* before the wake pipe closes */
 	if (a.wake[0] >= 0)
 		close(a.wake[0]);

@@ -1,8 +1,11 @@
 /*
- * request_verify.c: decide, on the agent's own, whether a channel request
- * relayed by bzproxy may run. Nothing here trusts bzproxy beyond its
- * signature: the ID token is checked against our own copy of the IdP's
- * keys, and the unix user against our own passwd database.
+ * request_verify.c: what bzproxy hands us, checked on our own. Every
+ * message comes in bzproxy's signed envelope (its countersignature: the
+ * decision, the rule, an expiry) around the client's own signed bytes;
+ * envelope_open checks the envelope, session.c the client's signature and
+ * the session's chain, and session_request (here) reads what a verified
+ * message asks for: the command, pty, environment, subsystem or forward
+ * destination, only ever from the client's bytes.
  */
 #include "agent.h"
 
@@ -15,10 +18,10 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "chain.h"
 #include "classify.h"
 #include "util.h"
 
-#define NONCE_MAX 128
 #define NAME_MAX_LEN 256     /* user, unix_user, target, rule */
 #define TERM_MAX 64
 
@@ -60,53 +63,6 @@ agent_req_kind_name(enum agent_req_kind k)
 	case REQ_FORWARD: return "forward";
 	}
 	return "?";
-}
-
-/* String member with no NUL inside and at most max bytes; NULL if not. */
-static const char *
-get_str(const json_t *o, const char *key, size_t max)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!json_is_string(v) || json_string_length(v) > max ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return NULL;
-	return json_string_value(v);
-}
-
-/* Integer member in [lo, hi]. */
-static int
-get_int(const json_t *o, const char *key, json_int_t lo, json_int_t hi,
-    json_int_t *out)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!json_is_integer(v) || json_integer_value(v) < lo ||
-	    json_integer_value(v) > hi)
-		return -1;
-	*out = json_integer_value(v);
-	return 0;
-}
-
-/* getpwnam_r / getpwuid_r into a malloc'ed buffer (*buf, freed by caller). */
-static struct passwd *
-lookup_user(const char *name, uid_t uid, struct passwd *pw, char **buf)
-{
-	struct passwd *res = NULL;
-	size_t len = 16384;
-	char *b;
-	int r;
-
-	for (;;) {
-		if ((b = realloc(*buf, len)) == NULL)
-			return NULL;
-		*buf = b;
-		r = name != NULL ? getpwnam_r(name, pw, b, len, &res) :
-		    getpwuid_r(uid, pw, b, len, &res);
-		if (r != ERANGE || len >= 1024 * 1024)
-			return r == 0 ? res : NULL;
-		len *= 2;
-	}
 }
 
 /* Append name to the space-separated list *list (for the log). */
@@ -175,11 +131,11 @@ parse_client(const json_t *o, struct agent_request *req)
 
 	if (c == NULL || json_is_null(c))
 		return BZ_OK;
-	if (!json_is_object(c) || (addr = get_str(c, "addr", 64)) == NULL ||
+	if (!json_is_object(c) || (addr = bz_json_str_max(c, "addr", 64)) == NULL ||
 	    (inet_pton(AF_INET, addr, bin) != 1 &&
 	    inet_pton(AF_INET6, addr, bin) != 1) ||
-	    get_int(c, "port", 0, 65535, &port) != 0 ||
-	    get_int(c, "server_port", 0, 65535, &sport) != 0)
+	    bz_json_int_range(c, "port", 0, 65535, &port) != 0 ||
+	    bz_json_int_range(c, "server_port", 0, 65535, &sport) != 0)
 		return BZ_ERR_FORMAT;
 	if ((req->client_addr = strdup(addr)) == NULL)
 		return BZ_ERR_ALLOC;
@@ -198,11 +154,11 @@ parse_pty(const json_t *o, struct agent_request *req)
 	if (pty == NULL || json_is_null(pty))
 		return BZ_OK;
 	if (!json_is_object(pty) ||
-	    (term = get_str(pty, "term", TERM_MAX)) == NULL ||
-	    get_int(pty, "cols", 0, 65535, &cols) != 0 ||
-	    get_int(pty, "rows", 0, 65535, &rows) != 0 ||
-	    get_int(pty, "width", 0, 65535, &w) != 0 ||
-	    get_int(pty, "height", 0, 65535, &h) != 0)
+	    (term = bz_json_str_max(pty, "term", TERM_MAX)) == NULL ||
+	    bz_json_int_range(pty, "cols", 0, 65535, &cols) != 0 ||
+	    bz_json_int_range(pty, "rows", 0, 65535, &rows) != 0 ||
+	    bz_json_int_range(pty, "width", 0, 65535, &w) != 0 ||
+	    bz_json_int_range(pty, "height", 0, 65535, &h) != 0)
 		return BZ_ERR_FORMAT;
 	req->pty = 1;
 	req->cols = (uint16_t)cols;
@@ -215,97 +171,6 @@ parse_pty(const json_t *o, struct agent_request *req)
 	if ((req->term = strdup(term)) == NULL)
 		return BZ_ERR_ALLOC;
 	return BZ_OK;
-}
-
-/*
- * The unix user: one this target serves (its own config decides, never
- * the request: a bzproxy that asks for root gets no further than its
- * policy would), existing, ours when we are not root.
- */
-static enum verify_result
-check_unix_user(const struct verify_ctx *v, struct agent_request *req,
-    char *reason, size_t rl)
-{
-	struct passwd pw, *p, me, *pme;
-	char *buf = NULL, *mebuf = NULL;
-	enum verify_result res = VERIFY_REFUSED;
-
-	if (strcmp(req->unix_user, "root") == 0 && !v->allow_root) {
-		bz_errf(reason, rl, "root is not allowed here (the agent's "
-		    "allow_root)");
-		goto out;
-	}
-	if (!permit_unix_user(v->unix_users, req->unix_user)) {
-		bz_errf(reason, rl, "%s does not serve unix user %s (the "
-		    "agent's unix_users)", v->name, req->unix_user);
-		goto out;
-	}
-	if ((p = lookup_user(req->unix_user, 0, &pw, &buf)) == NULL) {
-		bz_errf(reason, rl, "no such user \"%s\" on %s",
-		    req->unix_user, v->name);
-		goto out;
-	}
-	if (p->pw_uid == 0 && !v->allow_root) {
-		/* another name for uid 0 is still root */
-		bz_errf(reason, rl, "user %s has uid 0 and root is not "
-		    "allowed here (the agent's allow_root)", req->unix_user);
-		goto out;
-	}
-	if (v->euid != 0 && p->pw_uid != v->euid) {
-		const char *self = "uid?";
-
-		if ((pme = lookup_user(NULL, v->euid, &me, &mebuf)) != NULL)
-			self = pme->pw_name;
-		bz_errf(reason, rl, "this agent runs as %s and can only serve "
-		    "%s", self, self);
-		goto out;
-	}
-	req->uid = p->pw_uid;
-	req->gid = p->pw_gid;
-	if ((req->home = strdup(p->pw_dir != NULL && p->pw_dir[0] != '\0' ?
-	    p->pw_dir : "/")) == NULL ||
-	    (req->shell = strdup(p->pw_shell != NULL &&
-	    p->pw_shell[0] == '/' ? p->pw_shell : "/bin/sh")) == NULL) {
-		bz_errf(reason, rl, "out of memory");
-		goto out;
-	}
-	res = VERIFY_OK;
- out:
-	free(buf);
-	free(mebuf);
-	return res;
-}
-
-/* The ID token, against our own JWKS, must name user. */
-static enum verify_result
-check_token(const struct verify_ctx *v, const char *token, const char *user,
-    char *reason, size_t rl)
-{
-	struct bz_jwt_expect ex = { v->issuer, v->audience, NULL, v->now };
-	char err[AGENT_ERRLEN] = "";
-	json_t *claims = NULL;
-	const char *email;
-	enum verify_result res = VERIFY_REFUSED;
-
-	if (v->jwks == NULL) {
-		bz_errf(reason, rl, "agent has no IdP keys yet");
-		return VERIFY_NEED_KEYS;
-	}
-	if (bz_jwt_verify(v->jwks, token, &ex, &claims, err,
-	    sizeof(err)) != 0) {
-		bz_errf(reason, rl, "ID token rejected: %s", err);
-		/* the IdP may have rotated its keys since we fetched them */
-		return strstr(err, "unknown key id") != NULL ?
-		    VERIFY_NEED_KEYS : VERIFY_REFUSED;
-	}
-	if ((email = bz_json_str(claims, "email")) == NULL)
-		bz_errf(reason, rl, "ID token has no email claim");
-	else if (strcmp(email, user) != 0)
-		bz_errf(reason, rl, "ID token is not for %s", user);
-	else
-		res = VERIFY_OK;
-	json_decref(claims);
-	return res;
 }
 
 #define REFUSE(...) do { bz_errf(reason, rl, __VA_ARGS__); goto out; } \
@@ -352,14 +217,14 @@ check_kind(const struct verify_ctx *v, const json_t *o,
 
 	switch (req->kind) {
 	case REQ_EXEC:
-		if ((s = get_str(o, "command", REQUEST_COMMAND_MAX)) == NULL ||
+		if ((s = bz_json_str_max(o, "command", REQUEST_COMMAND_MAX)) == NULL ||
 		    (req->command = strdup(s)) == NULL)
 			REFUSE("exec request has no command");
 		break;
 	case REQ_SHELL:
 		break;
 	case REQ_SUBSYSTEM:
-		if ((s = get_str(o, "subsystem", 64)) == NULL)
+		if ((s = bz_json_str_max(o, "name", 64)) == NULL)
 			REFUSE("subsystem request has no name");
 		if ((req->subsystem = strdup(s)) == NULL)
 			REFUSE("out of memory");
@@ -373,8 +238,8 @@ check_kind(const struct verify_ctx *v, const json_t *o,
 			REFUSE("out of memory");
 		break;
 	case REQ_FORWARD:
-		if ((s = get_str(o, "host", 255)) == NULL || s[0] == '\0' ||
-		    get_int(o, "port", 1, 65535, &port) != 0)
+		if ((s = bz_json_str_max(o, "host", 255)) == NULL || s[0] == '\0' ||
+		    bz_json_int_range(o, "port", 1, 65535, &port) != 0)
 			REFUSE("forward request has no host and port");
 		if ((req->fwd_host = strdup(s)) == NULL)
 			REFUSE("out of memory");
@@ -385,99 +250,122 @@ check_kind(const struct verify_ctx *v, const json_t *o,
 		break;
 	}
 	/* the action logged here is the one the policy was asked about */
-	if (strcmp(req->action, bz_action_name(kind_action(req))) != 0)
-		REFUSE("request says action %.32s for a %s request",
-		    req->action, agent_req_kind_name(req->kind));
+	if (req->action == NULL ||
+	    strcmp(req->action, bz_action_name(kind_action(req))) != 0)
+		REFUSE("bzproxy says action %.32s for a %s request",
+		    req->action != NULL ? req->action : "none",
+		    agent_req_kind_name(req->kind));
 	res = VERIFY_OK;
  out:
 	return res;
 }
 
-enum verify_result
-agent_request_verify(const struct verify_ctx *v, const struct bz_frame *f,
-    struct agent_request *req, char *reason, size_t rl)
+void
+envelope_free(struct envelope *e)
 {
-	char err[AGENT_ERRLEN];
-	const uint8_t *sig;
-	const char *t, *target, *nonce, *token, *s;
-	json_int_t sid, ch, ts;
-	json_t *o = NULL;
+	if (e->csm != NULL)
+		sodium_memzero(e->csm, e->csm_len); /* a SYN holds a token */
+	free(e->csm);
+	free(e->action);
+	free(e->rule);
+	free(e->reason);
+	json_decref(e->msg);
+	memset(e, 0, sizeof(*e));
+}
+
+enum verify_result
+envelope_open(const struct verify_ctx *v, const struct bz_frame *f,
+    struct envelope *e, char *reason, size_t rl)
+{
+	const uint8_t *json, *sig;
+	const char *s;
 	size_t jlen;
+	json_int_t sid, ch, exp;
+	json_t *o = NULL;
+	char err[AGENT_ERRLEN];
 	enum verify_result res = VERIFY_REFUSED;
-	int r;
 
-	memset(req, 0, sizeof(*req));
+	memset(e, 0, sizeof(*e));
+	e->sid = f->session_id;
+	e->ch = f->channel_id;
 	bz_errf(reason, rl, "refused");
-	/* 1. bzproxy's signature over the exact JSON bytes. */
-	if (f->type != BZ_FRAME_CONTROL || !(f->flags & BZ_FLAG_PROXY_SIGNED) ||
-	    f->length < BZ_SIG_LEN)
-		REFUSE("request is not signed by bzproxy");
-	jlen = f->length - BZ_SIG_LEN;
-	sig = f->payload + jlen;
-	if (crypto_sign_verify_detached(sig, f->payload, jlen,
-	    v->proxy_pk) != 0)
-		REFUSE("bad bzproxy signature on the request");
-	if ((o = bz_json_parse_object(f->payload, jlen, err,
-	    sizeof(err))) == NULL)
-		REFUSE("malformed request: %s", err);
-
-	/* 2. It is for us, for this channel, fresh and never seen. */
-	if ((t = bz_json_str(o, "t")) == NULL || agent_req_kind_parse(t, &req->kind) != 0)
-		REFUSE("unknown request type");
-	if ((target = get_str(o, "target", NAME_MAX_LEN)) == NULL ||
-	    strcmp(target, v->name) != 0)
-		REFUSE("request is for another target, not %s", v->name);
-	if (get_int(o, "sid", 0, UINT32_MAX, &sid) != 0 ||
-	    get_int(o, "ch", 0, UINT32_MAX, &ch) != 0 ||
-	    (uint32_t)sid != f->session_id || (uint32_t)ch != f->channel_id ||
-	    ch == 0)
-		REFUSE("request names another session or channel");
-	req->sid = (uint32_t)sid;
-	req->ch = (uint32_t)ch;
-	if (get_int(o, "ts", 0, INT64_MAX, &ts) != 0 ||
-	    ts < (json_int_t)v->now - REQUEST_MAX_SKEW_S ||
-	    ts > (json_int_t)v->now + REQUEST_MAX_SKEW_S)
-		REFUSE("request is stale or from the future (check the "
-		    "clocks)");
-	if ((nonce = get_str(o, "nonce", NONCE_MAX)) == NULL ||
-	    nonce[0] == '\0')
-		REFUSE("request has no nonce");
-	/* Recorded now, before the other checks: one nonce, one try (a
-	 * request held for the IdP's keys is that one try, finished). */
-	if (!v->recheck &&
-	    (r = replay_check_and_add(v->replay, nonce, v->now)) != 0)
-		REFUSE(r == BZ_ERR_FORMAT ? "replayed request" :
-		    "too many requests: try again later");
-
-	/* 3. Who asks, and as whom. */
-	if ((s = get_str(o, "user", NAME_MAX_LEN)) == NULL || s[0] == '\0' ||
-	    (req->user = strdup(s)) == NULL)
-		REFUSE("request has no user");
-	if ((s = get_str(o, "unix_user", NAME_MAX_LEN)) == NULL ||
-	    s[0] == '\0' || (req->unix_user = strdup(s)) == NULL)
-		REFUSE("request has no unix_user");
-	if ((s = get_str(o, "rule", NAME_MAX_LEN)) != NULL &&
-	    (req->rule = strdup(s)) == NULL)
+	/* 1. bzproxy's signature over the exact bytes of its envelope */
+	if (f->type != BZ_FRAME_CONTROL || f->flags != BZ_FLAG_PROXY_SIGNED ||
+	    bz_signed_verify(f->payload, f->length, v->proxy_pk) != 0)
+		REFUSE("not signed by bzproxy (the key pinned in our config)");
+	(void)bz_signed_split(f->payload, f->length, &json, &jlen, &sig);
+	if ((o = bz_json_parse_object(json, jlen, err, sizeof(err))) == NULL)
+		REFUSE("malformed envelope from bzproxy: %s", err);
+	/* 2. for this session and channel, still valid */
+	if ((s = bz_json_str(o, "t")) == NULL || strcmp(s, "csm") != 0)
+		REFUSE("unknown message from bzproxy");
+	if (bz_json_int_range(o, "sid", 0, UINT32_MAX, &sid) != 0 ||
+	    bz_json_int_range(o, "ch", 0, UINT32_MAX, &ch) != 0 ||
+	    (uint32_t)sid != f->session_id || (uint32_t)ch != f->channel_id)
+		REFUSE("envelope names another session or channel");
+	if (bz_json_int_range(o, "exp", 0, INT64_MAX, &exp) != 0 ||
+	    exp < (json_int_t)v->now ||
+	    exp > (json_int_t)v->now + ENVELOPE_MAX_TTL_S)
+		REFUSE("bzproxy's countersignature has expired or is from "
+		    "the future (check the clocks)");
+	/* 3. the decision, and the client's bytes it is about */
+	if ((s = bz_json_str(o, "decision")) == NULL ||
+	    (strcmp(s, "allow") != 0 && strcmp(s, "deny") != 0))
+		REFUSE("envelope without a decision");
+	e->allowed = strcmp(s, "allow") == 0;
+	if ((s = bz_json_str_max(o, "action", NAME_MAX_LEN)) != NULL &&
+	    (e->action = strdup(s)) == NULL)
 		REFUSE("out of memory");
-	if ((s = get_str(o, "action", NAME_MAX_LEN)) == NULL ||
-	    (req->action = strdup(s)) == NULL)
-		REFUSE("request has no action");
-
-	/* 4. What it asks for, and whether this target serves it. */
-	if (check_kind(v, o, req, reason, rl) != VERIFY_OK)
-		goto out;
-	if (req->kind != REQ_FORWARD && parse_pty(o, req) != 0)
-		REFUSE("malformed pty request");
-	if (req->kind != REQ_FORWARD && parse_env(v, o, req) != 0)
-		REFUSE("malformed env in request");
-	if (parse_client(o, req) != 0)
-		REFUSE("malformed client address in request");
-	if ((token = get_str(o, "id_token", BZ_JWT_MAX_LEN)) == NULL)
-		REFUSE("request has no ID token");
-	if ((res = check_token(v, token, req->user, reason, rl)) != VERIFY_OK)
-		goto out;
-	res = check_unix_user(v, req, reason, rl);
+	if ((s = bz_json_str_max(o, "rule", NAME_MAX_LEN)) != NULL &&
+	    (e->rule = strdup(s)) == NULL)
+		REFUSE("out of memory");
+	if ((s = bz_json_str_max(o, "reason", AGENT_ERRLEN)) != NULL &&
+	    (e->reason = strdup(s)) == NULL)
+		REFUSE("out of memory");
+	if ((s = bz_json_str(o, "csm")) == NULL ||
+	    bz_b64url_decode(s, strlen(s), BZ_WIRE_MAX_CONTROL, &e->csm,
+	    &e->csm_len) != 0 ||
+	    bz_signed_split(e->csm, e->csm_len, &json, &jlen, &sig) != 0 ||
+	    (e->msg = bz_json_parse_object(json, jlen, err,
+	    sizeof(err))) == NULL ||
+	    (e->t = bz_json_str(e->msg, "t")) == NULL)
+		REFUSE("envelope without the client's signed message");
+	res = VERIFY_OK;
  out:
 	json_decref(o);
+	return res;
+}
+
+enum verify_result
+session_request(const struct agent_session *s,
+    const struct verify_ctx *v, const struct envelope *e,
+    struct agent_request *req, char *reason, size_t rl)
+{
+	enum verify_result res = VERIFY_REFUSED;
+
+	memset(req, 0, sizeof(*req));
+	req->sid = e->sid;
+	req->ch = e->ch;
+	if (agent_req_kind_parse(e->t, &req->kind) != 0)
+		REFUSE("unknown request \"%.32s\"", e->t);
+	if ((req->user = strdup(s->user)) == NULL ||
+	    (req->unix_user = strdup(s->unix_user)) == NULL ||
+	    (req->home = strdup(s->home)) == NULL ||
+	    (req->shell = strdup(s->shell)) == NULL ||
+	    (e->rule != NULL && (req->rule = strdup(e->rule)) == NULL) ||
+	    (e->action != NULL && (req->action = strdup(e->action)) == NULL))
+		REFUSE("out of memory");
+	req->uid = s->uid;
+	req->gid = s->gid;
+	if (check_kind(v, e->msg, req, reason, rl) != VERIFY_OK)
+		goto out;
+	if (req->kind != REQ_FORWARD && parse_pty(e->msg, req) != 0)
+		REFUSE("malformed pty request");
+	if (req->kind != REQ_FORWARD && parse_env(v, e->msg, req) != 0)
+		REFUSE("malformed env in request");
+	if (parse_client(e->msg, req) != 0)
+		REFUSE("malformed client address in request");
+	res = VERIFY_OK;
+ out:
 	return res;
 }

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "chain.h"
 #include "log.h"
 #include "util.h"
 
@@ -122,24 +123,6 @@ agent_refused(struct bzp_agent *a, const char *name, const char *reason)
 	bzp_conn_fail(a->conn, reason);
 }
 
-/* Decode a b64url member of exactly n bytes into out. */
-static int
-b64_member(const json_t *o, const char *key, uint8_t *out, size_t n)
-{
-	const char *v = bz_json_str(o, key);
-	uint8_t *d = NULL;
-	size_t dn;
-	int ok;
-
-	if (v == NULL || bz_b64url_decode(v, strlen(v), n, &d, &dn) != 0)
-		return -1;
-	ok = dn == n;
-	if (ok)
-		memcpy(out, d, n);
-	free(d);
-	return ok ? 0 : -1;
-}
-
 /*
  * The key is known to be the agent's (it signed our nonce). Check it
  * against the pin, or enrol with the one-time token. 0 or -1 (refused,
@@ -207,8 +190,8 @@ on_hello(struct bzp_agent *a, const json_t *o)
 	}
 	if (token != NULL && strlen(token) > TOKEN_MAX)
 		token = NULL;
-	if (b64_member(o, "key", key, sizeof(key)) != 0 ||
-	    b64_member(o, "sig", sig, sizeof(sig)) != 0) {
+	if (bz_json_b64(o, "key", key, sizeof(key)) != 0 ||
+	    bz_json_b64(o, "sig", sig, sizeof(sig)) != 0) {
 		agent_refused(a, name, "agent_hello needs key and sig "
 		    "(base64url)");
 		return;
@@ -222,6 +205,7 @@ on_hello(struct bzp_agent *a, const json_t *o)
 		agent_refused(a, name, why);
 		goto out;
 	}
+	memcpy(a->key, key, sizeof(a->key)); /* it signs its SYNACKs */
 	if ((labels = json_loads(rec.labels, 0, NULL)) == NULL ||
 	    (a->name = strdup(name)) == NULL) {
 		agent_refused(a, name, "bzproxy cannot read the agent's labels");
@@ -311,7 +295,9 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 		json_decref(o);
 		return;
 	}
-	if (f->flags != 0) {
+	if (f->flags != 0 && (f->flags != BZ_FLAG_AGENT_SIGNED ||
+	    f->channel_id != 0)) {
+		/* only its answer to a SYN is signed */
 		bzp_conn_close(a->conn, "protocol violation: flags 0x%x from "
 		    "an agent", f->flags);
 		return;
@@ -329,7 +315,8 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 		    "agent", bz_frame_type_name(f->type));
 		return;
 	}
-	if (f->session_id == 0 || f->channel_id == 0) {
+	if (f->session_id == 0 || (f->channel_id == 0 &&
+	    f->type != BZ_FRAME_CONTROL)) {
 		bz_debug("%s: ignored %s frame on session %u channel %u",
 		    a->conn->peer, bz_frame_type_name(f->type), f->session_id,
 		    f->channel_id);
@@ -340,6 +327,10 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 			break;
 	if (cl == NULL)
 		return; /* the session ended while this was in flight */
+	if (f->channel_id == 0) {
+		bzp_client_agent_answer(cl, f);
+		return;
+	}
 	if (f->type == BZ_FRAME_CONTROL)
 		audit_channel_end(cl, f);
 	bzp_client_from_agent(cl, f, msg);

@@ -8,7 +8,10 @@
  *   server.c       the lws context, signals, routing by path, reassembly
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
- *   client_link.c  /v1/client channels: policy per request, relay
+ *   client_link.c  /v1/client channels and frames, relay
+ *   client_request.c a channel's signed request: action, policy, audit
+ *   client_chain.c the client's signed messages (SYN, requests) in our
+ *                  signed envelope toward the agent; its SYNACK back
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
  *   audit_ev.c     audit events with the common fields
@@ -245,6 +248,7 @@ enum bzp_client_state {
 	BZP_CL_START = 0,   /* waiting for login or hello */
 	BZP_CL_WAIT_KEYS,   /* login waits for a JWKS refresh */
 	BZP_CL_MFA,         /* mfa_required sent */
+	BZP_CL_WAIT_SYNACK, /* the SYN went to the agent */
 	BZP_CL_READY,       /* hello_ok sent: channels flow */
 	BZP_CL_DONE,        /* answered and closing */
 };
@@ -252,8 +256,9 @@ enum bzp_client_state {
 struct bzp_chan {
 	struct bzp_chan *next;
 	uint32_t id;
-	int requested;        /* exec/shell/subsystem seen, or a forward
-	                       * opened (one request per channel) */
+	int forward;          /* a direct-tcpip channel */
+	int requested;        /* its one request (exec, shell, subsystem,
+	                       * forward) seen */
 	int running;          /* signed request sent to the agent */
 	int client_closed;
 	int agent_closed;
@@ -261,10 +266,28 @@ struct bzp_chan {
 	char rule[128];
 };
 
+/* A message the client signed (client_chain.c): its bytes (JSON then
+ * signature) and the JSON parsed. */
+struct bzp_signed {
+	uint8_t *bytes;
+	size_t len;
+	json_t *json;
+};
+
+/* What bzproxy countersigns about a client's message. */
+struct bzp_verdict {
+	int allowed;
+	const char *action;   /* policy action, or "signal", "none" */
+	const char *rule;
+	const char *reason;   /* for a deny */
+};
+
 struct bzp_client {
 	struct bzp_conn *conn;
 	enum bzp_client_state state;
 	uint8_t challenge[32];  /* signed by login, hello, whoami (pop.h) */
+	char *client_key;       /* b64url public key of the session */
+	struct bzp_signed syn;  /* the session's SYN, until the SYNACK */
 	json_t *pending_login;  /* login held while keys are refreshed */
 	uint64_t keys_seen;     /* JWKS fetches ended when it was held */
 	uint32_t sid;           /* non-zero once READY */
@@ -300,6 +323,36 @@ void bzp_client_keys_ready(struct bzp_client *cl);
 /* A channel frame from the agent for this link: relay it (takes *msg). */
 void bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,
     struct bzp_out **msg);
+/* client_request.c: a signed request for channel id (ch NULL when it is
+ * not open): decided, audited, passed on with the decision. */
+void bzp_client_request(struct bzp_client *cl, struct bzp_chan *ch,
+    uint32_t id, const struct bzp_signed *m);
+/* client_link.c, for client_request.c */
+void bzp_chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
+    const char *reason);
+/* client_chain.c */
+/* Split and verify a signed message p (n bytes) against the b64url
+ * client key (NULL: the key the message names, a SYN's): 0 with m
+ * filled, or BZ_ERR_FORMAT / BZ_ERR_INVALID. */
+int bzp_signed_parse(const uint8_t *p, size_t n, const char *client_key,
+    struct bzp_signed *m);
+void bzp_signed_free(struct bzp_signed *m);
+/* Pass m to the agent inside our signed envelope with the verdict, for
+ * channel ch (0: the SYN). 0 or BZ_ERR_*. */
+int bzp_send_envelope(struct bzp_client *cl, uint32_t ch,
+    const struct bzp_signed *m, const struct bzp_verdict *v);
+/* hello's SYN (b64url): signed by client_key, naming the hello's target
+ * and unix user, the session's key and ID token, fresh. Kept in cl->syn.
+ * 0, or -1 with why. */
+int bzp_syn_check(struct bzp_client *cl, const char *syn_b64,
+    const char *client_key, const char *id_token, char *why, size_t wl);
+/* The agent's answer to the SYN: signed by its pinned key, naming our
+ * SYN's hash. 0 with *synack_b64 (malloc'ed, for hello_ok). */
+int bzp_synack_check(struct bzp_client *cl, const struct bz_frame *f,
+    char **synack_b64);
+/* client_auth.c: the agent answered the SYN on channel 0 (SYNACK or
+ * failed): hello_ok or a refusal. */
+void bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f);
 /* The agent went away: fail the open channels and close. */
 void bzp_client_agent_gone(struct bzp_client *cl, const char *reason);
 /* Our queue drained below BZP_QUEUE_LOW: let the agent go on. */
@@ -315,6 +368,7 @@ void bzp_client_policy_req(const struct bzp_client *cl,
 struct bzp_agent {
 	struct bzp_conn *conn;
 	int ready;              /* agent_ok sent */
+	uint8_t key[32];        /* its pinned identity key */
 	char *name;
 	uint8_t nonce[32];
 	struct bzp_client *clients;

@@ -16,13 +16,13 @@
 
 #include "buf.h"
 #include "jwks_cache.h"
+#include "chain.h"
 #include "jwt.h"
 #include "pop.h"
 #include "log.h"
 #include "util.h"
 
 #define MFA_MAX_TRIES 3
-#define SALT_MAX 64
 #define NO_LOGIN "no valid login: run bzsshd login"
 #define NO_POP "not signed by the key of your login (a copied session "\
 	"file?): run bzsshd login"
@@ -101,32 +101,6 @@ pop_ok(const struct bzp_client *cl, const json_t *req, const char *t,
 	    str_member(req, "sig", 128)) == 0;
 	free(pk);
 	return ok;
-}
-
-/* b64url(SHA-256(client_key || salt)): what the ID token's nonce must be. */
-static char *
-expected_nonce(const char *client_key, const char *salt)
-{
-	uint8_t *k = NULL, *sl = NULL, h[crypto_hash_sha256_BYTES];
-	size_t kn, sn;
-	crypto_hash_sha256_state st;
-	char *out = NULL;
-
-	if (bz_b64url_decode(client_key, strlen(client_key),
-	    crypto_sign_PUBLICKEYBYTES, &k, &kn) != 0 ||
-	    kn != crypto_sign_PUBLICKEYBYTES ||
-	    bz_b64url_decode(salt, strlen(salt), SALT_MAX, &sl, &sn) != 0 ||
-	    sn < 16)
-		goto out;
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, k, kn);
-	crypto_hash_sha256_update(&st, sl, sn);
-	crypto_hash_sha256_final(&st, h);
-	(void)bz_b64url_encode(h, sizeof(h), &out);
- out:
-	free(k);
-	free(sl);
-	return out;
 }
 
 /*
@@ -280,7 +254,7 @@ do_login(struct bzp_client *cl, const json_t *req, int may_refresh)
 		login_refused(cl, NULL, "malformed login request");
 		return;
 	}
-	if ((nonce = expected_nonce(ck, salt)) == NULL) {
+	if ((nonce = bz_key_nonce(ck, salt)) == NULL) {
 		login_refused(cl, NULL, "malformed login request (client_key "
 		    "or nonce_salt)");
 		return;
@@ -415,13 +389,14 @@ new_sid(struct bzp_server *s)
 	return sid;
 }
 
-/* Everything checked: join the agent and answer hello_ok. */
+/* Everything checked: join the agent and pass it the client's SYN with
+ * our countersignature; hello_ok waits for its SYNACK. */
 static void
 session_ready(struct bzp_client *cl)
 {
 	struct bzp_server *s = cl->conn->srv;
+	struct bzp_verdict v = { 1, "connect", NULL, NULL };
 	struct bzp_agent *a;
-	json_t *ans;
 	char why[BZP_ERRLEN];
 
 	if ((a = bzp_agent_find(s, cl->target)) == NULL) {
@@ -431,21 +406,60 @@ session_ready(struct bzp_client *cl)
 		return;
 	}
 	cl->sid = new_sid(s);
-	if ((ans = json_pack("{s:s, s:s, s:s}", "t", "hello_ok", "user",
-	    cl->user, "target", cl->target)) == NULL ||
-	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
-		json_decref(ans);
-		cl->sid = 0;
-		bzp_conn_close(cl->conn, "cannot answer hello");
+	bzp_agent_attach(a, cl);
+	v.rule = cl->rule;
+	if (bzp_send_envelope(cl, 0, &cl->syn, &v) != 0) {
+		hello_refused(cl, cl->rule, "cannot reach the target");
 		return;
 	}
-	json_decref(ans);
-	bzp_agent_attach(a, cl);
+	cl->state = BZP_CL_WAIT_SYNACK;
+}
+
+void
+bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f)
+{
+	char *synack = NULL, why[BZP_ERRLEN];
+	json_t *o = NULL, *ans = NULL;
+	const char *t = NULL, *reason = NULL;
+
+	if (cl->state != BZP_CL_WAIT_SYNACK) {
+		bz_debug("%s: agent message on channel 0 ignored",
+		    cl->conn->peer);
+		return;
+	}
+	if (f->flags == 0 && (o = bz_json_parse_object(f->payload, f->length,
+	    NULL, 0)) != NULL) {
+		t = bz_json_str(o, "t");
+		reason = bz_json_str(o, "reason");
+	}
+	if (t != NULL && strcmp(t, "failed") == 0) {
+		/* the agent refused the session itself: say why */
+		snprintf(why, sizeof(why), "%s refused the session: %.180s",
+		    cl->target, reason != NULL ? reason : "no reason given");
+		hello_refused(cl, cl->rule, why);
+		goto out;
+	}
+	if (bzp_synack_check(cl, f, &synack) != 0) {
+		hello_refused(cl, cl->rule, "the target's answer to the session "
+		    "is not signed by its pinned key");
+		goto out;
+	}
+	bzp_signed_free(&cl->syn);
+	if ((ans = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello_ok", "user",
+	    cl->user, "target", cl->target, "synack", synack)) == NULL ||
+	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
+		bzp_conn_close(cl->conn, "cannot answer hello");
+		goto out;
+	}
 	cl->state = BZP_CL_READY;
 	bzp_conn_authenticated(cl->conn);
 	audit_session(cl, 1, cl->rule, NULL);
 	bz_info("%s: session %u: %s as %s on %s (rule %s)", cl->conn->peer,
 	    cl->sid, cl->user, cl->unix_user, cl->target, cl->rule);
+ out:
+	json_decref(o);
+	json_decref(ans);
+	free(synack);
 }
 
 static void
@@ -634,6 +648,15 @@ do_hello(struct bzp_client *cl, const json_t *req)
 	if (!pop_ok(cl, req, "hello", rec.client_key,
 	    (const char *const[]){ target, uu }, 2)) {
 		hello_refused(cl, NULL, NO_POP);
+		goto out;
+	}
+	if ((cl->client_key = strdup(rec.client_key)) == NULL) {
+		hello_refused(cl, NULL, "out of memory");
+		goto out;
+	}
+	if (bzp_syn_check(cl, str_member(req, "syn", BZ_WIRE_MAX_CONTROL),
+	    rec.client_key, rec.id_token, why, sizeof(why)) != 0) {
+		hello_refused(cl, NULL, why);
 		goto out;
 	}
 	if ((r = bzp_store_agent_get(s->store, target, &arec)) != 0) {

@@ -1,10 +1,8 @@
 /*
- * client_link.c: a /v1/client link after hello_ok. Each channel's one
- * request (exec, shell or subsystem on a session channel; the opening of
- * a direct-tcpip channel) is classified into a policy action (common/
- * classify.h) and decided; an allowed one goes to the agent as JSON
- * signed by bzproxy. Channel frames are relayed unchanged except for the
- * header's session_id (0 here, the link's sid toward the agent).
+ * client_link.c: a /v1/client link after hello_ok: its channels and
+ * frames. A channel's one request, signed by the client, is
+ * client_request.c's; the other frames are relayed unchanged except for
+ * the header's session_id (0 here, the link's sid toward the agent).
  */
 #include "bzproxy.h"
 
@@ -20,12 +18,6 @@
 #include "util.h"
 
 #define CHANNELS_MAX 256          /* open channels per SSH connection */
-#define COMMAND_MAX BZ_WIRE_COMMAND_MAX
-#define ENV_MAX 64
-#define ENV_VALUE_MAX 4096
-#define TERM_MAX 64
-#define SUBSYSTEM_MAX 64
-#define HOST_MAX 255
 #define NOTE_MAX 200
 
 struct bzp_client *
@@ -98,8 +90,8 @@ chan_maybe_free(struct bzp_client *cl, struct bzp_chan *ch)
 }
 
 /* Tell the client its channel cannot run (it ends the channel). */
-static void
-chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
+void
+bzp_chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
     const char *reason)
 {
 	json_t *o = json_pack("{s:s, s:s}", "t", t, "reason", reason);
@@ -107,334 +99,6 @@ chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
 	if (o != NULL)
 		(void)bzp_conn_send_json(cl->conn, 0, id, o);
 	json_decref(o);
-}
-
-/* What a request is about, for the policy, the audit and the agent. */
-struct chan_req {
-	const char *kind;        /* "exec", "shell", "subsystem", "forward" */
-	enum bz_action action;
-	const char *command;     /* exec */
-	const char *subsystem;   /* subsystem */
-	const char *host;        /* forward */
-	json_int_t port;
-	char forward[HOST_MAX + 16]; /* "host:port" for the policy */
-	json_t *pty, *env;       /* session requests (cleaned) */
-	json_t *client;          /* where ssh runs, as bzsshd sees it */
-};
-
-static int
-audit_channel(struct bzp_client *cl, uint32_t id, const struct chan_req *r,
-    int allowed, const char *rule, const char *reason)
-{
-	json_t *o = bzp_audit_client(cl);
-
-	if (o != NULL) {
-		json_object_set_new(o, "ch", json_integer(id));
-		if (r->command != NULL)
-			json_object_set_new(o, "command",
-			    json_string(r->command));
-		if (r->subsystem != NULL)
-			json_object_set_new(o, "subsystem",
-			    json_string(r->subsystem));
-		if (r->host != NULL)
-			json_object_set_new(o, "forward",
-			    json_string(r->forward));
-	}
-	return bzp_audit(cl->conn->srv, "channel", bzp_audit_decision(o,
-	    bz_action_name(r->action), allowed, rule, reason));
-}
-
-/* pty: only the members the agent reads, with bounded values. */
-static json_t *
-clean_pty(const json_t *pty)
-{
-	const char *term;
-	json_int_t v[4];
-	const char *keys[4] = { "cols", "rows", "width", "height" };
-	json_t *x;
-	int i;
-
-	if (pty == NULL || json_is_null(pty))
-		return json_null();
-	if (!json_is_object(pty) || (term = bz_json_str(pty, "term")) ==
-	    NULL || strlen(term) > TERM_MAX)
-		return NULL;
-	for (i = 0; i < 4; i++) {
-		x = json_object_get(pty, keys[i]);
-		v[i] = json_is_integer(x) ? json_integer_value(x) : 0;
-		if (v[i] < 0 || v[i] > 65535)
-			return NULL;
-	}
-	return json_pack("{s:s, s:I, s:I, s:I, s:I}", "term", term, "cols",
-	    v[0], "rows", v[1], "width", v[2], "height", v[3]);
-}
-
-/* "client": {"addr": IP, "port": N, "server_port": N}, where bzsshd sees
- * ssh and the port ssh asked for (the agent's SSH_CLIENT and
- * SSH_CONNECTION): kept only when well formed. */
-static json_t *
-clean_client(const json_t *c)
-{
-	unsigned char bin[16];
-	json_t *port, *sport;
-	const char *addr;
-
-	port = json_object_get(c, "port");
-	sport = json_object_get(c, "server_port");
-	if (!json_is_object(c) || (addr = bz_json_str(c, "addr")) == NULL ||
-	    strlen(addr) > 45 || (inet_pton(AF_INET, addr, bin) != 1 &&
-	    inet_pton(AF_INET6, addr, bin) != 1) || !json_is_integer(port) ||
-	    json_integer_value(port) < 0 || json_integer_value(port) > 65535 ||
-	    !json_is_integer(sport) || json_integer_value(sport) < 0 ||
-	    json_integer_value(sport) > 65535)
-		return NULL;
-	return json_pack("{s:s, s:O, s:O}", "addr", addr, "port", port,
-	    "server_port", sport);
-}
-
-/* env: names and sizes bounded; which names a target takes is its own
- * decision (the agent's accept_env), so all well-formed ones go on. */
-static json_t *
-clean_env(const json_t *env)
-{
-	json_t *out = json_object(), *v;
-	const char *k;
-
-	if (out == NULL || env == NULL || !json_is_object(env))
-		return out;
-	json_object_foreach((json_t *)env, k, v) {
-		if (!bz_env_name_ok(k) || !json_is_string(v) ||
-		    json_string_length(v) > ENV_VALUE_MAX ||
-		    strlen(json_string_value(v)) != json_string_length(v) ||
-		    json_object_size(out) >= ENV_MAX)
-			continue;
-		json_object_set(out, k, v);
-	}
-	return out;
-}
-
-/* Serialise once, sign those bytes, send JSON || signature. */
-static int
-send_signed(struct bzp_client *cl, uint32_t id, const json_t *req)
-{
-	struct bzp_server *s = cl->conn->srv;
-	char *js;
-	uint8_t *p;
-	size_t n;
-	int r = BZ_ERR_ALLOC;
-
-	if ((js = bz_json_dump(req)) == NULL)
-		return BZ_ERR_ALLOC;
-	n = strlen(js);
-	if (n + BZ_SIG_LEN > BZ_WIRE_MAX_CONTROL)
-		r = BZ_ERR_TOO_BIG;
-	else if ((p = malloc(n + BZ_SIG_LEN)) != NULL) {
-		memcpy(p, js, n);
-		crypto_sign_detached(p + n, NULL, p, n, s->sk);
-		r = bzp_conn_send(cl->agent->conn, BZ_FRAME_CONTROL,
-		    BZ_FLAG_PROXY_SIGNED, cl->sid, id, p, n + BZ_SIG_LEN);
-		sodium_memzero(p, n); /* holds the ID token */
-		free(p);
-	}
-	sodium_memzero(js, n);
-	free(js);
-	return r;
-}
-
-/* The policy's decision on r, with the session's own limits (MFA age,
- * target connected) applied on top. */
-static void
-decide(struct bzp_client *cl, const struct chan_req *r,
-    struct bz_policy_decision *d)
-{
-	struct bzp_server *s = cl->conn->srv;
-	struct bz_policy_request pr;
-	time_t now = time(NULL);
-
-	bzp_client_policy_req(cl, &pr, r->action, r->command);
-	if (r->host != NULL)
-		pr.forward = r->forward;
-	bz_policy_evaluate(s->policy, &pr, d);
-	if (!d->allowed && d->reason[0] == '\0')
-		snprintf(d->reason, sizeof(d->reason), "no policy allows %s%s"
-		    "%.100s as %s on %s", bz_action_name(r->action),
-		    r->host != NULL ? " to " : "",
-		    r->host != NULL ? r->forward : "", cl->unix_user,
-		    cl->target);
-	if (d->allowed && d->mfa_max_age > 0 &&
-	    (int64_t)now - cl->mfa_at > d->mfa_max_age) {
-		/* a long-lived connection outlived the rule's MFA age */
-		d->allowed = 0;
-		snprintf(d->reason, sizeof(d->reason), "your last TOTP check "
-		    "is older than rule %s allows: reconnect to be asked again",
-		    d->rule);
-	}
-	if (d->allowed && cl->agent == NULL) {
-		d->allowed = 0;
-		snprintf(d->reason, sizeof(d->reason), "target %s is not "
-		    "connected", cl->target);
-	}
-}
-
-/* The signed request for the agent: who, where, what, and why allowed. */
-static json_t *
-build_request(struct bzp_client *cl, uint32_t id, const struct chan_req *r,
-    const char *rule)
-{
-	json_t *req;
-	char *nonce = NULL;
-
-	if (bz_random_b64url(16, &nonce) != 0)
-		return NULL;
-	req = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, "
-	    "s:I, s:s}", "t", r->kind, "action", bz_action_name(r->action),
-	    "sid", (json_int_t)cl->sid, "ch", (json_int_t)id, "target",
-	    cl->target, "unix_user", cl->unix_user, "user", cl->user,
-	    "id_token", cl->id_token, "rule", rule, "ts",
-	    (json_int_t)time(NULL), "nonce", nonce);
-	free(nonce);
-	if (req == NULL)
-		return NULL;
-	if ((r->command != NULL && json_object_set_new(req, "command",
-	    json_string(r->command)) != 0) ||
-	    (r->subsystem != NULL && json_object_set_new(req, "subsystem",
-	    json_string(r->subsystem)) != 0) ||
-	    (r->host != NULL && (json_object_set_new(req, "host",
-	    json_string(r->host)) != 0 || json_object_set_new(req, "port",
-	    json_integer(r->port)) != 0)) ||
-	    (r->pty != NULL && json_object_set(req, "pty", r->pty) != 0) ||
-	    (r->env != NULL && json_object_set(req, "env", r->env) != 0) ||
-	    (r->client != NULL && json_object_set(req, "client",
-	    r->client) != 0)) {
-		json_decref(req);
-		return NULL;
-	}
-	return req;
-}
-
-/* Decide r for channel ch, then audit, and sign and forward it or refuse
- * it (the client then ends the channel). */
-static void
-run_request(struct bzp_client *cl, struct bzp_chan *ch,
-    const struct chan_req *r)
-{
-	struct bz_policy_decision d;
-	char why[BZP_ERRLEN + 64];
-	json_t *req = NULL;
-
-	ch->action = r->action;
-	decide(cl, r, &d);
-	snprintf(ch->rule, sizeof(ch->rule), "%s", d.rule);
-	if (!d.allowed) {
-		audit_channel(cl, ch->id, r, 0, d.rule, d.reason);
-		chan_refuse(cl, ch->id, "denied", d.reason);
-		return;
-	}
-	/* no unaudited access: an allow we cannot log is a deny */
-	if (audit_channel(cl, ch->id, r, 1, d.rule, NULL) != 0) {
-		chan_refuse(cl, ch->id, "failed", "bzproxy cannot write its "
-		    "audit log");
-		return;
-	}
-	if ((req = build_request(cl, ch->id, r, d.rule)) == NULL) {
-		chan_refuse(cl, ch->id, "failed", "out of memory");
-		return;
-	}
-	if (send_signed(cl, ch->id, req) != 0) {
-		snprintf(why, sizeof(why), "request too large or target %s "
-		    "unreachable", cl->target);
-		chan_refuse(cl, ch->id, "failed", why);
-	} else {
-		ch->running = 1;
-		bz_debug("%s: session %u channel %u: %s allowed by %s",
-		    cl->conn->peer, cl->sid, ch->id, bz_action_name(r->action),
-		    d.rule);
-	}
-	json_decref(req);
-}
-
-/* A session channel's exec, shell or subsystem request. */
-static void
-on_session_request(struct bzp_client *cl, struct bzp_chan *ch,
-    const json_t *o, const char *t)
-{
-	struct chan_req r;
-	const char *bad = NULL;
-
-	if (ch->requested) {
-		chan_refuse(cl, ch->id, "denied", "one exec, shell or "
-		    "subsystem per channel");
-		return;
-	}
-	ch->requested = 1;
-	memset(&r, 0, sizeof(r));
-	r.kind = t;
-	if (strcmp(t, "exec") == 0) {
-		if ((r.command = bz_json_str(o, "command")) == NULL ||
-		    strlen(r.command) > COMMAND_MAX)
-			bad = "malformed exec request (or a command line over "
-			    "128 KiB)";
-		r.action = bz_classify_exec(r.command);
-	} else if (strcmp(t, "shell") == 0) {
-		r.action = BZ_ACTION_SHELL;
-	} else {
-		if ((r.subsystem = bz_json_str(o, "name")) == NULL ||
-		    strlen(r.subsystem) > SUBSYSTEM_MAX)
-			bad = "malformed subsystem request";
-		r.action = BZ_ACTION_SFTP;
-	}
-	if (bad == NULL && (r.pty = clean_pty(json_object_get(o, "pty"))) ==
-	    NULL)
-		bad = "malformed pty request";
-	if (bad != NULL) {
-		chan_refuse(cl, ch->id, "denied", bad);
-		goto out;
-	}
-	if (r.subsystem != NULL && strcmp(r.subsystem, "sftp") != 0) {
-		char why[128];
-
-		/* the policy language knows sftp only: say so, and log it */
-		snprintf(why, sizeof(why), "subsystem %s is not available "
-		    "(only sftp)", r.subsystem);
-		audit_channel(cl, ch->id, &r, 0, "", why);
-		chan_refuse(cl, ch->id, "denied", why);
-		goto out;
-	}
-	if ((r.env = clean_env(json_object_get(o, "env"))) == NULL) {
-		chan_refuse(cl, ch->id, "failed", "out of memory");
-		goto out;
-	}
-	r.client = clean_client(json_object_get(o, "client"));
-	run_request(cl, ch, &r);
- out:
-	json_decref(r.pty);
-	json_decref(r.env);
-	json_decref(r.client);
-}
-
-/* A direct-tcpip channel (ssh -L, -W, -D): decided when it opens. */
-static void
-on_open_forward(struct bzp_client *cl, struct bzp_chan *ch, const json_t *o)
-{
-	struct chan_req r;
-	json_t *port = json_object_get(o, "port");
-
-	ch->requested = 1;
-	memset(&r, 0, sizeof(r));
-	r.kind = "forward";
-	r.action = BZ_ACTION_PORT_FORWARD;
-	if ((r.host = bz_json_str(o, "host")) == NULL || r.host[0] == '\0' ||
-	    strlen(r.host) > HOST_MAX || strpbrk(r.host, " \t\r\n") != NULL ||
-	    !json_is_integer(port) || json_integer_value(port) < 1 ||
-	    json_integer_value(port) > 65535) {
-		chan_refuse(cl, ch->id, "denied", "malformed forward request");
-		return;
-	}
-	r.port = json_integer_value(port);
-	/* as the policy writes it: an IPv6 literal in brackets */
-	snprintf(r.forward, sizeof(r.forward), strchr(r.host, ':') != NULL ?
-	    "[%s]:%u" : "%s:%u", r.host, (unsigned)r.port);
-	run_request(cl, ch, &r);
 }
 
 /* Something bzsshd refused on its own (agent or X11 forwarding, -R, ...):
@@ -487,34 +151,27 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 		t = "";
 	kind = bz_json_str(o, "kind");
 	if (strcmp(t, "open") == 0) {
-		int forward = kind != NULL && strcmp(kind, "direct-tcpip") == 0;
+		int fwd = kind != NULL && strcmp(kind, "direct-tcpip") == 0;
 
 		if (ch != NULL)
 			bzp_conn_close(cl->conn, "protocol violation: channel "
 			    "%u opened twice", id);
 		else if (cl->nchans >= CHANNELS_MAX)
-			chan_refuse(cl, id, "denied", "too many channels");
-		else if (!forward && (kind == NULL ||
+			bzp_chan_refuse(cl, id, "denied", "too many channels");
+		else if (!fwd && (kind == NULL ||
 		    strcmp(kind, "session") != 0))
-			chan_refuse(cl, id, "denied", "unknown channel kind");
+			bzp_chan_refuse(cl, id, "denied", "unknown channel "
+			    "kind");
 		else if ((ch = calloc(1, sizeof(*ch))) == NULL)
-			chan_refuse(cl, id, "failed", "out of memory");
+			bzp_chan_refuse(cl, id, "failed", "out of memory");
 		else {
 			ch->id = id;
+			ch->forward = fwd;
 			ch->next = cl->chans;
 			cl->chans = ch;
 			cl->nchans++;
-			if (forward)
-				on_open_forward(cl, ch, o);
 		}
-	} else if (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0 ||
-	    strcmp(t, "subsystem") == 0) {
-		if (ch == NULL)
-			chan_refuse(cl, id, "denied", "channel not open");
-		else
-			on_session_request(cl, ch, o, t);
-	} else if (strcmp(t, "window_change") == 0 ||
-	    strcmp(t, "signal") == 0)
+	} else if (strcmp(t, "window_change") == 0)
 		forward(cl, ch, msg);
 	else if (strcmp(t, "refused") == 0)
 		on_refused_note(cl, id, o);
@@ -522,6 +179,24 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 		bz_debug("%s: channel %u: ignored \"%.32s\"", cl->conn->peer,
 		    id, t);
 	json_decref(o);
+}
+
+/* A request signed with the client key: it must be the session's key,
+ * or the link is over (the agent would refuse it anyway). */
+static void
+on_signed(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
+    const struct bz_frame *f)
+{
+	struct bzp_signed m;
+
+	if (bzp_signed_parse(f->payload, f->length, cl->client_key,
+	    &m) != 0) {
+		bzp_conn_close(cl->conn, "protocol violation: a request not "
+		    "signed by the session's key");
+		return;
+	}
+	bzp_client_request(cl, ch, id, &m);
+	bzp_signed_free(&m);
 }
 
 /* Channel 0 after hello_ok: only notes of what bzsshd refused (-R). */
@@ -561,7 +236,8 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 			    bz_frame_type_name(f->type), f->channel_id);
 		return;
 	}
-	if (f->flags != 0) {
+	if (f->flags != 0 && (f->flags != BZ_FLAG_CLIENT_SIGNED ||
+	    f->channel_id == 0)) {
 		bzp_conn_close(cl->conn, "protocol violation: flags 0x%x from "
 		    "a client", f->flags);
 		return;
@@ -577,7 +253,10 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 	ch = chan_find(cl, f->channel_id);
 	switch (f->type) {
 	case BZ_FRAME_CONTROL:
-		on_control(cl, ch, f->channel_id, f, msg);
+		if (f->flags == BZ_FLAG_CLIENT_SIGNED)
+			on_signed(cl, ch, f->channel_id, f);
+		else
+			on_control(cl, ch, f->channel_id, f, msg);
 		break;
 	case BZ_FRAME_DATA:
 	case BZ_FRAME_EOF:
@@ -606,7 +285,7 @@ bzp_client_agent_gone(struct bzp_client *cl, const char *reason)
 	for (ch = cl->chans; ch != NULL; ch = ch->next) {
 		if (!ch->running || ch->agent_closed)
 			continue;
-		chan_refuse(cl, ch->id, "failed", reason);
+		bzp_chan_refuse(cl, ch->id, "failed", reason);
 		(void)bzp_conn_send(cl->conn, BZ_FRAME_CLOSE, 0, 0, ch->id,
 		    NULL, 0);
 		ch->agent_closed = 1;
@@ -651,6 +330,8 @@ bzp_client_free(struct bzp_client *cl)
 		free(ch);
 	}
 	json_decref(cl->pending_login);
+	bzp_signed_free(&cl->syn);
+	free(cl->client_key);
 	if (cl->id_token != NULL)
 		sodium_memzero(cl->id_token, strlen(cl->id_token));
 	free(cl->id_token);

@@ -43,6 +43,7 @@ struct bz_session {
 	char *session;    /* secret: bzproxy session token */
 	char *id_token;   /* secret */
 	char *client_key; /* secret: b64url Ed25519 secret key */
+	char *nonce_salt; /* b64url: the token's nonce = H(key || salt) */
 	time_t expires;
 };
 
@@ -95,6 +96,32 @@ struct bz_target {
 };
 /* Serve one SSH connection on stdin/stdout. Returns the exit status. */
 int bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t);
+
+/* ---- client_chain.c ---- */
+struct bz_target;
+/* One connection's signed messages (docs/protocol.md "Two roots of
+ * trust"). */
+struct bz_chain {
+	uint8_t sk[64];        /* secret: the client key */
+	uint64_t seq;          /* of the last request signed */
+	char *prev;            /* b64url hash of the last message (chain) */
+	char *syn_hash;        /* b64url hash of our SYN */
+	int anchored;          /* the agent's SYNACK is in */
+};
+void bz_chain_init(struct bz_chain *c, const uint8_t sk[64]);
+/* Zero and free. */
+void bz_chain_clear(struct bz_chain *c);
+/* The session's SYN (target, unix user, ID token, key, salt, a random),
+ * signed: b64url of its bytes, for hello (malloc'ed), or NULL. */
+char *bz_chain_syn(struct bz_chain *c, const struct bz_session *s,
+    const struct bz_target *t);
+/* The agent's SYNACK (b64url, from hello_ok): it must answer our SYN; it
+ * anchors the chain. 0 or BZ_ERR_INVALID. */
+int bz_chain_anchor(struct bz_chain *c, const char *synack_b64);
+/* Add seq, prev, ch and ts to o, sign it: *out (malloc'ed, *n bytes) is
+ * the message for channel ch. 0, or BZ_ERR_INVALID before the anchor. */
+int bz_chain_request(struct bz_chain *c, uint32_t ch, json_t *o,
+    uint8_t **out, size_t *n);
 
 /* ---- proxy_ask.c ---- */
 /* Builds a request that signs bzproxy's challenge (NULL on failure). */

@@ -663,7 +663,8 @@ bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 	    (s.issuer = strdup(a.issuer)) == NULL ||
 	    (a.ca != NULL && (s.ca_file = strdup(a.ca)) == NULL) ||
 	    (s.id_token = strdup(id_token)) == NULL ||
-	    (s.client_key = b64(o.sk, sizeof(o.sk))) == NULL) {
+	    (s.client_key = b64(o.sk, sizeof(o.sk))) == NULL ||
+	    (s.nonce_salt = b64(o.salt, sizeof(o.salt))) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto out;
 	}

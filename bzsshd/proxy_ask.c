@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chain.h"
 #include "util.h"
 #include "wire.h"
 
@@ -101,19 +102,11 @@ bz_proxy_ask(const char *proxy, const char *ca, bz_request_builder build,
 int
 bz_challenge_parse(const json_t *o, uint8_t challenge[BZ_POP_CHALLENGE_LEN])
 {
-	const char *t = bz_json_str(o, "t"), *n = bz_json_str(o, "nonce");
-	uint8_t *d = NULL;
-	size_t dn = 0;
-	int r = BZ_ERR_INVALID;
+	const char *t = bz_json_str(o, "t");
 
-	if (t != NULL && strcmp(t, "challenge") == 0 && n != NULL &&
-	    bz_b64url_decode(n, strlen(n), BZ_POP_CHALLENGE_LEN, &d,
-	    &dn) == 0 && dn == BZ_POP_CHALLENGE_LEN) {
-		memcpy(challenge, d, dn);
-		r = BZ_OK;
-	}
-	free(d);
-	return r;
+	if (t == NULL || strcmp(t, "challenge") != 0)
+		return BZ_ERR_INVALID;
+	return bz_json_b64(o, "nonce", challenge, BZ_POP_CHALLENGE_LEN);
 }
 
 int

@@ -112,6 +112,8 @@ bz_session_load(const char *dir, struct bz_session *s, char *err,
 	    (r = dup_member(o, "session", 1, &s->session, err, errlen)) != 0 ||
 	    (r = dup_member(o, "id_token", 0, &s->id_token, err, errlen)) != 0 ||
 	    (r = dup_member(o, "client_key", 0, &s->client_key, err,
+	    errlen)) != 0 ||
+	    (r = dup_member(o, "nonce_salt", 0, &s->nonce_salt, err,
 	    errlen)) != 0)
 		goto out;
 	if ((exp = json_object_get(o, "expires")) == NULL ||
@@ -146,10 +148,11 @@ bz_session_save(const char *dir, const struct bz_session *s, char *err,
 	json_t *o = NULL;
 	int r = BZ_ERR_ALLOC;
 
-	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:I}",
+	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:I}",
 	    "proxy", s->proxy, "ca_file", s->ca_file, "issuer", s->issuer,
 	    "user", s->user, "session", s->session, "id_token", s->id_token,
-	    "client_key", s->client_key, "expires", (json_int_t)s->expires);
+	    "client_key", s->client_key, "nonce_salt", s->nonce_salt,
+	    "expires", (json_int_t)s->expires);
 	if (o == NULL || (text = bz_json_dump(o)) == NULL ||
 	    (path = bz_config_dir_file(dir, "session")) == NULL) {
 		bz_errf(err, errlen, "cannot serialise the session");
@@ -186,6 +189,7 @@ bz_session_clear(struct bz_session *s)
 	free_secret(&s->session);
 	free_secret(&s->id_token);
 	free_secret(&s->client_key);
+	free(s->nonce_salt);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "log.h"
 #include "util.h"
@@ -65,6 +66,27 @@ bz_chan_send_json(struct bz_chan *ch, json_t *o)
 	    bz_link_send_json(ch->conn->link, ch->id, o) != 0)
 		bz_debug("channel %u: cannot queue a control message", ch->id);
 	json_decref(o);
+}
+
+int
+bz_chan_send_signed(struct bz_chan *ch, json_t *o)
+{
+	uint8_t *msg = NULL;
+	size_t n = 0;
+	int r = BZ_ERR_INVALID;
+
+	if (o != NULL && can_tell_proxy(ch) &&
+	    (r = bz_chain_request(&ch->conn->chain, ch->id, o, &msg,
+	    &n)) == 0)
+		r = bz_link_send_frame(ch->conn->link, BZ_FRAME_CONTROL,
+		    BZ_FLAG_CLIENT_SIGNED, 0, ch->id, msg, n);
+	if (r != 0)
+		bz_debug("channel %u: cannot queue a signed request", ch->id);
+	if (msg != NULL)
+		sodium_memzero(msg, n);
+	free(msg);
+	json_decref(o);
+	return r;
 }
 
 void

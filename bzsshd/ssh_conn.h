@@ -79,7 +79,7 @@ struct bz_conn {
 	struct ssh_server_callbacks_struct scb;
 
 	const struct bz_session *sess;
-	uint8_t client_sk[64];  /* secret: signs hello (pop.h) */
+	struct bz_chain chain;  /* signs hello and every request */
 	int hello_sent;
 	enum bz_auth_state auth;
 	char reason[BZSSHD_ERRLEN];
@@ -128,6 +128,10 @@ struct bz_chan *bz_chan_find(struct bz_conn *c, uint32_t id);
 void bz_chan_send_json(struct bz_chan *ch, json_t *obj);
 void bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p,
     size_t n);
+/* Sign obj into the session's chain (client_chain.c) and queue it for
+ * channel ch: a request that makes the agent act. Takes obj; 0 or
+ * BZ_ERR_*. */
+int bz_chan_send_signed(struct bz_chan *ch, json_t *obj);
 /* End the channel from our side: reason on its stderr, exit status 255
  * (a session), EOF and close once ssh has read what we sent. */
 void bz_chan_fail(struct bz_chan *ch, const char *reason);

@@ -91,14 +91,18 @@ bz_forward_open(struct bz_conn *c, ssh_message m)
 	}
 	if ((ch = bz_chan_new(c, BZ_CHAN_FORWARD)) == NULL)
 		return 1;
-	o = json_pack("{s:s, s:s, s:s, s:i}", "t", "open", "kind",
-	    "direct-tcpip", "host", host, "port", port);
+	bz_chan_send_json(ch, json_pack("{s:s, s:s}", "t", "open", "kind",
+	    "direct-tcpip"));
+	o = json_pack("{s:s, s:s, s:i}", "t", "forward", "host", host, "port",
+	    port);
 	if (o != NULL && host_ok(orig) && oport >= 0 && oport <= 65535) {
 		json_object_set_new(o, "orig_host", json_string(orig));
 		json_object_set_new(o, "orig_port", json_integer(oport));
 	}
-	bz_chan_send_json(ch, o);
-	wait_open(c, ch);
+	if (bz_chan_send_signed(ch, o) == 0)
+		wait_open(c, ch);
+	else
+		bz_chan_fail(ch, "cannot sign the forward request");
 	if (ch->opened && !ch->ending &&
 	    (sc = ssh_message_channel_request_open_reply_accept(m)) != NULL) {
 		bz_chan_attach(ch, sc);

@@ -42,8 +42,8 @@ on_signal(ssh_session s, ssh_channel channel, const char *sig, void *ud)
 	struct bz_chan *ch = ud;
 
 	if (ch->started && sig != NULL && strlen(sig) < 32)
-		bz_chan_send_json(ch, json_pack("{s:s, s:s}", "t", "signal",
-		    "name", sig));
+		(void)bz_chan_send_signed(ch, json_pack("{s:s, s:s}", "t",
+		    "signal", "name", sig));
 }
 
 static int
@@ -160,7 +160,8 @@ start_request(struct bz_chan *ch, const char *t, const char *arg)
 	}
 	bz_chan_send_json(ch, json_pack("{s:s, s:s}", "t", "open", "kind",
 	    "session"));
-	bz_chan_send_json(ch, req);
+	if (bz_chan_send_signed(ch, req) != 0)
+		return 1;
 	ch->started = 1;
 	bz_debug("channel %u: %s requested", ch->id, t);
 	return 0;

@@ -72,21 +72,27 @@ static void
 send_hello(struct bz_conn *c, const json_t *challenge)
 {
 	uint8_t ch[BZ_POP_CHALLENGE_LEN];
+	char *syn = NULL;
 	json_t *o = NULL;
 
 	c->hello_sent = 1;
 	if (bz_challenge_parse(challenge, ch) != 0 ||
-	    (o = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello", "session",
-	    c->sess->session, "target", c->target->host, "unix_user",
-	    c->target->user)) == NULL ||
-	    bz_sign_pop(o, c->client_sk, "hello", ch, (const char *const[]){
+	    (syn = bz_chain_syn(&c->chain, c->sess, c->target)) == NULL ||
+	    (o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "t", "hello",
+	    "session", c->sess->session, "target", c->target->host,
+	    "unix_user", c->target->user, "syn", syn)) == NULL ||
+	    bz_sign_pop(o, c->chain.sk, "hello", ch, (const char *const[]){
 	    c->target->host, c->target->user }, 2) != 0 ||
 	    bz_link_send_json(c->link, 0, o) != 0) {
 		c->auth = BZ_AUTH_DENIED;
 		snprintf(c->reason, sizeof(c->reason), "cannot say hello to "
-		    "bzproxy (malformed challenge or session file)");
+		    "bzproxy (malformed challenge, or a session file from an "
+		    "older bzsshd: run `bzsshd login`)");
 	}
+	if (o != NULL)
+		json_object_clear(o); /* the SYN holds the ID token */
 	json_decref(o);
+	free(syn);
 }
 
 /* Connection-level control (channel 0): the challenge, the answers to
@@ -115,7 +121,12 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 	} else if (c->authed && strcmp(t, "error") != 0) {
 		bz_debug("bzproxy: ignored \"%.32s\" on channel 0", t);
 	} else if (strcmp(t, "hello_ok") == 0 && c->auth == BZ_AUTH_PENDING) {
-		c->auth = BZ_AUTH_OK;
+		if (bz_chain_anchor(&c->chain, bz_json_str(o, "synack")) != 0) {
+			c->auth = BZ_AUTH_DENIED;
+			snprintf(c->reason, sizeof(c->reason), "bzproxy's answer "
+			    "does not carry the target's answer to this session");
+		} else
+			c->auth = BZ_AUTH_OK;
 		bz_debug("bzproxy: hello_ok as %.200s",
 		    bz_json_str(o, "user") ? bz_json_str(o, "user") : "?");
 	} else if (strcmp(t, "mfa_required") == 0 &&
@@ -489,6 +500,23 @@ event_loop(struct bz_conn *c)
 		ended_before_auth(c);
 }
 
+/* bzproxy first: its TLS handshake runs during the SSH key exchange;
+ * hello answers its challenge. */
+static void
+start_link(struct bz_conn *c, const struct bz_session *sess,
+    const uint8_t sk[64], int wake_fd)
+{
+	char err[BZSSHD_ERRLEN] = "";
+
+	bz_chain_init(&c->chain, sk);
+	if (bz_link_start(sess->proxy, "/v1/client", sess->ca_file, wake_fd,
+	    &c->link, err, sizeof(err)) != 0) {
+		snprintf(c->reason, sizeof(c->reason), "%s", err[0] ? err :
+		    "cannot reach bzproxy");
+		refuse(c);
+	}
+}
+
 int
 bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 {
@@ -498,6 +526,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	struct bz_relay *relay = NULL;
 	ssh_bind bind = NULL;
 	char *keypath = NULL;
+	uint8_t sk[64];
 	int wake[2] = { -1, -1 }, ssh_fd = -1, rc = 1, r;
 
 	memset(&c, 0, sizeof(c));
@@ -521,18 +550,12 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		snprintf(c.reason, sizeof(c.reason), "not logged in (%.150s): "
 		    "run `bzsshd login`", err);
 		refuse(&c);
-	} else if (bz_session_client_key(&sess, c.client_sk) != 0) {
+	} else if (bz_session_client_key(&sess, sk) != 0) {
 		snprintf(c.reason, sizeof(c.reason), "the session file has no "
 		    "valid client key: run `bzsshd login`");
 		refuse(&c);
-	} else if ((r = bz_link_start(sess.proxy, "/v1/client", sess.ca_file,
-	    wake[1], &c.link, err, sizeof(err))) != 0) {
-		/* bzproxy first: its TLS handshake runs during the key
-		 * exchange; hello answers its challenge */
-		snprintf(c.reason, sizeof(c.reason), "%s", err[0] ? err :
-		    "cannot reach bzproxy");
-		refuse(&c);
-	}
+	} else
+		start_link(&c, &sess, sk, wake[1]);
 	c.sess = &sess;
 	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
 	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
@@ -595,6 +618,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		close(wake[1]);
 	free(keypath);
 	bz_session_clear(&sess);
-	sodium_memzero(c.client_sk, sizeof(c.client_sk));
+	bz_chain_clear(&c.chain);
+	sodium_memzero(sk, sizeof(sk));
 	return rc;
 }

@@ -138,6 +138,30 @@ bz_json_str(const json_t *obj, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+const char *
+bz_json_str_max(const json_t *o, const char *key, size_t max)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+int
+bz_json_int_range(const json_t *o, const char *key, json_int_t lo,
+    json_int_t hi, json_int_t *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
 int
 bz_env_name_ok(const char *name)
 {

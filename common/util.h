@@ -38,6 +38,12 @@ char *bz_json_dump(const json_t *obj);
 /* Member as string if present and a string, else NULL. */
 const char *bz_json_str(const json_t *obj, const char *key);
 
+/* A string member with no NUL inside and at most max bytes, else NULL. */
+const char *bz_json_str_max(const json_t *obj, const char *key, size_t max);
+/* An integer member in [lo, hi] into *out: 0, or -1. */
+int bz_json_int_range(const json_t *obj, const char *key, json_int_t lo,
+    json_int_t hi, json_int_t *out);
+
 #define BZ_ENV_NAME_MAX 64
 /* An environment variable name as clients may send one: letters, digits
  * and '_', not starting with a digit, 1 to BZ_ENV_NAME_MAX bytes. */

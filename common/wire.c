@@ -59,9 +59,10 @@ bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f)
 		return r;
 	if (bz_buf_avail(&b) != 0)
 		return BZ_ERR_FORMAT;
-	if ((f->flags & BZ_FLAG_PROXY_SIGNED) &&
-	    (f->type != BZ_FRAME_CONTROL || f->length < BZ_SIG_LEN))
-		return BZ_ERR_FORMAT;
+	if ((f->flags & BZ_FLAGS_SIGNED) &&
+	    (f->type != BZ_FRAME_CONTROL || f->length <= BZ_SIG_LEN ||
+	    (f->flags & (f->flags - 1)) != 0))
+		return BZ_ERR_FORMAT; /* a signature needs JSON; one signer */
 	switch (f->type) {
 	case BZ_FRAME_WINDOW:
 		if (f->length != 4)

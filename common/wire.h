@@ -50,10 +50,16 @@ enum bz_frame_type {
 	BZ_FRAME_SEALED_DATA = 0x42,
 };
 
-/* Flag: a CONTROL payload is JSON followed by a 64-byte Ed25519 signature
- * by bzproxy over that JSON (which names its session, channel and target). */
+/* Flags: a CONTROL payload is JSON followed by a 64-byte Ed25519
+ * signature over that JSON by bzproxy (toward an agent), by the client key
+ * (from bzsshd), or by the agent's identity key (from an agent). At most
+ * one of them. */
 #define BZ_FLAG_PROXY_SIGNED 0x0001u
-#define BZ_FLAG_KNOWN (BZ_FLAG_PROXY_SIGNED)
+#define BZ_FLAG_CLIENT_SIGNED 0x0002u
+#define BZ_FLAG_AGENT_SIGNED 0x0004u
+#define BZ_FLAGS_SIGNED (BZ_FLAG_PROXY_SIGNED | BZ_FLAG_CLIENT_SIGNED | \
+	BZ_FLAG_AGENT_SIGNED)
+#define BZ_FLAG_KNOWN BZ_FLAGS_SIGNED
 #define BZ_SIG_LEN 64
 
 struct bz_frame {

@@ -1,89 +1,211 @@
 # Attack: a stolen bzproxy (issue 8). The attacker holds what bzproxy's host
 # holds -- its TLS key, its Ed25519 signing key, its SQLite file with the
-# ID tokens of users who logged in -- and takes over the agent's network
-# path to bzproxy. tests/lib/fake_proxy.py plays that bzproxy to a real
-# bzagent serving web1; every request asks for a marker file, which must
-# never appear.
+# ID tokens and public client keys of users who logged in -- and takes
+# over the agents' and the users' network paths to bzproxy.
+# tests/lib/fake_proxy.py plays that bzproxy to real agents (web1, db1)
+# and to a real bzsshd. The user runs one legitimate command through it;
+# the attacker records everything the client signed and then tries to
+# run commands of its own: a session of its making, the captured request
+# replayed, altered, moved to another target or unix user. Each would
+# create a marker file; none may appear.
+import hashlib
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import \
+    Ed25519PrivateKey
 
-from conftest import SRCDIR
+from conftest import SRCDIR, wait_until
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
-from fake_proxy import FakeProxy  # noqa: E402
+from bzwire import b64u, raw_public  # noqa: E402
+from fake_proxy import FakeProxy, compact  # noqa: E402
 
 
-@pytest.fixture
-def stolen(sandbox, tmp_path):
+def agent_config(sandbox, name, port, tmp_path):
+    with open(getattr(sandbox, "agent_%s_config" % name)) as f:
+        cfg = f.read()
+    cfg = "\n".join("proxy_url: wss://127.0.0.1:%d/v1/agent" % port
+                    if line.startswith("proxy_url:") else line
+                    for line in cfg.splitlines()) + "\n"
+    path = tmp_path / ("%s.yaml" % name)
+    path.write_text(cfg)
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def stolen(sandbox, tmp_path_factory):
+    """The fake bzproxy, web1 and db1 agents talking to it, a bzsshd
+    config pointing at it, and the stolen SQLite session row."""
+    tmp = tmp_path_factory.mktemp("stolen")
     d = sandbox.sandbox_dir
     fp = FakeProxy(os.path.join(d, "pki", "server.pem"),
                    os.path.join(d, "pki", "server.key"),
                    os.path.join(d, "proxy", "proxy_ed25519.key"))
-    with open(sandbox.agent_web1_config) as f:
-        cfg = f.read()
-    # web1's own agent (its identity key, its pinned bzproxy key), whose
-    # way to bzproxy now leads to the attacker
-    cfg = "\n".join("proxy_url: wss://127.0.0.1:%d/v1/agent" % fp.port
-                    if line.startswith("proxy_url:") else line
-                    for line in cfg.splitlines()) + "\n"
-    path = tmp_path / "bzagent.yaml"
-    path.write_text(cfg)
-    path.chmod(0o600)
-    log = open(tmp_path / "agent.log", "wb")
-    agent = subprocess.Popen([sandbox.bzagent, "-v", "-c", str(path)],
-                             stdout=log, stderr=subprocess.STDOUT)
+    agents = []
+    for name in ("web1", "db1"):
+        log = open(tmp / ("%s.log" % name), "wb")
+        agents.append((subprocess.Popen(
+            [sandbox.bzagent, "-v", "-c",
+             agent_config(sandbox, name, fp.port, tmp)],
+            stdout=log, stderr=subprocess.STDOUT), log))
+    # the user's bzsshd, its way to bzproxy taken over too
+    client = tmp / "client"
+    client.mkdir(mode=0o700)
+    with open(os.path.join(sandbox.client_dir, "session")) as f:
+        sess = json.load(f)
+    sess["proxy"] = "wss://127.0.0.1:%d" % fp.port
+    (client / "session").write_text(json.dumps(sess))
+    (client / "session").chmod(0o600)
+    for name in ("host_ed25519_key", "known_hosts"):
+        src = os.path.join(sandbox.client_dir, name)
+        (client / name).write_bytes(open(src, "rb").read())
+        (client / name).chmod(0o600)
+    cfg = sandbox.ssh_config_for(str(client), str(tmp / "ssh_config"))
     db = sqlite3.connect(os.path.join(d, "proxy", "state.db"))
-    user, token = db.execute("SELECT user, id_token FROM sessions ORDER BY "
-                             "expires DESC LIMIT 1").fetchone()
+    row = db.execute("SELECT user, id_token, client_key FROM sessions "
+                     "ORDER BY expires DESC LIMIT 1").fetchone()
     db.close()
+    # where any unix user could create a marker (pytest's folders are
+    # root's alone)
+    markers = tempfile.mkdtemp(prefix="bz-markers.", dir="/tmp")
+    os.chmod(markers, 0o777)
     try:
-        fp.wait_ready()
-        yield fp, user, token, tmp_path
+        fp.wait_agent("web1")
+        fp.wait_agent("db1")
+        yield {"fp": fp, "cfg": cfg, "user": row[0], "token": row[1],
+               "client_key": row[2], "markers": markers}
     finally:
-        agent.terminate()
-        agent.wait(10)
+        for p, log in agents:
+            p.terminate()
+            p.wait(10)
+            log.close()
         fp.close()
-        log.close()
+        shutil.rmtree(markers, ignore_errors=True)
 
 
-def marker_path(tmp_path, name):
-    d = tmp_path / "markers"
-    d.mkdir(exist_ok=True)
-    d.chmod(0o777)  # any unix user could create it
-    return str(d / name)
+def legit_run(sandbox, st, command):
+    """The user's own command through the stolen bzproxy; returns what the
+    client signed for it: [SYN, request]."""
+    n = len(st["fp"].captured)
+    r = sandbox.ssh("web1", command, config=st["cfg"], timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: len(st["fp"].captured) >= n + 2, 5)
+    return st["fp"].captured[n:n + 2]
 
 
-def exec_as(fp, user, token, unix_user, command, ch):
-    fp.request(1, ch, {"t": "exec", "action": "exec", "target": "web1",
-                       "user": user, "id_token": token,
-                       "unix_user": unix_user, "root_allowed": True,
-                       "command": command})
-    return fp.outcome(1, ch)
+def csm_json(signed):
+    return json.loads(signed[:-64])
 
 
-def test_stolen_proxy_cannot_run_as_root(stolen):
-    fp, user, token, tmp = stolen
-    m = marker_path(tmp, "root")
-    kind, why = exec_as(fp, user, token, "root", "touch %s" % m, 1)
-    assert kind == "failed", (kind, why)
-    assert "root" in why
-    assert not os.path.exists(m), "a stolen bzproxy ran a command as root"
+def resign(signed, changes, key):
+    """The client's message with changes, signed by key (the attacker's:
+    the client's is out of reach)."""
+    o = csm_json(signed)
+    o.update(changes)
+    body = compact(o)
+    return body + key.sign(body)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: the agent does not yet "
-                   "require the client's signature, so bzproxy's key and a "
-                   "stored ID token still suffice for the policy's users")
-def test_stolen_proxy_cannot_run_as_a_logged_in_user(stolen, sandbox):
-    fp, user, token, tmp = stolen
-    m = marker_path(tmp, "user")
-    kind, why = exec_as(fp, user, token, sandbox.unix_user, "touch %s" % m, 2)
-    ran = os.path.exists(m)
-    if ran:
-        os.unlink(m)
-    assert not ran, "a stolen bzproxy ran a command as %s for %s" % (
-        sandbox.unix_user, user)
-    assert kind == "failed", (kind, why)
+def ran(st, name):
+    path = os.path.join(st["markers"], name)
+    time.sleep(0.3)
+    found = os.path.exists(path)
+    if found:
+        os.unlink(path)
+    return found
+
+
+def test_legit_command_through_it_runs(sandbox, stolen):
+    # the control: what the user asks for does run (the attacker relays)
+    m = os.path.join(stolen["markers"], "legit")
+    legit_run(sandbox, stolen, "touch %s" % m)
+    assert ran(stolen, "legit")
+
+
+def test_own_session_with_a_stolen_token(stolen):
+    fp, attacker = stolen["fp"], Ed25519PrivateKey.generate()
+    for key_b64 in (stolen["client_key"], b64u(raw_public(attacker))):
+        # the victim's public key (signature fails) or the attacker's own
+        # (the token's nonce commits to another key)
+        syn = {"t": "syn", "seq": 0, "ch": 0, "ts": int(time.time()),
+               "target": "web1", "unix_user": "deploy",
+               "id_token": stolen["token"], "nonce_salt": b64u(os.urandom(16)),
+               "client_key": key_b64, "client_random": b64u(os.urandom(32))}
+        body = compact(syn)
+        sid = fp.new_sid()
+        fp.envelope("web1", sid, 0, body + attacker.sign(body),
+                    action="connect")
+        kind, why = fp.outcome("web1", sid, 0)
+        assert kind == "failed", (kind, why)
+        # and a request for that session all the same
+        m = os.path.join(stolen["markers"], "own")
+        req = {"t": "exec", "seq": 1, "prev": "x", "ch": 1,
+               "ts": int(time.time()), "command": "touch %s" % m}
+        body = compact(req)
+        fp.envelope("web1", sid, 1, body + attacker.sign(body))
+        kind, why = fp.outcome("web1", sid, 1)
+        assert kind == "failed" and "no session" in why, (kind, why)
+        assert not ran(stolen, "own")
+
+
+def test_captured_request_replayed(sandbox, stolen):
+    fp = stolen["fp"]
+    m = os.path.join(stolen["markers"], "replay")
+    syn, req = legit_run(sandbox, stolen, "touch %s" % m)
+    assert ran(stolen, "replay")  # the user's own run
+    # the SYN replayed (still fresh) gets a new session with the agent's
+    # new random; the captured request does not chain to it
+    sid = fp.new_sid()
+    fp.envelope("web1", sid, 0, syn, action="connect")
+    kind, _ = fp.outcome("web1", sid, 0)
+    assert kind == "synack"
+    fp.envelope("web1", sid, csm_json(req)["ch"], req)
+    kind, why = fp.outcome("web1", sid, csm_json(req)["ch"])
+    assert kind == "failed" and "chain" in why, (kind, why)
+    assert not ran(stolen, "replay")
+
+
+def test_captured_request_altered(sandbox, stolen):
+    fp = stolen["fp"]
+    syn, req = legit_run(sandbox, stolen, "true")
+    m = os.path.join(stolen["markers"], "altered")
+    sid = fp.new_sid()
+    fp.envelope("web1", sid, 0, syn, action="connect")
+    kind, synack = fp.outcome("web1", sid, 0)
+    assert kind == "synack"
+    prev = b64u(hashlib.sha256(synack).digest())
+    # the command changed and chained right, the client's signature kept
+    o = csm_json(req)
+    o.update({"command": "touch %s" % m, "prev": prev})
+    body = compact(o)
+    fp.envelope("web1", sid, o["ch"], body + req[-64:])
+    kind, why = fp.outcome("web1", sid, o["ch"])
+    assert kind == "failed" and "not signed" in why, (kind, why)
+    assert not ran(stolen, "altered")
+
+
+def test_captured_session_moved(sandbox, stolen):
+    fp = stolen["fp"]
+    syn, _ = legit_run(sandbox, stolen, "true")
+    # to another target: the SYN names web1
+    sid = fp.new_sid()
+    fp.envelope("db1", sid, 0, syn, action="connect")
+    kind, why = fp.outcome("db1", sid, 0)
+    assert kind == "failed" and "another target" in why, (kind, why)
+    # to another unix user, or root: the client's signature breaks
+    for user in ("daemon", "root"):
+        sid = fp.new_sid()
+        fp.envelope("web1", sid, 0, resign(syn, {"unix_user": user},
+                                           Ed25519PrivateKey.generate()),
+                    action="connect")
+        kind, why = fp.outcome("web1", sid, 0)
+        assert kind == "failed" and "not signed" in why, (kind, why)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, \
 
 FRAME_CONTROL, FRAME_DATA, FRAME_EXT_DATA, FRAME_EOF, FRAME_CLOSE, \
     FRAME_WINDOW = 1, 2, 3, 4, 5, 6
-FLAG_PROXY_SIGNED = 1
+FLAG_PROXY_SIGNED, FLAG_CLIENT_SIGNED, FLAG_AGENT_SIGNED = 1, 2, 4
 
 
 def raw_public(key):

@@ -1,10 +1,11 @@
 # A stand-in for a stolen bzproxy, for the attack tests: it holds what an
 # attacker who took bzproxy's host would hold (its TLS key, its Ed25519
-# signing key, its SQLite file with the users' ID tokens) and speaks the
-# agent side of the wire protocol (docs/protocol.md) to a real bzagent:
-# challenge, agent_hello, agent_ok, then whatever signed requests the test
-# makes up. A minimal websocket server (RFC 6455) over TLS on 127.0.0.1;
-# Debian's python3-cryptography signs.
+# signing key, its SQLite file with the users' ID tokens and public client
+# keys) and speaks the wire protocol (docs/protocol.md) to real agents and
+# to a real bzsshd: a small bzproxy that allows everything, relays what
+# the client sends, records every message the client signed, and lets the
+# test send whatever it makes up or replays. A minimal websocket server
+# (RFC 6455) over TLS on 127.0.0.1; Debian's python3-cryptography signs.
 import base64
 import hashlib
 import json
@@ -18,8 +19,8 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import \
     Ed25519PrivateKey
 
-from bzwire import FLAG_PROXY_SIGNED, FRAME_CONTROL, b64u, frame, \
-    parse_frame, raw_public, unb64u
+from bzwire import FLAG_AGENT_SIGNED, FLAG_CLIENT_SIGNED, FLAG_PROXY_SIGNED, \
+    FRAME_CONTROL, b64u, frame, parse_frame, raw_public, unb64u
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -32,68 +33,49 @@ def load_signing_key(path):
     return Ed25519PrivateKey.from_private_bytes(sk[:32])
 
 
-class FakeProxy:
-    """Accepts one agent connection and lets the test drive it."""
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
-    def __init__(self, cert, key, signing_key_path, host="127.0.0.1"):
-        self.key = load_signing_key(signing_key_path)
-        self.pk = raw_public(self.key)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        self.ctx = ctx
-        self.lsock = socket.socket()
-        self.lsock.bind((host, 0))
-        self.lsock.listen(4)
-        self.port = self.lsock.getsockname()[1]
-        self.conn = None
+
+class Conn:
+    """One websocket (server side) over TLS."""
+
+    def __init__(self, sock):
+        self.s = sock
         self.buf = b""
-        self.agent_hello = None
-        self.ready = threading.Event()
-        self.error = None
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    # ---- websocket server ----
-
-    def _accept(self):
-        try:
-            raw, _ = self.lsock.accept()
-            raw.settimeout(30)
-            self.conn = self.ctx.wrap_socket(raw, server_side=True)
-            self._handshake()
-            self._agent_handshake()
-            self.ready.set()
-        except Exception as e:  # surfaced by wait_ready
-            self.error = e
-            self.ready.set()
+        self.lock = threading.Lock()
+        self.path = None
 
     def _read(self, n):
         while len(self.buf) < n:
-            chunk = self.conn.recv(65536)
+            chunk = self.s.recv(65536)
             if not chunk:
-                raise EOFError("agent closed the connection")
+                raise EOFError("peer closed the connection")
             self.buf += chunk
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def _handshake(self):
+    def handshake(self):
         while b"\r\n\r\n" not in self.buf:
-            chunk = self.conn.recv(4096)
+            chunk = self.s.recv(4096)
             if not chunk:
                 raise EOFError("no upgrade request")
             self.buf += chunk
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        self.path = lines[0].split()[1].decode()
         hdrs = {}
-        for line in head.split(b"\r\n")[1:]:
+        for line in lines[1:]:
             k, _, v = line.partition(b":")
             hdrs[k.strip().lower()] = v.strip()
         accept = base64.b64encode(hashlib.sha1(
             hdrs[b"sec-websocket-key"] + WS_GUID).digest())
-        self.conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                          b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          b"Sec-WebSocket-Accept: " + accept + b"\r\n"
-                          b"Sec-WebSocket-Protocol: bz.v1\r\n\r\n")
+        self.s.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                       b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Accept: " + accept + b"\r\n"
+                       b"Sec-WebSocket-Protocol: bz.v1\r\n\r\n")
 
-    def send_ws(self, payload, opcode=2):
+    def send(self, payload, opcode=2):
         n = len(payload)
         if n < 126:
             head = struct.pack(">BB", 0x80 | opcode, n)
@@ -101,10 +83,11 @@ class FakeProxy:
             head = struct.pack(">BBH", 0x80 | opcode, 126, n)
         else:
             head = struct.pack(">BBQ", 0x80 | opcode, 127, n)
-        self.conn.sendall(head + payload)
+        with self.lock:
+            self.s.sendall(head + payload)
 
-    def recv_ws(self):
-        """The next whole message (binary payload), answering pings."""
+    def recv(self):
+        """The next whole message (a frame), answering pings."""
         msg = b""
         while True:
             b0, b1 = self._read(2)
@@ -116,76 +99,181 @@ class FakeProxy:
             mask = self._read(4) if b1 & 0x80 else b"\0\0\0\0"
             data = bytes(c ^ mask[i % 4] for i, c in enumerate(self._read(n)))
             if op == 9:
-                self.send_ws(data, 10)
+                self.send(data, 10)
                 continue
             if op == 8:
-                raise EOFError("agent sent a close")
+                raise EOFError("peer sent a close")
             if op == 10:
                 continue
             msg += data
             if b0 & 0x80:
-                return msg
+                return parse_frame(msg)
 
-    # ---- the agent link, as bzproxy speaks it ----
 
-    def _agent_handshake(self):
-        nonce = os.urandom(32)
-        self.send_control({"t": "challenge", "nonce": b64u(nonce),
-                           "proxy_key": b64u(self.pk)})
-        f = parse_frame(self.recv_ws())
-        self.agent_hello = json.loads(f["payload"])
-        self.send_control({"t": "agent_ok", "labels": {}})
+class FakeProxy:
+    """A bzproxy in the attacker's hands (see the top of the file)."""
 
-    def wait_ready(self, timeout=30):
-        if not self.ready.wait(timeout):
-            raise TimeoutError("no agent connected to the fake bzproxy")
-        if self.error is not None:
-            raise self.error
+    def __init__(self, cert, key, signing_key_path, host="127.0.0.1"):
+        self.key = load_signing_key(signing_key_path)
+        self.pk = raw_public(self.key)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.ctx = ctx
+        self.lsock = socket.socket()
+        self.lsock.bind((host, 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.agents = {}          # name -> Conn
+        self.agent_ready = threading.Condition()
+        self.answers = []         # (agent, frame) the agents sent
+        self.answered = threading.Condition()
+        self.captured = []        # bytes the client signed, in order
+        self.next_sid = 100
+        self.sessions = {}        # sid -> client Conn
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def send_control(self, obj, sid=0, ch=0):
-        self.send_ws(frame(FRAME_CONTROL, json.dumps(obj).encode(), 0,
-                           sid, ch))
+    # ---- connections ----
 
-    def send_signed(self, obj, sid, ch, raw=None):
-        """A request signed with bzproxy's key, as bzproxy sends one (raw:
-        exact JSON bytes to sign and send, for replays)."""
-        body = raw if raw is not None else json.dumps(
-            obj, separators=(",", ":"), sort_keys=True).encode()
-        self.send_ws(frame(FRAME_CONTROL, body + self.key.sign(body),
-                           FLAG_PROXY_SIGNED, sid, ch))
-        return body
-
-    def request(self, sid, ch, fields):
-        """A complete exec/shell/... request with fresh ts and nonce."""
-        obj = {"sid": sid, "ch": ch, "ts": int(time.time()),
-               "nonce": b64u(os.urandom(16)), "rule": "stolen"}
-        obj.update(fields)
-        return self.send_signed(obj, sid, ch)
-
-    def outcome(self, sid, ch, timeout=15):
-        """What the agent answers on (sid, ch): ("failed", reason),
-        ("exit", status or signal) or ("timeout", None); output ignored."""
-        deadline = time.time() + timeout
-        self.conn.settimeout(1)
-        while time.time() < deadline:
+    def _accept(self):
+        while not self.closed:
             try:
-                f = parse_frame(self.recv_ws())
-            except (socket.timeout, TimeoutError, ssl.SSLWantReadError):
+                raw, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,),
+                             daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            raw.settimeout(60)
+            c = Conn(self.ctx.wrap_socket(raw, server_side=True))
+            c.handshake()
+            c.s.settimeout(None)
+            if c.path == "/v1/agent":
+                self._serve_agent(c)
+            elif c.path == "/v1/client":
+                self._serve_client(c)
+        except (EOFError, OSError, ssl.SSLError, ValueError, KeyError):
+            pass
+
+    def send_control(self, c, obj, sid=0, ch=0):
+        c.send(frame(FRAME_CONTROL, json.dumps(obj).encode(), 0, sid, ch))
+
+    # ---- the agent side, as bzproxy speaks it ----
+
+    def _serve_agent(self, c):
+        nonce = os.urandom(32)
+        self.send_control(c, {"t": "challenge", "nonce": b64u(nonce),
+                              "proxy_key": b64u(self.pk)})
+        hello = json.loads(c.recv()["payload"])
+        self.send_control(c, {"t": "agent_ok", "labels": {}})
+        name = hello["name"]
+        with self.agent_ready:
+            self.agents[name] = c
+            self.agent_ready.notify_all()
+        while True:
+            f = c.recv()
+            with self.answered:
+                self.answers.append((name, f))
+                self.answered.notify_all()
+            client = self.sessions.get(f["sid"])
+            if client is None:
                 continue
-            if f["sid"] != sid or f["ch"] != ch:
-                continue
-            if f["type"] == FRAME_CONTROL:
-                o = json.loads(f["payload"])
-                if o.get("t") == "failed":
-                    return ("failed", o.get("reason", ""))
-                if o.get("t") == "exit":
-                    return ("exit", o.get("status", o.get("signal")))
-        return ("timeout", None)
+            if f["ch"] == 0 and f["flags"] == FLAG_AGENT_SIGNED:
+                # the SYNACK: the client's hello_ok
+                self.send_control(client, {
+                    "t": "hello_ok", "user": "stolen", "target": name,
+                    "synack": b64u(f["payload"])})
+            elif f["ch"] != 0:
+                client.send(frame(f["type"], f["payload"], 0, 0, f["ch"]))
+
+    def wait_agent(self, name, timeout=30):
+        with self.agent_ready:
+            if not self.agent_ready.wait_for(lambda: name in self.agents,
+                                             timeout):
+                raise TimeoutError("agent %s did not connect" % name)
+
+    def envelope(self, agent, sid, ch, csm, decision="allow",
+                 action="exec", **extra):
+        """csm (the client's signed bytes) to agent in an envelope signed
+        with the stolen key: what a stolen bzproxy can countersign."""
+        e = {"t": "csm", "sid": sid, "ch": ch, "csm": b64u(csm),
+             "decision": decision, "action": action, "rule": "stolen",
+             "user": "stolen", "mfa_at": int(time.time()),
+             "exp": int(time.time()) + 60}
+        e.update(extra)
+        body = compact(e)
+        self.agents[agent].send(frame(FRAME_CONTROL,
+                                      body + self.key.sign(body),
+                                      FLAG_PROXY_SIGNED, sid, ch))
+
+    def outcome(self, agent, sid, ch, timeout=10):
+        """The agent's answer on (sid, ch): ("synack", bytes),
+        ("failed", reason), ("exit", status) or ("timeout", None)."""
+        deadline = time.time() + timeout
+        with self.answered:
+            while True:
+                for i, (name, f) in enumerate(self.answers):
+                    if name != agent or f["sid"] != sid or f["ch"] != ch:
+                        continue
+                    if f["type"] != FRAME_CONTROL:
+                        continue
+                    del self.answers[i]
+                    if f["flags"] == FLAG_AGENT_SIGNED:
+                        return ("synack", f["payload"])
+                    o = json.loads(f["payload"])
+                    if o.get("t") == "failed":
+                        return ("failed", o.get("reason", ""))
+                    if o.get("t") == "exit":
+                        return ("exit", o.get("status", o.get("signal")))
+                left = deadline - time.time()
+                if left <= 0:
+                    return ("timeout", None)
+                self.answered.wait(left)
+
+    def new_sid(self):
+        self.next_sid += 1
+        return self.next_sid
+
+    # ---- the client side: a bzproxy that allows everything ----
+
+    def _serve_client(self, c):
+        self.send_control(c, {"t": "challenge",
+                              "nonce": b64u(os.urandom(32))})
+        hello = json.loads(c.recv()["payload"])
+        syn = unb64u(hello["syn"])
+        self.captured.append(syn)
+        sid = self.new_sid()
+        self.sessions[sid] = c
+        target = hello["target"]
+        self.wait_agent(target)
+        self.envelope(target, sid, 0, syn, action="connect")
+        while True:
+            f = c.recv()
+            if f["flags"] == FLAG_CLIENT_SIGNED:
+                self.captured.append(f["payload"])
+                self.envelope(target, sid, f["ch"], f["payload"],
+                              action=_action(f["payload"]))
+            elif f["type"] != FRAME_CONTROL or f["ch"] != 0:
+                self.agents[target].send(frame(f["type"], f["payload"], 0,
+                                               sid, f["ch"]))
 
     def close(self):
-        for s in (self.conn, self.lsock):
+        self.closed = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        for c in list(self.agents.values()) + list(self.sessions.values()):
             try:
-                if s is not None:
-                    s.close()
+                c.s.close()
             except OSError:
                 pass
+
+
+def _action(signed):
+    """The policy action of a client's request (bzproxy's classify)."""
+    t = json.loads(signed[:-64]).get("t")
+    return {"shell": "shell", "subsystem": "sftp",
+            "forward": "port_forward"}.get(t, "exec")

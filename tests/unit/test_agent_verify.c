@@ -1,9 +1,11 @@
 /*
- * test_agent_verify.c: bzagent's own checks of a channel request
- * (agent/request_verify.c), its replay set and its reconnect backoff.
- * Every request here is really signed (Ed25519, like bzproxy) and carries
- * a real RS256 ID token made with OpenSSL, as in test_jwt.c, so each
- * refusal is tested against an otherwise valid request.
+ * test_agent_verify.c: bzagent's own checks (agent/request_verify.c,
+ * agent/session.c): bzproxy's envelope, the client's SYN with its ID token
+ * and key, the session's hash chain, what a request asks for, the
+ * target's own rules (permit.c), and the reconnect backoff. Every message
+ * here is really signed (Ed25519: the client key, bzproxy's, the agent's)
+ * and the ID tokens are real RS256 tokens made with OpenSSL, as in
+ * test_jwt.c, so each refusal is tested against an otherwise valid one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "chain.h"
 #include "util.h"
 
 #define NOW ((time_t)1700000000)
@@ -36,6 +39,9 @@ static struct {
 	struct bz_jwks *jwks;
 	uint8_t proxy_pk[32], proxy_sk[64];
 	uint8_t other_pk[32], other_sk[64];
+	uint8_t client_pk[32], client_sk[64];
+	uint8_t agent_pk[32], agent_sk[64];
+	char *client_pk_b64, *salt_b64, *nonce;
 	uid_t daemon_uid;
 } K;
 
@@ -63,9 +69,10 @@ bn_b64(const EVP_PKEY *k, const char *param)
 	return b64(buf, (size_t)n);
 }
 
-/* An RS256 token for email, expiring at exp, under key id kid. */
+/* An RS256 token for email, expiring at exp, under key id kid, with
+ * nonce (NULL: none). */
 static char *
-make_token(const char *email, time_t exp, const char *kid)
+make_token(const char *email, time_t exp, const char *kid, const char *nonce)
 {
 	char *hdr, *pay, *h, *p, *input, *sig, *t;
 	uint8_t sb[512];
@@ -75,8 +82,10 @@ make_token(const char *email, time_t exp, const char *kid)
 	assert_true(asprintf(&hdr, "{\"alg\":\"RS256\",\"kid\":\"%s\"}",
 	    kid) > 0);
 	assert_true(asprintf(&pay, "{\"iss\":\"%s\",\"aud\":\"%s\","
-	    "\"sub\":\"u1\",\"email\":\"%s\",\"iat\":%lld,\"exp\":%lld}", ISS,
-	    AUD, email, (long long)NOW - 30, (long long)exp) > 0);
+	    "\"sub\":\"u1\",\"email\":\"%s\",\"iat\":%lld,\"exp\":%lld%s%s%s}",
+	    ISS, AUD, email, (long long)NOW - 30, (long long)exp,
+	    nonce != NULL ? ",\"nonce\":\"" : "", nonce != NULL ? nonce : "",
+	    nonce != NULL ? "\"" : "") > 0);
 	h = b64(hdr, strlen(hdr));
 	p = b64(pay, strlen(pay));
 	assert_true(asprintf(&input, "%s.%s", h, p) > 0);
@@ -122,6 +131,16 @@ setup(void **state)
 	free(text);
 	crypto_sign_keypair(K.proxy_pk, K.proxy_sk);
 	crypto_sign_keypair(K.other_pk, K.other_sk);
+	crypto_sign_keypair(K.client_pk, K.client_sk);
+	crypto_sign_keypair(K.agent_pk, K.agent_sk);
+	{
+		uint8_t salt[16];
+
+		randombytes_buf(salt, sizeof(salt));
+		K.client_pk_b64 = b64(K.client_pk, 32);
+		K.salt_b64 = b64(salt, sizeof(salt));
+		K.nonce = bz_key_nonce(K.client_pk_b64, K.salt_b64);
+	}
 	if ((pw = getpwnam("daemon")) == NULL)
 		return -1;
 	K.daemon_uid = pw->pw_uid;
@@ -133,165 +152,313 @@ teardown(void **state)
 {
 	bz_jwks_free(K.jwks);
 	EVP_PKEY_free(K.rsa);
+	free(K.client_pk_b64);
+	free(K.salt_b64);
+	free(K.nonce);
 	return 0;
 }
 
-/* ---- helpers: requests ---- */
+/* ---- helpers: messages ---- */
 
-/* A valid exec request as JSON; extra (JSON text) replaces members. */
-static json_t *
-request(const char *extra)
+/* extra (JSON text) merged into o: members replaced, "null" ones removed. */
+static void
+merge(json_t *o, const char *extra)
 {
-	char *tok = make_token(EMAIL, NOW + 300, "rsa1"), *nonce;
-	json_t *o, *x;
+	json_t *x, *v;
+	const char *k;
 
-	assert_int_equal(bz_random_b64url(32, &nonce), 0);
-	o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:n,"
-	    "s:{s:s,s:s},s:s,s:I,s:s}",
-	    "t", "exec", "action", "exec", "sid", (json_int_t)SID,
-	    "ch", (json_int_t)CH,
-	    "target", NAME, "unix_user", "nobody", "user", EMAIL,
-	    "id_token", tok, "command", "echo hi",
-	    "pty", "env", "LANG", "C.UTF-8", "LD_PRELOAD", "/tmp/evil.so",
-	    "rule", "ops", "ts", (json_int_t)NOW, "nonce", nonce);
-	assert_non_null(o);
-	if (extra != NULL) {
-		x = json_loads(extra, 0, NULL);
-		assert_non_null(x);
-		assert_int_equal(json_object_update(o, x), 0);
-		json_decref(x);
+	if (extra == NULL)
+		return;
+	x = json_loads(extra, 0, NULL);
+	assert_non_null(x);
+	json_object_foreach(x, k, v) {
+		if (json_is_null(v))
+			json_object_del(o, k);
+		else
+			json_object_set(o, k, v);
 	}
-	free(tok);
-	free(nonce);
-	return o;
+	json_decref(x);
 }
 
-struct signed_req {
-	uint8_t buf[BZ_WIRE_MAX_PAYLOAD];
+/* A valid SYN for the daemon account on NAME, signed by sk (the client's
+ * key unless given). *n gets its length. */
+static uint8_t *
+syn_msg(const char *extra, const uint8_t *sk, size_t *n)
+{
+	char *tok = make_token(EMAIL, NOW + 300, "rsa1", K.nonce);
+	uint8_t *m = NULL;
+	json_t *o;
+
+	o = json_pack("{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:s}",
+	    "t", "syn", "seq", 0, "ch", 0, "ts", (json_int_t)NOW, "target",
+	    NAME, "unix_user", "daemon", "id_token", tok, "nonce_salt",
+	    K.salt_b64, "client_key", K.client_pk_b64, "client_random",
+	    "cmFuZG9t");
+	assert_non_null(o);
+	merge(o, extra);
+	assert_int_equal(bz_signed_make(o, sk != NULL ? sk : K.client_sk, &m,
+	    n), 0);
+	json_decref(o);
+	free(tok);
+	return m;
+}
+
+/* A client request: t and extra, chained to prev (b64url), seq. */
+static uint8_t *
+req_msg(const char *t, uint64_t seq, const char *prev, uint32_t ch,
+    const char *extra, const uint8_t *sk, size_t *n)
+{
+	uint8_t *m = NULL;
+	json_t *o;
+
+	o = json_pack("{s:s,s:I,s:s,s:I,s:I}", "t", t, "seq", (json_int_t)seq,
+	    "prev", prev, "ch", (json_int_t)ch, "ts", (json_int_t)NOW);
+	assert_non_null(o);
+	merge(o, extra);
+	assert_int_equal(bz_signed_make(o, sk != NULL ? sk : K.client_sk, &m,
+	    n), 0);
+	json_decref(o);
+	return m;
+}
+
+/* bzproxy's envelope around msg, for (sid, ch), as a frame over buf. */
+struct framed {
+	uint8_t *buf;
 	struct bz_frame f;
 };
 
-/* Frame carrying o signed with sk (NULL: unsigned, no flag). */
 static void
-frame_for(struct signed_req *s, const json_t *o, const uint8_t *sk,
-    uint32_t sid, uint32_t ch)
+envelope(struct framed *fr, const uint8_t *msg, size_t n, uint32_t sid,
+    uint32_t ch, const char *extra, const uint8_t *proxy_sk)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
-	size_t n = strlen(text);
+	char *csm = b64(msg, n);
+	size_t len;
+	json_t *o;
 
-	assert_true(n + BZ_SIG_LEN <= sizeof(s->buf));
-	memcpy(s->buf, text, n);
-	memset(&s->f, 0, sizeof(s->f));
-	s->f.version = BZ_WIRE_VERSION;
-	s->f.type = BZ_FRAME_CONTROL;
-	s->f.session_id = sid;
-	s->f.channel_id = ch;
-	s->f.payload = s->buf;
-	s->f.length = (uint32_t)n;
-	if (sk != NULL) {
-		crypto_sign_detached(s->buf + n, NULL, s->buf, n, sk);
-		s->f.length += BZ_SIG_LEN;
-		s->f.flags = BZ_FLAG_PROXY_SIGNED;
-	}
-	free(text);
+	o = json_pack("{s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "t", "csm",
+	    "sid", (json_int_t)sid, "ch", (json_int_t)ch, "csm", csm,
+	    "decision", "allow", "action", ch == 0 ? "connect" : "exec",
+	    "rule", "ops", "user", EMAIL, "mfa_at", (json_int_t)NOW,
+	    "exp", (json_int_t)NOW + 120);
+	assert_non_null(o);
+	merge(o, extra);
+	assert_int_equal(bz_signed_make(o, proxy_sk != NULL ? proxy_sk :
+	    K.proxy_sk, &fr->buf, &len), 0);
+	json_decref(o);
+	free(csm);
+	memset(&fr->f, 0, sizeof(fr->f));
+	fr->f.version = BZ_WIRE_VERSION;
+	fr->f.type = BZ_FRAME_CONTROL;
+	fr->f.flags = BZ_FLAG_PROXY_SIGNED;
+	fr->f.session_id = sid;
+	fr->f.channel_id = ch;
+	fr->f.payload = fr->buf;
+	fr->f.length = (uint32_t)len;
 }
 
 static struct verify_ctx
-ctx(struct replay_cache *rc, uid_t euid)
+ctx(uid_t euid)
 {
 	struct verify_ctx v = {
 		.proxy_pk = K.proxy_pk, .name = NAME, .issuer = ISS,
-		.audience = AUD, .jwks = K.jwks, .replay = rc, .now = NOW,
-		.euid = euid,
+		.audience = AUD, .jwks = K.jwks, .now = NOW, .euid = euid,
 	};
 
 	return v;
 }
 
-/* Verify frame s under v: expect result want, and reason containing
- * reason_part when refused. */
+/* A session as the tests start it: a table, a SYN accepted, and the
+ * b64url hash the first request must chain to. */
+struct sess {
+	struct session_table *t;
+	struct agent_session *s;
+	char *prev;
+	uint64_t seq;
+};
+
+/* Open envelope fr under v: VERIFY_OK expected. */
 static void
-expect(const struct verify_ctx *v, const struct signed_req *s,
-    enum verify_result want, const char *reason_part)
+open_ok(const struct verify_ctx *v, struct framed *fr, struct envelope *e)
 {
-	struct agent_request req;
+	char reason[AGENT_ERRLEN];
+
+	if (envelope_open(v, &fr->f, e, reason, sizeof(reason)) != VERIFY_OK)
+		fail_msg("envelope refused: %s", reason);
+}
+
+static void
+start(struct sess *ss, const struct verify_ctx *v)
+{
+	struct framed fr;
+	struct envelope e;
+	uint8_t *m, *synack;
+	size_t n, an;
+	char reason[AGENT_ERRLEN];
+	json_t *o;
+	const uint8_t *json, *sig;
+	size_t jlen;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->t = sessions_new();
+	m = syn_msg(NULL, NULL, &n);
+	envelope(&fr, m, n, SID, 0, NULL, NULL);
+	open_ok(v, &fr, &e);
+	if (session_syn(ss->t, v, &e, K.agent_pk, K.agent_sk, &synack, &an,
+	    reason, sizeof(reason)) != VERIFY_OK)
+		fail_msg("SYN refused: %s", reason);
+	/* the SYNACK: signed by the agent's key, naming the SYN's hash */
+	assert_int_equal(bz_signed_verify(synack, an, K.agent_pk), 0);
+	assert_int_equal(bz_signed_split(synack, an, &json, &jlen, &sig), 0);
+	o = json_loadb((const char *)json, jlen, 0, NULL);
+	assert_non_null(o);
+	{
+		char *h = bz_hash_b64(m, n);
+
+		assert_string_equal(bz_json_str(o, "syn"), h);
+		free(h);
+	}
+	assert_string_equal(bz_json_str(o, "t"), "synack");
+	assert_string_equal(bz_json_str(o, "target"), NAME);
+	json_decref(o);
+	ss->s = sessions_find(ss->t, SID);
+	assert_non_null(ss->s);
+	assert_string_equal(ss->s->user, EMAIL);
+	assert_string_equal(ss->s->unix_user, "daemon");
+	ss->prev = bz_hash_b64(synack, an);
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
+	free(synack);
+}
+
+static void
+stop(struct sess *ss)
+{
+	sessions_free(ss->t);
+	free(ss->prev);
+}
+
+/* Send request t on ch in session ss, chained properly unless told
+ * otherwise; returns what session_next says, and moves ss on when it
+ * passed. */
+static int
+next(struct sess *ss, const struct verify_ctx *v, const char *t, uint32_t ch,
+    const char *extra, struct envelope *e, char *reason, size_t rl)
+{
+	struct framed fr;
+	uint8_t *m;
+	size_t n;
+	int r;
+
+	m = req_msg(t, ss->seq + 1, ss->prev, ch, extra, NULL, &n);
+	envelope(&fr, m, n, SID, ch, NULL, NULL);
+	open_ok(v, &fr, e);
+	if ((r = session_next(ss->s, v, e, reason, rl)) == 0) {
+		ss->seq++;
+		free(ss->prev);
+		ss->prev = bz_hash_b64(m, n);
+	}
+	free(fr.buf);
+	free(m);
+	return r;
+}
+
+/* The SYN built from extra (signed by sk), refused with reason_part. */
+static void
+syn_refused_env(const struct verify_ctx *v, const char *extra,
+    const uint8_t *sk, const char *env_extra, const char *reason_part)
+{
+	struct session_table *t = sessions_new();
+	struct framed fr;
+	struct envelope e;
+	uint8_t *m, *synack = NULL;
+	size_t n, an;
 	char reason[AGENT_ERRLEN] = "";
 	enum verify_result r;
 
-	r = agent_request_verify(v, &s->f, &req, reason, sizeof(reason));
-	if (r != want)
-		fail_msg("result %d, want %d (reason: %s)", r, want, reason);
-	if (want != VERIFY_OK && strstr(reason, reason_part) == NULL)
+	m = syn_msg(extra, sk, &n);
+	envelope(&fr, m, n, SID, 0, env_extra, NULL);
+	open_ok(v, &fr, &e);
+	r = session_syn(t, v, &e, K.agent_pk, K.agent_sk, &synack, &an,
+	    reason, sizeof(reason));
+	if (r == VERIFY_OK)
+		fail_msg("SYN %s accepted", extra != NULL ? extra : "");
+	if (strstr(reason, reason_part) == NULL)
 		fail_msg("reason \"%s\" lacks \"%s\"", reason, reason_part);
-	agent_request_free(&req);
+	assert_null(synack);
+	assert_int_equal(sessions_count(t), 0);
+	envelope_free(&e);
+	sessions_free(t);
+	free(fr.buf);
+	free(m);
 }
 
-/* Build from extra, sign with the proxy key, verify as root. */
 static void
-check(const char *extra, enum verify_result want, const char *reason_part)
+syn_refused(const struct verify_ctx *v, const char *extra, const uint8_t *sk,
+    const char *reason_part)
 {
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct signed_req s;
-	json_t *o = request(extra);
-
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, want, reason_part);
-	json_decref(o);
-	replay_free(rc);
+	syn_refused_env(v, extra, sk, NULL, reason_part);
 }
 
 /* ---- tests ---- */
 
 static void
-test_good_exec(void **state)
+test_good_session_and_exec(void **state)
 {
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
+	struct verify_ctx v = ctx(0);
 	struct agent_request req;
-	struct signed_req s;
+	struct envelope e;
+	struct sess ss;
 	char reason[AGENT_ERRLEN];
-	json_t *o = request(NULL);
 
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	assert_int_equal(agent_request_verify(&v, &s.f, &req, reason,
+	start(&ss, &v);
+	assert_int_equal(next(&ss, &v, "exec", CH, "{\"command\":\"echo hi\","
+	    "\"env\":{\"LANG\":\"C.UTF-8\",\"LD_PRELOAD\":\"/tmp/evil.so\"}}",
+	    &e, reason, sizeof(reason)), 0);
+	assert_true(e.allowed);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
 	    sizeof(reason)), VERIFY_OK);
 	assert_int_equal(req.sid, SID);
 	assert_int_equal(req.ch, CH);
 	assert_int_equal(req.kind, REQ_EXEC);
-	assert_string_equal(req.action, "exec");
 	assert_string_equal(req.command, "echo hi");
 	assert_string_equal(req.user, EMAIL);
-	assert_string_equal(req.unix_user, "nobody");
-	assert_int_equal(req.uid, 65534);
+	assert_string_equal(req.unix_user, "daemon");
+	assert_int_equal(req.uid, K.daemon_uid);
 	assert_string_equal(req.rule, "ops");
 	assert_false(req.pty);
 	/* accept_env's default takes the locale, not LD_PRELOAD */
-	assert_non_null(req.env[0]);
 	assert_string_equal(req.env[0], "LANG=C.UTF-8");
 	assert_null(req.env[1]);
 	assert_string_equal(req.env_refused, "LD_PRELOAD");
 	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
+	envelope_free(&e);
+	stop(&ss);
 }
 
 static void
-test_good_shell_pty(void **state)
+test_shell_pty_and_login_env(void **state)
 {
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
+	struct verify_ctx v = ctx(0);
 	struct agent_request req;
-	struct signed_req s;
+	struct envelope e;
+	struct sess ss;
 	char reason[AGENT_ERRLEN], **env;
-	json_t *o = request("{\"t\":\"shell\",\"action\":\"shell\","
-	    "\"pty\":{\"term\":\"xterm\",\"cols\":101,\"rows\":37,"
-	    "\"width\":0,\"height\":0}}");
 	int i, term = 0, path = 0, tty = 0;
 
-	json_object_del(o, "command");
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	assert_int_equal(agent_request_verify(&v, &s.f, &req, reason,
+	start(&ss, &v);
+	assert_int_equal(next(&ss, &v, "shell", CH, "{\"pty\":{\"term\":"
+	    "\"xterm\",\"cols\":101,\"rows\":37,\"width\":0,\"height\":0}}",
+	    &e, reason, sizeof(reason)), 0);
+	v.now = NOW;
+	/* the envelope says "exec": the action must match the kind */
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "says action exec for a shell"));
+	agent_request_free(&req);
+	free(e.action);
+	e.action = strdup("shell");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
 	    sizeof(reason)), VERIFY_OK);
 	assert_int_equal(req.kind, REQ_SHELL);
 	assert_null(req.command);
@@ -299,259 +466,462 @@ test_good_shell_pty(void **state)
 	assert_string_equal(req.term, "xterm");
 	assert_int_equal(req.cols, 101);
 	assert_int_equal(req.rows, 37);
-	/* the login environment */
 	env = child_build_env(&req, "/dev/pts/7");
 	assert_non_null(env);
 	for (i = 0; env[i] != NULL; i++) {
 		tty |= strcmp(env[i], "SSH_TTY=/dev/pts/7") == 0;
 		term |= strcmp(env[i], "TERM=xterm") == 0;
-		path |= strcmp(env[i], "PATH=/usr/local/bin:/usr/bin:/bin") ==
-		    0;
-		assert_null(strstr(env[i], "LD_PRELOAD"));
+		path |= strncmp(env[i], "PATH=", 5) == 0;
 	}
 	assert_true(term);
 	assert_true(path);
 	assert_true(tty);
 	child_free_env(env);
 	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
+	envelope_free(&e);
+	stop(&ss);
 }
 
 static void
-test_signature(void **state)
+test_envelope(void **state)
 {
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct signed_req s;
-	json_t *o = request(NULL);
+	struct verify_ctx v = ctx(0);
+	struct framed fr;
+	struct envelope e;
+	char reason[AGENT_ERRLEN];
+	uint8_t *m;
+	size_t n;
 
+	m = req_msg("exec", 1, "x", CH, "{\"command\":\"id\"}", NULL, &n);
+#define REFUSED(extra, sk, part) do { \
+	envelope(&fr, m, n, SID, CH, extra, sk); \
+	assert_int_equal(envelope_open(&v, &fr.f, &e, reason, \
+	    sizeof(reason)), VERIFY_REFUSED); \
+	if (strstr(reason, part) == NULL) \
+		fail_msg("reason \"%s\" lacks \"%s\"", reason, part); \
+	envelope_free(&e); \
+	free(fr.buf); \
+} while (0)
+	/* signed by anyone else than the pinned bzproxy */
+	REFUSED(NULL, K.other_sk, "not signed by bzproxy");
+	REFUSED(NULL, K.client_sk, "not signed by bzproxy");
+	/* for another session or channel than the frame says */
+	REFUSED("{\"sid\":8}", NULL, "another session or channel");
+	REFUSED("{\"ch\":4}", NULL, "another session or channel");
+	/* expired, or far in the future */
+	REFUSED("{\"exp\":1699999999}", NULL, "expired");
+	REFUSED("{\"exp\":1700001000}", NULL, "expired");
+	REFUSED("{\"decision\":\"maybe\"}", NULL, "decision");
+	REFUSED("{\"decision\":null}", NULL, "decision");
+	REFUSED("{\"t\":\"exec\"}", NULL, "unknown message");
+	REFUSED("{\"csm\":\"bm90IHNpZ25lZA\"}", NULL, "client's signed");
+#undef REFUSED
+	/* altered after bzproxy signed it */
+	envelope(&fr, m, n, SID, CH, NULL, NULL);
+	fr.buf[10] ^= 1;
+	assert_int_equal(envelope_open(&v, &fr.f, &e, reason, sizeof(reason)),
+	    VERIFY_REFUSED);
+	envelope_free(&e);
+	free(fr.buf);
 	/* unsigned */
-	frame_for(&s, o, NULL, SID, CH);
-	expect(&v, &s, VERIFY_REFUSED, "not signed by bzproxy");
-	/* signed by another key */
-	frame_for(&s, o, K.other_sk, SID, CH);
-	expect(&v, &s, VERIFY_REFUSED, "bad bzproxy signature");
-	/* altered after signing (unix_user nobody -> nobodx) */
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	{
-		char *p = memmem(s.buf, s.f.length - BZ_SIG_LEN, "nobody", 6);
-
-		assert_non_null(p);
-		p[5] = 'x';
-	}
-	expect(&v, &s, VERIFY_REFUSED, "bad bzproxy signature");
-	/* signature damaged */
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	s.buf[s.f.length - 1] ^= 1;
-	expect(&v, &s, VERIFY_REFUSED, "bad bzproxy signature");
-	/* too short to hold a signature */
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	s.f.length = 10;
-	expect(&v, &s, VERIFY_REFUSED, "not signed by bzproxy");
-	json_decref(o);
-	replay_free(rc);
+	envelope(&fr, m, n, SID, CH, NULL, NULL);
+	fr.f.flags = 0;
+	assert_int_equal(envelope_open(&v, &fr.f, &e, reason, sizeof(reason)),
+	    VERIFY_REFUSED);
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
 }
 
 static void
-test_target_and_channel(void **state)
+test_syn(void **state)
 {
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct signed_req s;
-	json_t *o;
+	struct verify_ctx v = ctx(0);
+	char *tok;
+	char extra[8192];
 
-	check("{\"target\":\"db1\"}", VERIFY_REFUSED, "another target");
-	check("{\"t\":\"sftp\"}", VERIFY_REFUSED, "unknown request type");
-	/* JSON sid/ch must equal the frame header */
-	o = request(NULL);
-	frame_for(&s, o, K.proxy_sk, SID + 1, CH);
-	expect(&v, &s, VERIFY_REFUSED, "another session or channel");
-	frame_for(&s, o, K.proxy_sk, SID, CH + 1);
-	expect(&v, &s, VERIFY_REFUSED, "another session or channel");
-	json_decref(o);
-	/* channel 0 is the connection, never a channel */
-	o = request("{\"ch\":0}");
-	frame_for(&s, o, K.proxy_sk, SID, 0);
-	expect(&v, &s, VERIFY_REFUSED, "another session or channel");
-	json_decref(o);
-	check("{\"sid\":\"7\"}", VERIFY_REFUSED, "another session");
-	replay_free(rc);
-}
-
-static void
-test_freshness(void **state)
-{
-	char extra[64];
-
-	snprintf(extra, sizeof(extra), "{\"ts\":%lld}", (long long)NOW - 121);
-	check(extra, VERIFY_REFUSED, "stale");
-	snprintf(extra, sizeof(extra), "{\"ts\":%lld}", (long long)NOW + 121);
-	check(extra, VERIFY_REFUSED, "stale");
-	snprintf(extra, sizeof(extra), "{\"ts\":%lld}", (long long)NOW - 120);
-	check(extra, VERIFY_OK, NULL);
-	snprintf(extra, sizeof(extra), "{\"ts\":%lld}", (long long)NOW + 120);
-	check(extra, VERIFY_OK, NULL);
-	check("{\"ts\":\"now\"}", VERIFY_REFUSED, "stale");
-	check("{\"nonce\":\"\"}", VERIFY_REFUSED, "no nonce");
-}
-
-static void
-test_replay(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct signed_req s;
-	json_t *o = request(NULL);
-
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_OK, NULL);
-	expect(&v, &s, VERIFY_REFUSED, "replayed");
-	/* still refused later while its timestamp could pass */
-	v.now = NOW + 100;
-	expect(&v, &s, VERIFY_REFUSED, "replayed");
-	json_decref(o);
-	replay_free(rc);
-}
-
-static void
-test_token(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct signed_req s;
-	char *tok, *extra;
-	json_t *o;
-
-	/* a valid token, but for someone else */
-	tok = make_token("mallory@example.com", NOW + 300, "rsa1");
-	assert_true(asprintf(&extra, "{\"id_token\":\"%s\"}", tok) > 0);
-	check(extra, VERIFY_REFUSED, "ID token is not for " EMAIL);
+	/* signed by another key than the one it names */
+	syn_refused(&v, NULL, K.other_sk, "not signed by its client key");
+	/* naming another key than the token's nonce commits to */
+	syn_refused(&v, "{\"client_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+	    NULL, "not signed by its client key");
+	/* for another target, stale, from the future, not a SYN */
+	syn_refused(&v, "{\"target\":\"db1\"}", NULL, "another target");
+	syn_refused(&v, "{\"ts\":1699999000}", NULL, "stale");
+	syn_refused(&v, "{\"ts\":1700001000}", NULL, "stale");
+	syn_refused(&v, "{\"seq\":1}", NULL, "stale");
+	/* a token without the nonce, or with another key's */
+	tok = make_token(EMAIL, NOW + 300, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	syn_refused(&v, extra, NULL, "nonce");
 	free(tok);
-	free(extra);
-	/* expired */
-	tok = make_token(EMAIL, NOW - 3600, "rsa1");
-	assert_true(asprintf(&extra, "{\"id_token\":\"%s\"}", tok) > 0);
-	check(extra, VERIFY_REFUSED, "token expired");
+	tok = make_token(EMAIL, NOW + 300, "rsa1", "c29tZW9uZSBlbHNl");
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	syn_refused(&v, extra, NULL, "nonce");
 	free(tok);
-	free(extra);
-	/* a kid we do not know: refetch the keys */
-	tok = make_token(EMAIL, NOW + 300, "rotated");
-	assert_true(asprintf(&extra, "{\"id_token\":\"%s\"}", tok) > 0);
-	check(extra, VERIFY_NEED_KEYS, "unknown key id");
+	/* an expired token, a token of an unknown key */
+	tok = make_token(EMAIL, NOW - 600, "rsa1", K.nonce);
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	syn_refused(&v, extra, NULL, "expired");
 	free(tok);
-	free(extra);
-	check("{\"id_token\":\"not.a.token\"}", VERIFY_REFUSED,
-	    "ID token rejected");
-	check("{\"id_token\":null}", VERIFY_REFUSED, "no ID token");
-	/* no JWKS fetched yet */
-	o = request(NULL);
-	v.jwks = NULL;
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_NEED_KEYS, "no IdP keys yet");
-	/* held for the keys, then checked again: its nonce was recorded
-	 * the first time, which is no replay... */
-	v.jwks = K.jwks;
-	v.recheck = 1;
-	expect(&v, &s, VERIFY_OK, NULL);
-	/* ...but the same frame coming in again is */
-	v.recheck = 0;
-	expect(&v, &s, VERIFY_REFUSED, "replayed request");
-	json_decref(o);
-	replay_free(rc);
-}
-
-static void
-test_unix_user(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v;
-	struct signed_req s;
-	json_t *o;
-
-	check("{\"unix_user\":\"root\"}", VERIFY_REFUSED, "root is not "
-	    "allowed");
-	/* the request cannot ask for root: only our own config says so */
-	check("{\"unix_user\":\"root\",\"root_allowed\":true}",
-	    VERIFY_REFUSED, "allow_root");
-	v = ctx(rc, 0);
-	v.allow_root = 1;
-	o = request("{\"unix_user\":\"root\"}");
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_OK, NULL);
-	json_decref(o);
-	/* unix_users: only the users this target serves */
-	v = ctx(rc, 0);
-	v.unix_users = "daemon app-*";
-	o = request(NULL); /* nobody */
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_REFUSED, "does not serve unix user nobody");
-	json_decref(o);
-	o = request("{\"unix_user\":\"daemon\"}");
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_OK, NULL);
-	json_decref(o);
-	/* a glob never serves root without allow_root */
-	v.unix_users = "*";
-	o = request("{\"unix_user\":\"root\"}");
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_REFUSED, "allow_root");
-	json_decref(o);
-	check("{\"unix_user\":\"no-such-user-bz\"}", VERIFY_REFUSED,
+	tok = make_token(EMAIL, NOW + 300, "rsa9", K.nonce);
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	syn_refused(&v, extra, NULL, "unknown key id");
+	free(tok);
+	syn_refused(&v, "{\"id_token\":null}", NULL, "no ID token");
+	syn_refused(&v, "{\"nonce_salt\":\"c2hvcnQ\"}", NULL, "salt");
+	/* the unix user: root only when our config says so, never a glob */
+	syn_refused(&v, "{\"unix_user\":\"root\"}", NULL, "allow_root");
+	syn_refused(&v, "{\"unix_user\":\"no-such-user-bz\"}", NULL,
 	    "no such user");
-	check("{\"unix_user\":\"\"}", VERIFY_REFUSED, "no unix_user");
-	/* not root: only our own user */
-	v = ctx(rc, K.daemon_uid);
-	o = request(NULL);
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_REFUSED,
-	    "this agent runs as daemon and can only serve daemon");
-	json_decref(o);
-	o = request("{\"unix_user\":\"daemon\"}");
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	expect(&v, &s, VERIFY_OK, NULL);
-	json_decref(o);
-	replay_free(rc);
+	syn_refused(&v, "{\"unix_user\":\"\"}", NULL, "no unix user");
+	v.unix_users = "app-*";
+	syn_refused(&v, NULL, NULL, "does not serve unix user daemon");
+	v.unix_users = "*";
+	syn_refused(&v, "{\"unix_user\":\"root\"}", NULL, "allow_root");
+	/* an agent that runs as daemon serves daemon only */
+	v = ctx(K.daemon_uid);
+	syn_refused(&v, "{\"unix_user\":\"nobody\"}", NULL,
+	    "runs as daemon and can only serve daemon");
 }
 
 static void
-test_malformed(void **state)
+test_syn_root_and_twice(void **state)
 {
-	check("{\"command\":null}", VERIFY_REFUSED, "no command");
-	check("{\"pty\":{\"term\":\"xterm\"}}", VERIFY_REFUSED, "pty");
-	check("{\"pty\":{\"term\":\"xterm\",\"cols\":-1,\"rows\":1,"
-	    "\"width\":0,\"height\":0}}", VERIFY_REFUSED, "pty");
-	check("{\"env\":[1]}", VERIFY_REFUSED, "env");
-	check("{\"user\":7}", VERIFY_REFUSED, "no user");
+	struct verify_ctx v = ctx(0);
+	struct framed fr;
+	struct envelope e;
+	struct sess ss;
+	uint8_t *m, *synack = NULL;
+	size_t n, an;
+	char reason[AGENT_ERRLEN];
+
+	/* a second SYN for a running session */
+	start(&ss, &v);
+	m = syn_msg(NULL, NULL, &n);
+	envelope(&fr, m, n, SID, 0, NULL, NULL);
+	open_ok(&v, &fr, &e);
+	assert_int_equal(session_syn(ss.t, &v, &e, K.agent_pk, K.agent_sk,
+	    &synack, &an, reason, sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "started already"));
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
+	stop(&ss);
+	/* root where allow_root says yes */
+	v.allow_root = 1;
+	m = syn_msg("{\"unix_user\":\"root\"}", NULL, &n);
+	envelope(&fr, m, n, SID, 0, NULL, NULL);
+	open_ok(&v, &fr, &e);
+	ss.t = sessions_new();
+	assert_int_equal(session_syn(ss.t, &v, &e, K.agent_pk, K.agent_sk,
+	    &synack, &an, reason, sizeof(reason)), VERIFY_OK);
+	free(synack);
+	sessions_free(ss.t);
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
+	/* a SYN bzproxy denied */
+	syn_refused_env(&v, NULL, NULL, "{\"decision\":\"deny\","
+	    "\"reason\":\"no policy\"}", "did not allow the session: no "
+	    "policy");
 }
 
 static void
-test_replay_cache(void **state)
+test_chain(void **state)
 {
-	struct replay_cache *rc = replay_new();
-	char nonce[32];
+	struct verify_ctx v = ctx(0);
+	struct framed fr;
+	struct envelope e;
+	struct sess ss;
+	char reason[AGENT_ERRLEN], *first_prev;
+	uint8_t *m;
+	size_t n;
+
+	start(&ss, &v);
+	first_prev = strdup(ss.prev);
+	assert_int_equal(next(&ss, &v, "exec", 1, "{\"command\":\"a\"}", &e,
+	    reason, sizeof(reason)), 0);
+	envelope_free(&e);
+	/* the same message again (a replay): seq and prev are used up */
+	m = req_msg("exec", 1, first_prev, 1, "{\"command\":\"a\"}", NULL, &n);
+	envelope(&fr, m, n, SID, 1, NULL, NULL);
+	open_ok(&v, &fr, &e);
+	assert_int_equal(session_next(ss.s, &v, &e, reason, sizeof(reason)),
+	    BZ_ERR_INVALID);
+	assert_non_null(strstr(reason, "chain"));
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
+	/* a broken session runs nothing more, even a good next message */
+	assert_int_equal(next(&ss, &v, "exec", 2, "{\"command\":\"b\"}", &e,
+	    reason, sizeof(reason)), BZ_ERR_INVALID);
+	assert_non_null(strstr(reason, "broke its chain"));
+	envelope_free(&e);
+	stop(&ss);
+	free(first_prev);
+}
+
+/* Each way a later message can be wrong, in a fresh session each time. */
+static void
+test_chain_violations(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	const char *parts[] = { "chain", "chain", "chain", "another channel",
+	    "not signed by the session", "stale" };
+	struct framed fr;
+	struct envelope e;
+	struct sess ss;
+	char reason[AGENT_ERRLEN];
+	uint8_t *m;
+	size_t n;
 	int i;
 
-	assert_int_equal(replay_check_and_add(rc, "a", NOW), 0);
-	assert_int_equal(replay_check_and_add(rc, "a", NOW + REPLAY_KEEP_S),
-	    BZ_ERR_FORMAT);
-	/* forgotten after REPLAY_KEEP_S */
-	assert_int_equal(replay_check_and_add(rc, "a",
-	    NOW + REPLAY_KEEP_S + 1), 0);
-	/* bounded: when full of live entries, refuse (never evict) */
-	for (i = 1; i < REPLAY_MAX; i++) {
-		snprintf(nonce, sizeof(nonce), "n%d", i);
-		assert_int_equal(replay_check_and_add(rc, nonce, NOW + 300),
-		    0);
+	for (i = 0; i < 6; i++) {
+		start(&ss, &v);
+		switch (i) {
+		case 0: /* a skipped sequence number (one dropped) */
+			m = req_msg("exec", 2, ss.prev, 1, "{\"command\":\"a\"}",
+			    NULL, &n);
+			break;
+		case 1: /* chained to something else */
+			m = req_msg("exec", 1, "AAAA", 1, "{\"command\":\"a\"}",
+			    NULL, &n);
+			break;
+		case 2: /* no prev at all */
+			m = req_msg("exec", 1, ss.prev, 1, "{\"command\":\"a\","
+			    "\"prev\":null}", NULL, &n);
+			break;
+		case 3: /* moved to another channel by bzproxy */
+			m = req_msg("exec", 1, ss.prev, 2, "{\"command\":\"a\"}",
+			    NULL, &n);
+			break;
+		case 4: /* signed by another key (another user's client) */
+			m = req_msg("exec", 1, ss.prev, 1, "{\"command\":\"a\"}",
+			    K.other_sk, &n);
+			break;
+		default: /* too old */
+			m = req_msg("exec", 1, ss.prev, 1, "{\"command\":\"a\","
+			    "\"ts\":1699990000}", NULL, &n);
+			break;
+		}
+		envelope(&fr, m, n, SID, 1, NULL, NULL);
+		open_ok(&v, &fr, &e);
+		assert_int_equal(session_next(ss.s, &v, &e, reason,
+		    sizeof(reason)), BZ_ERR_INVALID);
+		if (strstr(reason, parts[i]) == NULL)
+			fail_msg("case %d: \"%s\" lacks \"%s\"", i, reason,
+			    parts[i]);
+		envelope_free(&e);
+		free(fr.buf);
+		free(m);
+		stop(&ss);
 	}
-	assert_int_equal(replay_check_and_add(rc, "one-more", NOW + 300),
-	    BZ_ERR_TOO_BIG);
-	assert_int_equal(replay_check_and_add(rc, "n5", NOW + 300),
-	    BZ_ERR_FORMAT);
-	/* later they expire and make room */
-	assert_int_equal(replay_check_and_add(rc, "one-more",
-	    NOW + 300 + REPLAY_KEEP_S + 1), 0);
-	replay_free(rc);
+}
+
+static void
+test_denied_moves_the_chain(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	struct framed fr;
+	struct envelope e;
+	struct sess ss;
+	char reason[AGENT_ERRLEN];
+	uint8_t *m;
+	size_t n;
+
+	start(&ss, &v);
+	/* bzproxy denied #1: it still counts, so #2 chains to it */
+	m = req_msg("exec", 1, ss.prev, 1, "{\"command\":\"rm -rf /\"}", NULL,
+	    &n);
+	envelope(&fr, m, n, SID, 1, "{\"decision\":\"deny\",\"reason\":"
+	    "\"no\"}", NULL);
+	open_ok(&v, &fr, &e);
+	assert_false(e.allowed);
+	assert_string_equal(e.reason, "no");
+	assert_int_equal(session_next(ss.s, &v, &e, reason, sizeof(reason)),
+	    0);
+	free(ss.prev);
+	ss.prev = bz_hash_b64(m, n);
+	ss.seq = 1;
+	envelope_free(&e);
+	free(fr.buf);
+	free(m);
+	assert_int_equal(next(&ss, &v, "exec", 2, "{\"command\":\"id\"}", &e,
+	    reason, sizeof(reason)), 0);
+	envelope_free(&e);
+	stop(&ss);
+}
+
+static void
+test_subsystem_and_forward(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	struct agent_request req;
+	struct envelope e;
+	struct sess ss;
+	char reason[AGENT_ERRLEN];
+
+	start(&ss, &v);
+	v.sftp_server = "/usr/lib/openssh/sftp-server";
+	assert_int_equal(next(&ss, &v, "subsystem", 1, "{\"name\":\"sftp\"}",
+	    &e, reason, sizeof(reason)), 0);
+	free(e.action);
+	e.action = strdup("sftp");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_OK);
+	/* runs our program, never a name from the request */
+	assert_string_equal(req.command, "/usr/lib/openssh/sftp-server");
+	agent_request_free(&req);
+	envelope_free(&e);
+	assert_int_equal(next(&ss, &v, "subsystem", 2, "{\"name\":\"netconf\"}",
+	    &e, reason, sizeof(reason)), 0);
+	free(e.action);
+	e.action = strdup("sftp");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "not served here"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	v.sftp_server = NULL;
+	assert_int_equal(next(&ss, &v, "subsystem", 3, "{\"name\":\"sftp\"}",
+	    &e, reason, sizeof(reason)), 0);
+	free(e.action);
+	e.action = strdup("sftp");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "no sftp-server"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	/* forwards: permit_open has the last word */
+	v.permit_open = "127.0.0.1:* db*.internal:5432";
+	assert_int_equal(next(&ss, &v, "forward", 4, "{\"host\":\"db.internal\","
+	    "\"port\":5432}", &e, reason, sizeof(reason)), 0);
+	free(e.action);
+	e.action = strdup("port_forward");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_OK);
+	assert_int_equal(req.kind, REQ_FORWARD);
+	assert_string_equal(req.fwd_host, "db.internal");
+	assert_int_equal(req.fwd_port, 5432);
+	agent_request_free(&req);
+	envelope_free(&e);
+	assert_int_equal(next(&ss, &v, "forward", 5, "{\"host\":\"db.internal\","
+	    "\"port\":22}", &e, reason, sizeof(reason)), 0);
+	free(e.action);
+	e.action = strdup("port_forward");
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "permit_open"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	stop(&ss);
+}
+
+static void
+test_env_and_client(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	struct agent_request req;
+	struct envelope e;
+	struct sess ss;
+	char reason[AGENT_ERRLEN], **env;
+	int i, git = 0, path = 0, conn = 0, cli = 0, mine = 0;
+
+	start(&ss, &v);
+	assert_int_equal(next(&ss, &v, "exec", 1, "{\"command\":\"env\","
+	    "\"env\":{\"GIT_PROTOCOL\":\"version=2\",\"PATH\":\"/tmp/evil\","
+	    "\"MY_VAR\":\"x\",\"SSH_TTY\":\"t\"},\"client\":{\"addr\":"
+	    "\"192.0.2.7\",\"port\":40001,\"server_port\":2222}}", &e, reason,
+	    sizeof(reason)), 0);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_OK);
+	assert_non_null(strstr(req.env_refused, "PATH"));
+	assert_non_null(strstr(req.env_refused, "MY_VAR"));
+	assert_non_null(strstr(req.env_refused, "SSH_TTY"));
+	req.server_addr = strdup("198.51.100.1");
+	env = child_build_env(&req, NULL);
+	for (i = 0; env[i] != NULL; i++) {
+		git |= strcmp(env[i], "GIT_PROTOCOL=version=2") == 0;
+		path += strncmp(env[i], "PATH=", 5) == 0;
+		assert_string_not_equal(env[i], "PATH=/tmp/evil");
+		conn |= strcmp(env[i], "SSH_CONNECTION=192.0.2.7 40001 "
+		    "198.51.100.1 2222") == 0;
+		cli |= strcmp(env[i], "SSH_CLIENT=192.0.2.7 40001 2222") == 0;
+		assert_null(strstr(env[i], "SSH_TTY"));
+	}
+	assert_true(git);
+	assert_int_equal(path, 1);
+	assert_true(conn);
+	assert_true(cli);
+	child_free_env(env);
+	agent_request_free(&req);
+	envelope_free(&e);
+	/* a target that takes more names */
+	v.accept_env = "LANG MY_*";
+	assert_int_equal(next(&ss, &v, "exec", 2, "{\"command\":\"env\","
+	    "\"env\":{\"MY_VAR\":\"x\"}}", &e, reason, sizeof(reason)), 0);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_OK);
+	for (i = 0; req.env[i] != NULL; i++)
+		mine |= strcmp(req.env[i], "MY_VAR=x") == 0;
+	assert_true(mine);
+	agent_request_free(&req);
+	envelope_free(&e);
+	/* malformed: refused, the chain moved on all the same */
+	assert_int_equal(next(&ss, &v, "exec", 3, "{\"command\":\"env\","
+	    "\"env\":{\"BAD NAME\":\"x\"}}", &e, reason, sizeof(reason)), 0);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "env"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	assert_int_equal(next(&ss, &v, "exec", 4, "{\"command\":\"env\","
+	    "\"client\":{\"addr\":\"not-an-ip\",\"port\":1,"
+	    "\"server_port\":22}}", &e, reason, sizeof(reason)), 0);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "client address"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	assert_int_equal(next(&ss, &v, "exec", 5, "{\"command\":null}", &e,
+	    reason, sizeof(reason)), 0);
+	assert_int_equal(session_request(ss.s, &v, &e, &req, reason,
+	    sizeof(reason)), VERIFY_REFUSED);
+	assert_non_null(strstr(reason, "no command"));
+	agent_request_free(&req);
+	envelope_free(&e);
+	stop(&ss);
+}
+
+static void
+test_permit_lists(void **state)
+{
+	char err[128];
+
+	assert_true(permit_open(NULL, "any.host", 1));
+	assert_true(permit_open("any", "any.host", 1));
+	assert_false(permit_open("none", "127.0.0.1", 80));
+	assert_true(permit_open("127.0.0.1:80 [::1]:*", "::1", 9));
+	assert_true(permit_open("*.Example.com:443", "www.example.COM", 443));
+	assert_false(permit_open("*.example.com:443", "example.com", 443));
+	assert_false(permit_open("127.0.0.1:80", "127.0.0.1", 8080));
+	assert_int_equal(permit_open_check("127.0.0.1:80 h:*", err,
+	    sizeof(err)), 0);
+	assert_int_equal(permit_open_check("127.0.0.1", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_non_null(strstr(err, "\"127.0.0.1\""));
+	assert_int_equal(permit_open_check("h:0", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_int_equal(permit_open_check("h:65536", err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_true(permit_env(NULL, "LC_ALL"));
+	assert_true(permit_env(NULL, "GIT_PROTOCOL"));
+	assert_false(permit_env(NULL, "LD_PRELOAD"));
+	assert_false(permit_env("*", "PATH"));
+	assert_false(permit_env("*", "SSH_CONNECTION"));
+	assert_true(permit_env("*", "ANYTHING"));
+	assert_false(permit_env("*", "1ABC"));
 }
 
 static void
@@ -585,219 +955,22 @@ test_backoff(void **state)
 	assert_true(d);
 }
 
-/* Verify o (signed) under v; the request is left in *req. */
-static enum verify_result
-verify_obj(const struct verify_ctx *v, json_t *o, struct agent_request *req,
-    char *reason, size_t len)
-{
-	struct signed_req s;
-
-	frame_for(&s, o, K.proxy_sk, SID, CH);
-	return agent_request_verify(v, &s.f, req, reason, len);
-}
-
-static void
-test_subsystem(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct agent_request req;
-	char reason[AGENT_ERRLEN];
-	json_t *o = request("{\"t\":\"subsystem\",\"action\":\"sftp\","
-	    "\"subsystem\":\"sftp\"}");
-
-	json_object_del(o, "command");
-	v.sftp_server = "/usr/lib/openssh/sftp-server";
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_OK);
-	assert_int_equal(req.kind, REQ_SUBSYSTEM);
-	assert_string_equal(req.subsystem, "sftp");
-	/* runs our program, never a name from the request */
-	assert_string_equal(req.command, "/usr/lib/openssh/sftp-server");
-	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
-
-	/* no sftp-server on this machine */
-	check("{\"t\":\"subsystem\",\"action\":\"sftp\","
-	    "\"subsystem\":\"sftp\"}", VERIFY_REFUSED, "no sftp-server");
-	/* other subsystems are not served */
-	rc = replay_new();
-	v = ctx(rc, 0);
-	v.sftp_server = "/usr/lib/openssh/sftp-server";
-	o = request("{\"t\":\"subsystem\",\"action\":\"sftp\","
-	    "\"subsystem\":\"netconf\"}");
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_REFUSED);
-	assert_non_null(strstr(reason, "not served here"));
-	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
-}
-
-static void
-test_forward(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct agent_request req;
-	char reason[AGENT_ERRLEN];
-	json_t *o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
-	    "\"host\":\"db.internal\",\"port\":5432}");
-
-	json_object_del(o, "command");
-	json_object_del(o, "env");
-	v.permit_open = "127.0.0.1:* db*.internal:5432";
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_OK);
-	assert_int_equal(req.kind, REQ_FORWARD);
-	assert_string_equal(req.fwd_host, "db.internal");
-	assert_int_equal(req.fwd_port, 5432);
-	assert_null(req.env);
-	agent_request_free(&req);
-	json_decref(o);
-
-	/* permit_open has the last word */
-	o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
-	    "\"host\":\"db.internal\",\"port\":22}");
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_REFUSED);
-	assert_non_null(strstr(reason, "permit_open"));
-	agent_request_free(&req);
-	json_decref(o);
-	v.permit_open = "none";
-	o = request("{\"t\":\"forward\",\"action\":\"port_forward\","
-	    "\"host\":\"127.0.0.1\",\"port\":80}");
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_REFUSED);
-	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
-
-	check("{\"t\":\"forward\",\"action\":\"port_forward\","
-	    "\"host\":\"h\",\"port\":0}", VERIFY_REFUSED, "host and port");
-	check("{\"t\":\"forward\",\"action\":\"port_forward\","
-	    "\"port\":80}", VERIFY_REFUSED, "host and port");
-}
-
-static void
-test_action_matches_kind(void **state)
-{
-	check("{\"action\":\"shell\"}", VERIFY_REFUSED, "says action");
-	check("{\"command\":\"scp -t /tmp\"}", VERIFY_REFUSED, "says action");
-	check("{\"command\":\"scp -t /tmp\",\"action\":\"scp\"}", VERIFY_OK,
-	    NULL);
-	check("{\"t\":\"shell\",\"action\":\"exec\"}", VERIFY_REFUSED,
-	    "says action");
-	check("{\"action\":null}", VERIFY_REFUSED, "no action");
-	check("{\"t\":\"tunnel\"}", VERIFY_REFUSED, "unknown request type");
-}
-
-static void
-test_env_and_client(void **state)
-{
-	struct replay_cache *rc = replay_new();
-	struct verify_ctx v = ctx(rc, 0);
-	struct agent_request req;
-	char reason[AGENT_ERRLEN], **env;
-	json_t *o = request("{\"env\":{\"GIT_PROTOCOL\":\"version=2\","
-	    "\"PATH\":\"/tmp/evil\",\"MY_VAR\":\"x\",\"SSH_TTY\":\"t\"},"
-	    "\"client\":{\"addr\":\"192.0.2.7\",\"port\":40001,"
-	    "\"server_port\":2222}}");
-	int i, git = 0, path = 0, conn = 0, cli = 0, mine = 0;
-
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_OK);
-	assert_non_null(req.env_refused);
-	assert_non_null(strstr(req.env_refused, "PATH"));
-	assert_non_null(strstr(req.env_refused, "MY_VAR"));
-	assert_non_null(strstr(req.env_refused, "SSH_TTY"));
-	req.server_addr = strdup("198.51.100.1");
-	env = child_build_env(&req, NULL);
-	for (i = 0; env[i] != NULL; i++) {
-		git |= strcmp(env[i], "GIT_PROTOCOL=version=2") == 0;
-		path += strncmp(env[i], "PATH=", 5) == 0;
-		assert_string_not_equal(env[i], "PATH=/tmp/evil");
-		conn |= strcmp(env[i], "SSH_CONNECTION=192.0.2.7 40001 "
-		    "198.51.100.1 2222") == 0;
-		cli |= strcmp(env[i], "SSH_CLIENT=192.0.2.7 40001 2222") == 0;
-		assert_null(strstr(env[i], "SSH_TTY"));
-	}
-	assert_true(git);
-	assert_int_equal(path, 1);
-	assert_true(conn);
-	assert_true(cli);
-	child_free_env(env);
-	agent_request_free(&req);
-	json_decref(o);
-
-	/* a target that takes more names */
-	v.accept_env = "LANG MY_*";
-	o = request("{\"env\":{\"MY_VAR\":\"x\"}}");
-	assert_int_equal(verify_obj(&v, o, &req, reason, sizeof(reason)),
-	    VERIFY_OK);
-	for (i = 0; req.env[i] != NULL; i++)
-		mine |= strcmp(req.env[i], "MY_VAR=x") == 0;
-	assert_true(mine);
-	agent_request_free(&req);
-	json_decref(o);
-	replay_free(rc);
-
-	check("{\"env\":{\"BAD NAME\":\"x\"}}", VERIFY_REFUSED, "env");
-	check("{\"client\":{\"addr\":\"not-an-ip\",\"port\":1,"
-	    "\"server_port\":22}}", VERIFY_REFUSED, "client address");
-}
-
-static void
-test_permit_lists(void **state)
-{
-	char err[128];
-
-	assert_true(permit_open(NULL, "any.host", 1));
-	assert_true(permit_open("any", "any.host", 1));
-	assert_false(permit_open("none", "127.0.0.1", 80));
-	assert_true(permit_open("127.0.0.1:80 [::1]:*", "::1", 9));
-	assert_true(permit_open("*.Example.com:443", "www.example.COM", 443));
-	assert_false(permit_open("*.example.com:443", "example.com", 443));
-	assert_false(permit_open("127.0.0.1:80", "127.0.0.1", 8080));
-	assert_int_equal(permit_open_check("127.0.0.1:80 h:*", err,
-	    sizeof(err)), 0);
-	assert_int_equal(permit_open_check("127.0.0.1", err, sizeof(err)),
-	    BZ_ERR_INVALID);
-	assert_non_null(strstr(err, "\"127.0.0.1\""));
-	assert_int_equal(permit_open_check("h:0", err, sizeof(err)),
-	    BZ_ERR_INVALID);
-	assert_int_equal(permit_open_check("h:65536", err, sizeof(err)),
-	    BZ_ERR_INVALID);
-	assert_true(permit_env(NULL, "LC_ALL"));
-	assert_true(permit_env(NULL, "GIT_PROTOCOL"));
-	assert_false(permit_env(NULL, "LD_PRELOAD"));
-	assert_false(permit_env("*", "PATH"));
-	assert_false(permit_env("*", "SSH_CONNECTION"));
-	assert_true(permit_env("*", "ANYTHING"));
-	assert_false(permit_env("*", "1ABC"));
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_exec),
-		cmocka_unit_test(test_good_shell_pty),
-		cmocka_unit_test(test_signature),
-		cmocka_unit_test(test_target_and_channel),
-		cmocka_unit_test(test_freshness),
-		cmocka_unit_test(test_replay),
-		cmocka_unit_test(test_token),
-		cmocka_unit_test(test_unix_user),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_replay_cache),
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_subsystem),
-		cmocka_unit_test(test_forward),
-		cmocka_unit_test(test_action_matches_kind),
+		cmocka_unit_test(test_good_session_and_exec),
+		cmocka_unit_test(test_shell_pty_and_login_env),
+		cmocka_unit_test(test_envelope),
+		cmocka_unit_test(test_syn),
+		cmocka_unit_test(test_syn_root_and_twice),
+		cmocka_unit_test(test_chain),
+		cmocka_unit_test(test_chain_violations),
+		cmocka_unit_test(test_denied_moves_the_chain),
+		cmocka_unit_test(test_subsystem_and_forward),
 		cmocka_unit_test(test_env_and_client),
 		cmocka_unit_test(test_permit_lists),
+		cmocka_unit_test(test_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -195,7 +195,7 @@ test_bad_version_type_flags(void **state)
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
 	n = raw_frame(msg, 1, BZ_FRAME_SEALED_DATA, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0x0002, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0x0008, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0x8000, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
@@ -247,6 +247,17 @@ test_payload_rules(void **state)
 	n = raw_frame(msg, 1, BZ_FRAME_DATA, BZ_FLAG_PROXY_SIGNED, 0, 1, 0,
 	    BZ_SIG_LEN, msg + 200, BZ_SIG_LEN);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	/* a signature with nothing signed, and two signers at once */
+	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED, 0, 1, 0,
+	    BZ_SIG_LEN, msg + 200, BZ_SIG_LEN);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED |
+	    BZ_FLAG_AGENT_SIGNED, 0, 1, 0, BZ_SIG_LEN + 2, msg + 200,
+	    BZ_SIG_LEN + 2);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_AGENT_SIGNED, 0, 1, 0,
+	    BZ_SIG_LEN + 2, msg + 200, BZ_SIG_LEN + 2);
+	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
 	/* Credit only from WINDOW frames. */
 	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 4, "abcd", 4);
 	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
