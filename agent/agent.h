@@ -31,6 +31,7 @@
 #include "backoff.h"
 #include "buf.h"
 #include "jwt.h"
+#include "seal.h"
 #include "wire.h"
 #include "ws_link.h"
 
@@ -240,7 +241,11 @@ struct agent_session {
 	uint8_t client_pk[32];   /* every message is signed by it */
 	uint8_t last_hash[32];   /* of the last message (our SYNACK first) */
 	uint64_t last_seq;
-	int broken;              /* a message broke the chain */
+	int broken;              /* a message broke the chain, or sealed
+	                          * data failed to open */
+	struct bz_seal seal;     /* secret: the data keys (SYN's and our kx) */
+	uint32_t last_ch;        /* highest channel started: never reused,
+	                          * so a sealing nonce never repeats */
 	char *user;              /* the IdP identity (the token's email) */
 	int64_t token_exp;       /* the ID token's expiry */
 	char *unix_user, *home, *shell;
@@ -371,17 +376,23 @@ int chans_exists(const struct chan_table *t, uint32_t sid, uint32_t ch);
 /* Take over a started child for a verified request (req is logged, not
  * kept). Returns 0 or BZ_ERR_ALLOC. */
 int chans_add(struct chan_table *t, const struct agent_request *req,
-    const struct child_proc *cp);
+    const struct child_proc *cp, const struct bz_seal *seal);
 /* Take over a forward's connected socket fd. 0 or BZ_ERR_ALLOC (fd is
- * then still the caller's). */
+ * then still the caller's). seal: the session's data keys (copied). */
 int chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch,
-    int fd);
+    int fd, const struct bz_seal *seal);
 
 /* A non-request frame from bzproxy for channel (f->session_id,
- * f->channel_id): DATA, EOF, CLOSE, WINDOW, or an unsigned CONTROL
- * (window_change). */
-void chans_frame(struct chan_table *t, struct bz_link *link,
+ * f->channel_id): DATA, EOF (sealed by the client), CLOSE, WINDOW, or an
+ * unsigned CONTROL (window_change). BZ_ERR_INVALID: a DATA or EOF that
+ * was not the client's next sealed frame on the channel: the caller ends
+ * the session (chans_session_broken). */
+int chans_frame(struct chan_table *t, struct bz_link *link,
     const struct bz_frame *f);
+/* Sealed data of sid failed to open: tell the client why on every channel
+ * of sid, and end them. */
+void chans_session_broken(struct chan_table *t, struct bz_link *link,
+    uint32_t sid, const char *reason);
 /* A signed signal request for (sid, ch): SSH's name ("TERM") to the
  * child's process group, if it still runs. */
 void chans_signal(struct chan_table *t, uint32_t sid, uint32_t ch,

@@ -36,6 +36,7 @@ static void
 chan_free(struct chan *c)
 {
 	chan_close_io(c);
+	bz_seal_clear(&c->seal);
 	free(c);
 }
 
@@ -77,7 +78,8 @@ chans_exists(const struct chan_table *t, uint32_t sid, uint32_t ch)
 }
 
 static struct chan *
-chan_new(struct chan_table *t, uint32_t sid, uint32_t ch)
+chan_new(struct chan_table *t, uint32_t sid, uint32_t ch,
+    const struct bz_seal *seal)
 {
 	struct chan *c;
 
@@ -85,6 +87,7 @@ chan_new(struct chan_table *t, uint32_t sid, uint32_t ch)
 		return NULL;
 	c->sid = sid;
 	c->ch = ch;
+	c->seal = *seal;
 	snprintf(c->tag, sizeof(c->tag), "%u/%u", sid, ch);
 	c->in_fd = c->out_fd = c->err_fd = -1;
 	bz_buf_init(&c->in);
@@ -99,11 +102,11 @@ chan_new(struct chan_table *t, uint32_t sid, uint32_t ch)
 
 int
 chans_add(struct chan_table *t, const struct agent_request *req,
-    const struct child_proc *cp)
+    const struct child_proc *cp, const struct bz_seal *seal)
 {
 	struct chan *c;
 
-	if ((c = chan_new(t, req->sid, req->ch)) == NULL)
+	if ((c = chan_new(t, req->sid, req->ch, seal)) == NULL)
 		return BZ_ERR_ALLOC;
 	c->pid = cp->pid;
 	if (cp->pty_fd >= 0) {
@@ -119,11 +122,12 @@ chans_add(struct chan_table *t, const struct agent_request *req,
 }
 
 int
-chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch, int fd)
+chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch, int fd,
+    const struct bz_seal *seal)
 {
 	struct chan *c;
 
-	if ((c = chan_new(t, sid, ch)) == NULL)
+	if ((c = chan_new(t, sid, ch, seal)) == NULL)
 		return BZ_ERR_ALLOC;
 	c->io = CHAN_SOCKET;
 	c->in_fd = c->out_fd = fd;
@@ -164,12 +168,29 @@ agent_send_failed(struct bz_link *link, uint32_t sid, uint32_t ch,
 		    NULL, 0);
 }
 
+static int
+is_sealed_type(uint8_t type)
+{
+	return type == BZ_FRAME_DATA || type == BZ_FRAME_EXT_DATA ||
+	    type == BZ_FRAME_EOF;
+}
+
 void
-chan_send_frame(struct bz_link *link, const struct chan *c, uint8_t type,
+chan_send_frame(struct bz_link *link, struct chan *c, uint8_t type,
     const void *p, size_t n)
 {
-	if (link != NULL && bz_link_send_frame(link, type, 0, c->sid, c->ch,
-	    p, n) != 0)
+	uint8_t sealed[BZ_WIRE_MAX_PAYLOAD];
+	int r = BZ_ERR_INVALID;
+
+	if (link == NULL)
+		return;
+	if (!is_sealed_type(type))
+		r = bz_link_send_frame(link, type, 0, c->sid, c->ch, p, n);
+	else if (n <= sizeof(sealed) - BZ_SEALED_TAG &&
+	    bz_seal(&c->seal, type, c->ch, &c->sealed_n, p, n, sealed) == 0)
+		r = bz_link_send_frame(link, type, BZ_FLAG_SEALED, c->sid,
+		    c->ch, sealed, n + BZ_SEALED_TAG);
+	if (r != 0)
 		bz_debug("channel %s: cannot queue a %s frame", c->tag,
 		    bz_frame_type_name(type));
 }
@@ -375,10 +396,12 @@ on_control(struct bz_link *link, struct chan *c, const struct bz_frame *f)
 	json_decref(o);
 }
 
-void
+int
 chans_frame(struct chan_table *t, struct bz_link *link,
     const struct bz_frame *f)
 {
+	uint8_t opened[BZ_WIRE_MAX_PAYLOAD];
+	struct bz_frame plain;
 	struct chan *c;
 	uint32_t credit;
 
@@ -387,7 +410,18 @@ chans_frame(struct chan_table *t, struct bz_link *link,
 		bz_debug("%s frame for unknown channel %u/%u",
 		    bz_frame_type_name(f->type), f->session_id,
 		    f->channel_id);
-		return;
+		return BZ_OK;
+	}
+	/* the client's bytes come sealed, and only its bytes */
+	if (f->flags != (is_sealed_type(f->type) ? BZ_FLAG_SEALED : 0) ||
+	    (f->flags == BZ_FLAG_SEALED && bz_seal_open(&c->seal, f->type,
+	    c->ch, &c->opened_n, f->payload, f->length, opened) != 0))
+		return BZ_ERR_INVALID;
+	if (f->flags == BZ_FLAG_SEALED) {
+		plain = *f;
+		plain.payload = opened;
+		plain.length = f->length - BZ_SEALED_TAG;
+		f = &plain;
 	}
 	switch (f->type) {
 	case BZ_FRAME_CONTROL:
@@ -418,6 +452,7 @@ chans_frame(struct chan_table *t, struct bz_link *link,
 		chan_violation(link, c, "unexpected frame type");
 		break;
 	}
+	return BZ_OK;
 }
 
 void
@@ -448,6 +483,21 @@ chans_session_closed(struct chan_table *t, uint32_t sid)
 			    (unsigned long long)c->bytes_out);
 			/* nobody left to tell: no CLOSE */
 			end_by_client(NULL, c, 0);
+		}
+}
+
+void
+chans_session_broken(struct chan_table *t, struct bz_link *link,
+    uint32_t sid, const char *reason)
+{
+	struct chan *c;
+
+	for (c = t->head; c != NULL; c = c->next)
+		if (c->sid == sid && !c->close_sent) {
+			bz_warn("channel %s: %s", c->tag, reason);
+			agent_send_failed(link, c->sid, c->ch, reason);
+			c->close_sent = 1; /* agent_send_failed sent the CLOSE */
+			end_by_client(link, c, 0);
 		}
 }
 

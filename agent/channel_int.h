@@ -35,6 +35,8 @@ struct chan {
 	int eof_sent, close_sent;
 	int64_t kill_at;         /* SIGKILL deadline after SIGHUP; 0 = none */
 	uint64_t bytes_in, bytes_out; /* totals, for the log */
+	struct bz_seal seal;     /* secret: the session's data keys */
+	uint64_t sealed_n, opened_n; /* frames sealed / opened on it */
 	int pidx[3];             /* pollfd index of in/out/err, -1 = none */
 };
 
@@ -44,7 +46,8 @@ struct chan_table {
 };
 
 /* channel.c */
-void chan_send_frame(struct bz_link *link, const struct chan *c,
+/* Queue a frame; DATA, EXT_DATA and EOF go sealed for the client. */
+void chan_send_frame(struct bz_link *link, struct chan *c,
     uint8_t type, const void *p, size_t n);
 
 /* channel_io.c */

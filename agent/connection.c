@@ -334,6 +334,7 @@ start_forward(struct agent *a, const struct agent_request *req)
 static void
 take_forwards(struct agent *a)
 {
+	struct agent_session *s;
 	struct fwd_result res;
 	json_t *ok;
 
@@ -349,7 +350,13 @@ take_forwards(struct agent *a)
 			agent_send_failed(a->link, res.sid, res.ch, res.reason);
 			continue;
 		}
-		if (chans_add_socket(a->chans, res.sid, res.ch, res.fd) != 0) {
+		if ((s = sessions_find(a->sessions, res.sid)) == NULL ||
+		    s->broken) {
+			close(res.fd); /* its session ended meanwhile */
+			continue;
+		}
+		if (chans_add_socket(a->chans, res.sid, res.ch, res.fd,
+		    &s->seal) != 0) {
 			close(res.fd);
 			agent_send_failed(a->link, res.sid, res.ch,
 			    "out of memory");
@@ -433,7 +440,7 @@ on_syn(struct agent *a, struct verify_ctx *v, const struct envelope *e,
 /* An allowed exec, shell, subsystem or forward of session s. */
 static void
 run_request(struct agent *a, const struct verify_ctx *v,
-    const struct agent_session *s, const struct envelope *e)
+    struct agent_session *s, const struct envelope *e)
 {
 	struct agent_request req;
 	struct child_proc cp;
@@ -447,6 +454,16 @@ run_request(struct agent *a, const struct verify_ctx *v,
 		    "ignored", e->sid, e->ch);
 		return;
 	}
+	if (e->ch <= s->last_ch) {
+		/* bzsshd numbers channels up; a number again would repeat
+		 * the sealing nonces of the channel that had it */
+		bz_warn("channel %u/%u: refused: channel number reused",
+		    e->sid, e->ch);
+		agent_send_failed(a->link, e->sid, e->ch, "channel number "
+		    "reused in this session");
+		return;
+	}
+	s->last_ch = e->ch;
 	if (chans_count(a->chans) + fwd_pool_count(a->fwd) >=
 	    AGENT_MAX_CHANNELS) {
 		bz_warn("channel %u/%u: refused: %d channels running", e->sid,
@@ -473,7 +490,7 @@ run_request(struct agent *a, const struct verify_ctx *v,
 		agent_send_failed(a->link, req.sid, req.ch, reason);
 		goto out;
 	}
-	if (chans_add(a->chans, &req, &cp) != 0) {
+	if (chans_add(a->chans, &req, &cp, &s->seal) != 0) {
 		/* out of memory: no channel owns the child; stop it */
 		(void)kill(-cp.pid, SIGKILL);
 		if (cp.pty_fd >= 0)
@@ -547,6 +564,26 @@ on_envelope(struct agent *a, const struct bz_frame *f,
 	envelope_free(&e);
 }
 
+/* A frame for a running channel. Sealed data that does not open was
+ * altered, dropped, replayed or moved on the way: its whole session ends,
+ * and nothing of it runs again. */
+static void
+channel_frame(struct agent *a, const struct bz_frame *f)
+{
+	static const char why[] = "session data failed its end-to-end "
+	    "integrity check at the target (altered, dropped, replayed or "
+	    "reordered on the way): session closed";
+	struct agent_session *s;
+
+	if (chans_frame(a->chans, a->link, f) == 0)
+		return;
+	bz_warn("session %u: channel %u: %s", f->session_id, f->channel_id,
+	    why);
+	if ((s = sessions_find(a->sessions, f->session_id)) != NULL)
+		s->broken = 1;
+	chans_session_broken(a->chans, a->link, f->session_id, why);
+}
+
 /* An unsigned CONTROL frame: connection-level, or for a channel. */
 static void
 on_unsigned_control(struct agent *a, const struct bz_frame *f)
@@ -558,7 +595,7 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 
 	if (f->channel_id != 0 &&
 	    chans_exists(a->chans, f->session_id, f->channel_id)) {
-		chans_frame(a->chans, a->link, f);
+		channel_frame(a, f);
 		return;
 	}
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
@@ -664,7 +701,7 @@ on_message(struct agent *a, struct bz_link_msg **mp, char *why, size_t wl)
 	else if (f.type == BZ_FRAME_CONTROL)
 		on_unsigned_control(a, &f);
 	else if (f.channel_id != 0)
-		chans_frame(a->chans, a->link, &f);
+		channel_frame(a, &f);
 	else
 		bz_debug("%s frame on channel 0 ignored",
 		    bz_frame_type_name(f.type));

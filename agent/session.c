@@ -40,6 +40,7 @@ sessions_new(void)
 static void
 session_free(struct agent_session *s)
 {
+	/* the data keys too: sodium_memzero below wipes s->seal */
 	free(s->user);
 	free(s->unix_user);
 	free(s->home);
@@ -213,31 +214,56 @@ check_token(const struct verify_ctx *v, const json_t *syn,
 	return res;
 }
 
-/* Our SYNACK: the SYN's hash, a random of ours, signed by our key. */
+/* Our SYNACK: the SYN's hash, a random of ours, our half of the key
+ * exchange and the AEAD we took, signed by our key. */
 static int
 make_synack(const struct verify_ctx *v, const struct envelope *e,
     const uint8_t agent_pk[32], const uint8_t agent_sk[64],
+    const uint8_t kx_pk[BZ_SEAL_KX_LEN], enum bz_aead aead,
     uint8_t **out, size_t *n)
 {
 	uint8_t rnd[BZ_CHAIN_RANDOM_LEN];
-	char *rnd_b64 = NULL, *pk_b64 = NULL, *syn = NULL;
+	char *rnd_b64 = NULL, *pk_b64 = NULL, *kx_b64 = NULL, *syn = NULL;
 	json_t *o = NULL;
 	int r = BZ_ERR_ALLOC;
 
 	randombytes_buf(rnd, sizeof(rnd));
 	if (bz_b64url_encode(rnd, sizeof(rnd), &rnd_b64) == 0 &&
 	    bz_b64url_encode(agent_pk, 32, &pk_b64) == 0 &&
+	    bz_b64url_encode(kx_pk, BZ_SEAL_KX_LEN, &kx_b64) == 0 &&
 	    (syn = bz_hash_b64(e->csm, e->csm_len)) != NULL &&
-	    (o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I}", "t",
-	    "synack", "sid", (json_int_t)e->sid, "syn", syn, "agent_random",
-	    rnd_b64, "agent_key", pk_b64, "target", v->name, "ts",
-	    (json_int_t)v->now)) != NULL)
+	    (o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
+	    "t", "synack", "sid", (json_int_t)e->sid, "syn", syn,
+	    "agent_random", rnd_b64, "agent_key", pk_b64, "target", v->name,
+	    "ts", (json_int_t)v->now, "kx", kx_b64, "aead",
+	    bz_aead_name(aead))) != NULL)
 		r = bz_signed_make(o, agent_sk, out, n);
 	json_decref(o);
 	free(rnd_b64);
 	free(pk_b64);
+	free(kx_b64);
 	free(syn);
 	return r;
+}
+
+/* The first AEAD of the SYN's list (the client's preference) that we
+ * can run, or BZ_AEAD_NONE. */
+static enum bz_aead
+pick_aead(const json_t *syn)
+{
+	const json_t *list = json_object_get(syn, "aead");
+	enum bz_aead a;
+	size_t i;
+
+	if (!json_is_array(list) || json_array_size(list) > 8)
+		return BZ_AEAD_NONE;
+	for (i = 0; i < json_array_size(list); i++) {
+		a = bz_aead_parse(json_string_value(json_array_get(list, i)));
+		if (a == BZ_AEAD_XCHACHA20POLY1305 ||
+		    (a == BZ_AEAD_AES256GCM && bz_aead_best() == a))
+			return a;
+	}
+	return BZ_AEAD_NONE;
 }
 
 enum verify_result
@@ -248,7 +274,9 @@ session_syn(struct session_table *t, const struct verify_ctx *v,
 {
 	struct agent_session *s = NULL;
 	const char *str;
-	uint8_t pk[32];
+	uint8_t pk[32], peer_kx[BZ_SEAL_KX_LEN], kx_pk[BZ_SEAL_KX_LEN];
+	struct bz_kx kx;
+	enum bz_aead aead;
 	json_int_t seq, ts;
 	enum verify_result res = VERIFY_REFUSED;
 
@@ -287,7 +315,16 @@ session_syn(struct session_table *t, const struct verify_ctx *v,
 	res = VERIFY_REFUSED;
 	if (check_unix_user(v, s, reason, rl) != VERIFY_OK)
 		goto out;
-	if (make_synack(v, e, agent_pk, agent_sk, synack, synack_len) != 0)
+	/* the data keys: the SYN's X25519 half and a fresh one of ours */
+	if ((aead = pick_aead(e->msg)) == BZ_AEAD_NONE)
+		REFUSE("the SYN offers no AEAD this agent runs");
+	bz_kx_new(&kx);
+	memcpy(kx_pk, kx.pk, sizeof(kx_pk));
+	if (bz_json_b64(e->msg, "kx", peer_kx, sizeof(peer_kx)) != 0 ||
+	    bz_seal_init(&s->seal, 0, &kx, peer_kx, aead) != 0)
+		REFUSE("the SYN carries no usable key exchange (kx)");
+	if (make_synack(v, e, agent_pk, agent_sk, kx_pk, aead, synack,
+	    synack_len) != 0)
 		REFUSE("out of memory");
 	crypto_hash_sha256(s->last_hash, *synack, *synack_len);
 	s->next = t->head;
@@ -296,6 +333,7 @@ session_syn(struct session_table *t, const struct verify_ctx *v,
 	s = NULL;
 	res = VERIFY_OK;
  out:
+	sodium_memzero(&kx, sizeof(kx));
 	if (s != NULL)
 		session_free(s);
 	return res;

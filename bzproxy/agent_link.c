@@ -296,8 +296,10 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 		return;
 	}
 	if (f->flags != 0 && (f->flags != BZ_FLAG_AGENT_SIGNED ||
-	    f->channel_id != 0)) {
-		/* only its answer to a SYN is signed */
+	    f->channel_id != 0) && (f->flags != BZ_FLAG_SEALED ||
+	    f->channel_id == 0)) {
+		/* only its answer to a SYN is signed; a channel's bytes are
+		 * sealed (relayed unread) */
 		bzp_conn_close(a->conn, "protocol violation: flags 0x%x from "
 		    "an agent", f->flags);
 		return;

@@ -236,8 +236,9 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 			    bz_frame_type_name(f->type), f->channel_id);
 		return;
 	}
-	if (f->flags != 0 && (f->flags != BZ_FLAG_CLIENT_SIGNED ||
-	    f->channel_id == 0)) {
+	/* a channel's signed request, its sealed bytes (relayed unread) */
+	if (f->flags != 0 && (f->channel_id == 0 ||
+	    (f->flags != BZ_FLAG_CLIENT_SIGNED && f->flags != BZ_FLAG_SEALED))) {
 		bzp_conn_close(cl->conn, "protocol violation: flags 0x%x from "
 		    "a client", f->flags);
 		return;

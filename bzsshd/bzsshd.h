@@ -23,9 +23,10 @@
 #include <jansson.h>
 
 #include "pop.h"
+#include "seal.h"
 #include "ws_link.h"
 
-#define BZSSHD_ERRLEN 256
+#define BZSSHD_ERRLEN 512
 
 /* ---- configuration (main.c) ---- */
 struct bzsshd_opts {
@@ -107,6 +108,9 @@ struct bz_chain {
 	char *prev;            /* b64url hash of the last message (chain) */
 	char *syn_hash;        /* b64url hash of our SYN */
 	int anchored;          /* the agent's SYNACK is in */
+	struct bz_kx kx;       /* secret: our half of the key exchange */
+	struct bz_seal seal;   /* the session's data keys, once anchored */
+	uint8_t agent_key[32]; /* the key that signed the SYNACK */
 };
 void bz_chain_init(struct bz_chain *c, const uint8_t sk[64]);
 /* Zero and free. */
@@ -115,8 +119,10 @@ void bz_chain_clear(struct bz_chain *c);
  * signed: b64url of its bytes, for hello (malloc'ed), or NULL. */
 char *bz_chain_syn(struct bz_chain *c, const struct bz_session *s,
     const struct bz_target *t);
-/* The agent's SYNACK (b64url, from hello_ok): it must answer our SYN; it
- * anchors the chain. 0 or BZ_ERR_INVALID. */
+/* The agent's SYNACK (b64url, from hello_ok): signed by the key it
+ * names (kept in agent_key, for the caller to check against its pin),
+ * answering our SYN; it anchors the chain and gives the data keys. 0 or
+ * BZ_ERR_INVALID. */
 int bz_chain_anchor(struct bz_chain *c, const char *synack_b64);
 /* Add seq, prev, ch and ts to o, sign it: *out (malloc'ed, *n bytes) is
  * the message for channel ch. 0, or BZ_ERR_INVALID before the anchor. */
@@ -147,5 +153,14 @@ int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
+int bz_cmd_forget_target(const struct bzsshd_opts *o, int argc, char **argv);
+
+/* ---- known_targets.c ---- */
+/* Is key the agent key pinned for target name in dir/known_targets? The
+ * first time, pin it. 0 yes (or pinned now), or BZ_ERR_* with err saying
+ * why not: another key is pinned (and how to accept a re-enrolment), or
+ * the file cannot be read or written (fail closed). */
+int bz_known_target_check(const char *dir, const char *name,
+    const uint8_t key[32], char *err, size_t errlen);
 
 #endif

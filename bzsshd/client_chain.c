@@ -23,11 +23,13 @@ bz_chain_init(struct bz_chain *c, const uint8_t sk[64])
 {
 	memset(c, 0, sizeof(*c));
 	memcpy(c->sk, sk, sizeof(c->sk));
+	bz_kx_new(&c->kx);
 }
 
 void
 bz_chain_clear(struct bz_chain *c)
 {
+	bz_seal_clear(&c->seal);
 	free(c->prev);
 	free(c->syn_hash);
 	sodium_memzero(c, sizeof(*c));
@@ -57,20 +59,25 @@ bz_chain_syn(struct bz_chain *c, const struct bz_session *s,
     const struct bz_target *t)
 {
 	uint8_t rnd[BZ_CHAIN_RANDOM_LEN], pk[32], *msg = NULL;
-	char *rnd_b64 = NULL, *pk_b64 = NULL, *out = NULL;
+	char *rnd_b64 = NULL, *pk_b64 = NULL, *kx_b64 = NULL, *out = NULL;
 	size_t n = 0;
 	json_t *o = NULL;
 
 	randombytes_buf(rnd, sizeof(rnd));
 	crypto_sign_ed25519_sk_to_pk(pk, c->sk);
+	/* the data keys: our X25519 half, and the AEADs we take, the fast
+	 * one first */
 	if (s->id_token == NULL || s->nonce_salt == NULL ||
 	    bz_b64url_encode(rnd, sizeof(rnd), &rnd_b64) != 0 ||
 	    bz_b64url_encode(pk, sizeof(pk), &pk_b64) != 0 ||
+	    bz_b64url_encode(c->kx.pk, sizeof(c->kx.pk), &kx_b64) != 0 ||
 	    (o = json_pack("{s:s, s:i, s:i, s:I, s:s, s:s, s:s, s:s, s:s, "
-	    "s:s}", "t", "syn", "seq", 0, "ch", 0, "ts",
+	    "s:s, s:s, s:[s, s]}", "t", "syn", "seq", 0, "ch", 0, "ts",
 	    (json_int_t)time(NULL), "target", t->host, "unix_user", t->user,
 	    "id_token", s->id_token, "nonce_salt", s->nonce_salt,
-	    "client_key", pk_b64, "client_random", rnd_b64)) == NULL ||
+	    "client_key", pk_b64, "client_random", rnd_b64, "kx", kx_b64,
+	    "aead", bz_aead_name(bz_aead_best()),
+	    bz_aead_name(BZ_AEAD_XCHACHA20POLY1305))) == NULL ||
 	    sign_next(c, o, &msg, &n) != 0 ||
 	    (c->syn_hash = strdup(c->prev)) == NULL ||
 	    bz_b64url_encode(msg, n, &out) != 0)
@@ -83,13 +90,14 @@ bz_chain_syn(struct bz_chain *c, const struct bz_session *s,
 	json_decref(o);
 	free(rnd_b64);
 	free(pk_b64);
+	free(kx_b64);
 	return out;
 }
 
 int
 bz_chain_anchor(struct bz_chain *c, const char *synack_b64)
 {
-	uint8_t *m = NULL;
+	uint8_t *m = NULL, kx[BZ_SEAL_KX_LEN];
 	const uint8_t *json, *sig;
 	size_t n = 0, jlen;
 	json_t *o = NULL;
@@ -105,10 +113,17 @@ bz_chain_anchor(struct bz_chain *c, const char *synack_b64)
 		goto out;
 	t = bz_json_str(o, "t");
 	syn = bz_json_str(o, "syn");
-	/* it must answer our SYN; the agent's signature is the agent's
-	 * business (pinned by key_pin.c) */
+	/* it must answer our SYN, signed by the key it names (the caller
+	 * checks that key against its pin) */
 	if (t == NULL || strcmp(t, "synack") != 0 || syn == NULL ||
-	    strcmp(syn, c->syn_hash) != 0 || (h = bz_hash_b64(m, n)) == NULL)
+	    strcmp(syn, c->syn_hash) != 0 ||
+	    bz_json_b64(o, "agent_key", c->agent_key,
+	    sizeof(c->agent_key)) != 0 ||
+	    bz_signed_verify(m, n, c->agent_key) != 0 ||
+	    bz_json_b64(o, "kx", kx, sizeof(kx)) != 0 ||
+	    bz_seal_init(&c->seal, 1, &c->kx, kx,
+	    bz_aead_parse(bz_json_str(o, "aead"))) != 0 ||
+	    (h = bz_hash_b64(m, n)) == NULL)
 		goto out;
 	free(c->prev);
 	c->prev = h;

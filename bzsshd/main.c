@@ -43,6 +43,10 @@ usage(FILE *f)
 "        or the unix user your policies name if they name exactly one\n"
 "        (bzproxy is asked). PATH is this program (default: the running\n"
 "        binary).\n"
+"  forget-target TARGET\n"
+"        Forget the agent key pinned for TARGET (CONFIGDIR/known_targets,\n"
+"        pinned the first time you reach it): after a legitimate\n"
+"        re-enrolment of the target, the next connection pins its new key.\n"
 "  --stdio USER@TARGET[:PORT]\n"
 "        Serve one SSH connection on stdin/stdout (the ProxyCommand:\n"
 "        ProxyCommand bzsshd --stdio %%r@%%h:%%p). A trailing \".bz\" on\n"
@@ -50,7 +54,7 @@ usage(FILE *f)
 "\n"
 "Options:\n"
 "  --config-dir DIR  Files: session (0600), host_ed25519_key (0600),\n"
-"                    known_hosts. Default $BZ_CONFIG_DIR, else\n"
+"                    known_hosts, known_targets. Default $BZ_CONFIG_DIR, else\n"
 "                    $XDG_CONFIG_HOME/bz, else ~/.config/bz.\n"
 "  -v                Debug messages on stderr (never secrets).\n"
 "  -h, --help        This help.  --version  Print the version.\n"
@@ -160,6 +164,8 @@ main(int argc, char **argv)
 		rc = bz_cmd_status(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "ssh-config") == 0)
 		rc = bz_cmd_ssh_config(&o, argc - i, argv + i);
+	else if (strcmp(argv[i], "forget-target") == 0)
+		rc = bz_cmd_forget_target(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "--listen") == 0) {
 		fprintf(stderr, "bzsshd: --listen is not implemented yet\n");
 		rc = 2;

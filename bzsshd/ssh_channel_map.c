@@ -89,11 +89,29 @@ bz_chan_send_signed(struct bz_chan *ch, json_t *o)
 	return r;
 }
 
+static int
+is_sealed_type(uint8_t type)
+{
+	return type == BZ_FRAME_DATA || type == BZ_FRAME_EXT_DATA ||
+	    type == BZ_FRAME_EOF;
+}
+
 void
 bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p, size_t n)
 {
-	if (!can_tell_proxy(ch) ||
-	    bz_link_send(ch->conn->link, type, ch->id, p, n) != 0)
+	uint8_t sealed[BZ_WIRE_MAX_PAYLOAD];
+	int r = BZ_ERR_INVALID;
+
+	if (!can_tell_proxy(ch))
+		;
+	else if (!is_sealed_type(type))
+		r = bz_link_send(ch->conn->link, type, ch->id, p, n);
+	else if (n <= sizeof(sealed) - BZ_SEALED_TAG &&
+	    bz_seal(&ch->conn->chain.seal, type, ch->id, &ch->sealed_n, p, n,
+	    sealed) == 0)
+		r = bz_link_send_frame(ch->conn->link, type, BZ_FLAG_SEALED, 0,
+		    ch->id, sealed, n + BZ_SEALED_TAG);
+	if (r != 0)
 		bz_debug("channel %u: cannot queue a %s frame", ch->id,
 		    bz_frame_type_name(type));
 }
@@ -291,6 +309,7 @@ static void
 on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
 {
 	struct bz_buf *b = f->type == BZ_FRAME_DATA ? &ch->out : &ch->err;
+	/* f is opened: its payload is the agent's plaintext */
 
 	if (ch->ending)
 		return; /* we are closing it; bytes in flight are dropped */
@@ -314,6 +333,8 @@ on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
 void
 bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
 {
+	uint8_t opened[BZ_WIRE_MAX_PAYLOAD];
+	struct bz_frame plain;
 	struct bz_chan *ch;
 	uint32_t credit;
 
@@ -323,9 +344,21 @@ bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
 		    bz_frame_type_name(f->type), f->channel_id);
 		return;
 	}
-	if (f->flags != 0) {
-		bz_chan_fail(ch, "protocol error from bzproxy (flags)");
+	if (f->flags != (is_sealed_type(f->type) ? BZ_FLAG_SEALED : 0)) {
+		/* data the agent did not seal is data the agent did not send */
+		bz_conn_integrity_failed(c, ch);
 		return;
+	}
+	if (f->flags == BZ_FLAG_SEALED) {
+		if (bz_seal_open(&c->chain.seal, f->type, ch->id, &ch->opened_n,
+		    f->payload, f->length, opened) != 0) {
+			bz_conn_integrity_failed(c, ch);
+			return;
+		}
+		plain = *f;
+		plain.payload = opened;
+		plain.length = f->length - BZ_SEALED_TAG;
+		f = &plain;
 	}
 	switch (f->type) {
 	case BZ_FRAME_CONTROL:

@@ -69,6 +69,9 @@ struct bz_chan {
 
 	/* what we told ssh */
 	int exit_sent, eof_sent, close_sent;
+
+	/* frames sealed for the agent / opened from it (common/seal.h) */
+	uint64_t sealed_n, opened_n;
 };
 
 struct bz_conn {
@@ -76,6 +79,7 @@ struct bz_conn {
 	ssh_event event;
 	struct bz_link *link;
 	const struct bz_target *target;
+	const char *config_dir; /* known_targets lives there */
 	struct ssh_server_callbacks_struct scb;
 
 	const struct bz_session *sess;
@@ -116,6 +120,10 @@ void bz_conn_drain(struct bz_conn *c);
 void bz_conn_note_refused(struct bz_conn *c, uint32_t id,
     const char *request, const char *reason);
 
+/* A sealed frame for ch did not open: the whole connection ends (the
+ * reason goes to every channel and to bzproxy's audit log). */
+void bz_conn_integrity_failed(struct bz_conn *c, const struct bz_chan *ch);
+
 /* ssh_channel_map.c */
 /* A new channel of kind (not yet tied to an SSH channel), or NULL. */
 struct bz_chan *bz_chan_new(struct bz_conn *c, enum bz_chan_kind kind);
@@ -126,6 +134,7 @@ void bz_chan_discard(struct bz_chan *ch);
 struct bz_chan *bz_chan_find(struct bz_conn *c, uint32_t id);
 /* Queue a CONTROL message (takes obj; NULL is logged as out of memory). */
 void bz_chan_send_json(struct bz_chan *ch, json_t *obj);
+/* Queue a frame; DATA, EXT_DATA and EOF go sealed for the agent. */
 void bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p,
     size_t n);
 /* Sign obj into the session's chain (client_chain.c) and queue it for

@@ -125,6 +125,11 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 			c->auth = BZ_AUTH_DENIED;
 			snprintf(c->reason, sizeof(c->reason), "bzproxy's answer "
 			    "does not carry the target's answer to this session");
+		} else if (bz_known_target_check(c->config_dir, c->target->host,
+		    c->chain.agent_key, err, sizeof(err)) != 0) {
+			c->auth = BZ_AUTH_DENIED;
+			snprintf(c->reason, sizeof(c->reason), "%s", err);
+			bz_conn_note_refused(c, 0, "target-key", err);
 		} else
 			c->auth = BZ_AUTH_OK;
 		bz_debug("bzproxy: hello_ok as %.200s",
@@ -160,7 +165,9 @@ bz_conn_drain(struct bz_conn *c)
 	/* The state first: once closed, everything bzproxy sent before is
 	 * queued, and read below before we call the link lost. */
 	closed = bz_link_get_state(c->link, NULL, 0) == BZ_LINK_CLOSED;
-	while (!c->quit && (m = bz_link_recv(c->link)) != NULL) {
+	/* after a failed integrity check nothing more is delivered */
+	while (!c->quit && !c->link_lost &&
+	    (m = bz_link_recv(c->link)) != NULL) {
 		if ((r = bz_frame_decode(m->data, m->len, &f)) != 0) {
 			bz_error("bad frame from bzproxy: %s", bz_err_str(r));
 			c->link_lost = 1;
@@ -227,6 +234,22 @@ bz_conn_note_refused(struct bz_conn *c, uint32_t id, const char *request,
 	if (o == NULL || bz_link_send_json(c->link, id, o) != 0)
 		bz_debug("cannot tell bzproxy of a refused %s", request);
 	json_decref(o);
+}
+
+void
+bz_conn_integrity_failed(struct bz_conn *c, const struct bz_chan *ch)
+{
+	static const char why[] = "data from the target failed its "
+	    "end-to-end integrity check (altered, dropped, replayed or "
+	    "reordered on the way): connection closed";
+
+	if (c->link_lost)
+		return;
+	bz_error("channel %u: %s", ch->id, why);
+	/* for bzproxy's audit log, if bzproxy is not the one at fault */
+	bz_conn_note_refused(c, ch->id, "sealed-data", why);
+	c->link_lost = 1;
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
 }
 
 /* The reason, as the user reads it. */
@@ -532,6 +555,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	memset(&c, 0, sizeof(c));
 	memset(&sess, 0, sizeof(sess));
 	c.target = t;
+	c.config_dir = o->config_dir;
 	c.exit_code = 1;
 	if ((r = bz_host_key_ensure(o->config_dir, &keypath, err,
 	    sizeof(err))) != 0) {

@@ -11,8 +11,6 @@ bz_frame_type_name(uint8_t type)
 	case BZ_FRAME_EOF: return "eof";
 	case BZ_FRAME_CLOSE: return "close";
 	case BZ_FRAME_WINDOW: return "window";
-	case BZ_FRAME_SIGNED_CONTROL: return "signed-control";
-	case BZ_FRAME_SEALED_DATA: return "sealed-data";
 	default: return "unknown";
 	}
 }
@@ -20,8 +18,7 @@ bz_frame_type_name(uint8_t type)
 static int
 type_known(uint8_t type)
 {
-	/* SIGNED_CONTROL / SEALED_DATA are reserved until the signed protocol
-	 * lands: they are rejected like any unknown type. */
+	/* signed and sealed payloads are flags on these, not types */
 	return type >= BZ_FRAME_CONTROL && type <= BZ_FRAME_WINDOW;
 }
 
@@ -63,12 +60,20 @@ bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f)
 	    (f->type != BZ_FRAME_CONTROL || f->length <= BZ_SIG_LEN ||
 	    (f->flags & (f->flags - 1)) != 0))
 		return BZ_ERR_FORMAT; /* a signature needs JSON; one signer */
+	if ((f->flags & BZ_FLAG_SEALED) && (f->flags != BZ_FLAG_SEALED ||
+	    (f->type != BZ_FRAME_DATA && f->type != BZ_FRAME_EXT_DATA &&
+	    f->type != BZ_FRAME_EOF) || f->length < BZ_SEALED_TAG))
+		return BZ_ERR_FORMAT; /* sealed: data or EOF, with a tag */
 	switch (f->type) {
 	case BZ_FRAME_WINDOW:
 		if (f->length != 4)
 			return BZ_ERR_FORMAT;
 		break;
 	case BZ_FRAME_EOF:
+		if (f->length != ((f->flags & BZ_FLAG_SEALED) ?
+		    BZ_SEALED_TAG : 0))
+			return BZ_ERR_FORMAT;
+		break;
 	case BZ_FRAME_CLOSE:
 		if (f->length != 0)
 			return BZ_ERR_FORMAT;

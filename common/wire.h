@@ -21,7 +21,7 @@
 
 #include "buf.h"
 
-#define BZ_WIRE_VERSION 1
+#define BZ_WIRE_VERSION 2
 #define BZ_WIRE_HEADER_LEN 24
 #define BZ_WIRE_MAX_PAYLOAD (64u * 1024)
 /* CONTROL frames may be larger: an exec request carries a command line of
@@ -45,9 +45,6 @@ enum bz_frame_type {
 	BZ_FRAME_EOF = 0x04,      /* no more data from the sender on channel */
 	BZ_FRAME_CLOSE = 0x05,    /* channel closed by the sender */
 	BZ_FRAME_WINDOW = 0x06,   /* payload u32: bytes of credit granted */
-	/* 0x40-0x4f reserved: signed control, sealed (AEAD) data, key exchange */
-	BZ_FRAME_SIGNED_CONTROL = 0x41,
-	BZ_FRAME_SEALED_DATA = 0x42,
 };
 
 /* Flags: a CONTROL payload is JSON followed by a 64-byte Ed25519
@@ -59,7 +56,11 @@ enum bz_frame_type {
 #define BZ_FLAG_AGENT_SIGNED 0x0004u
 #define BZ_FLAGS_SIGNED (BZ_FLAG_PROXY_SIGNED | BZ_FLAG_CLIENT_SIGNED | \
 	BZ_FLAG_AGENT_SIGNED)
-#define BZ_FLAG_KNOWN BZ_FLAGS_SIGNED
+/* Flag: a DATA, EXT_DATA or EOF payload sealed end to end (common/seal.h):
+ * ciphertext and a 16-byte tag (EOF: the tag alone). */
+#define BZ_FLAG_SEALED 0x0008u
+#define BZ_SEALED_TAG 16u
+#define BZ_FLAG_KNOWN (BZ_FLAGS_SIGNED | BZ_FLAG_SEALED)
 #define BZ_SIG_LEN 64
 
 struct bz_frame {

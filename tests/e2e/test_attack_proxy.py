@@ -7,7 +7,9 @@
 # the attacker records everything the client signed and then tries to
 # run commands of its own: a session of its making, the captured request
 # replayed, altered, moved to another target or unix user. Each would
-# create a marker file; none may appear.
+# create a marker file; none may appear. Then it meddles with the sealed
+# bytes it relays (attack 3), and answers for web1 with an agent of its
+# own (attack 5).
 import hashlib
 import json
 import os
@@ -82,7 +84,8 @@ def stolen(sandbox, tmp_path_factory):
         fp.wait_agent("web1")
         fp.wait_agent("db1")
         yield {"fp": fp, "cfg": cfg, "user": row[0], "token": row[1],
-               "client_key": row[2], "markers": markers}
+               "client_key": row[2], "markers": markers, "tmp": tmp,
+               "client": str(client), "port": fp.port}
     finally:
         for p, log in agents:
             p.terminate()
@@ -209,3 +212,122 @@ def test_captured_session_moved(sandbox, stolen):
                     action="connect")
         kind, why = fp.outcome("web1", sid, 0)
         assert kind == "failed" and "not signed" in why, (kind, why)
+
+
+# ---- attack 3: a relay that meddles with the sealed bytes ----
+
+SEQ_OUT = b"".join(b"%d\n" % i for i in range(1, 300001))  # ~2 MB
+
+
+def agent_log(st, name="web1"):
+    with open(st["tmp"] / ("%s.log" % name), errors="replace") as f:
+        return f.read()
+
+
+def told_proxy(st, request):
+    """bzsshd's note for bzproxy's audit log (a "refused" control)."""
+    return any(n.get("t") == "refused" and n.get("request") == request
+               for n in st["fp"].notes)
+
+
+@pytest.mark.parametrize("kind", ["flip", "drop", "replay", "swap"])
+def test_sealed_output_meddled_with(sandbox, stolen, kind):
+    # the agent's output, on its way to the client: bzsshd finds out, ends
+    # the connection, and ssh got only bytes the agent sent, in order
+    fp = stolen["fp"]
+    fp.set_tamper("to_client", kind)
+    r = sandbox.ssh("web1", "seq 1 300000", config=stolen["cfg"], timeout=30)
+    assert fp.tamper_done()
+    assert r.returncode == 255, (r.returncode, r.stderr)
+    assert b"failed its end-to-end integrity check" in r.stderr, r.stderr
+    assert len(r.stdout) < len(SEQ_OUT)
+    assert SEQ_OUT.startswith(r.stdout), "a corrupted byte reached ssh"
+    assert wait_until(lambda: told_proxy(stolen, "sealed-data"), 5)
+    fp.notes.clear()
+
+
+@pytest.mark.parametrize("kind", ["flip", "drop", "replay", "swap"])
+def test_sealed_input_meddled_with(sandbox, stolen, kind):
+    # the client's input, on its way to the process: the agent finds out,
+    # ends the session, and the process got only bytes the client sent
+    fp = stolen["fp"]
+    data = os.urandom(2 << 20)
+    out = os.path.join(stolen["markers"], "input-" + kind)
+    fp.set_tamper("to_agent", kind)
+    r = sandbox.ssh("web1", "cat > %s" % out, input=data,
+                    config=stolen["cfg"], timeout=30)
+    assert fp.tamper_done()
+    assert r.returncode == 255, (r.returncode, r.stderr)
+    assert b"integrity check at the target" in r.stderr, r.stderr
+    assert wait_until(lambda: "integrity check" in agent_log(stolen), 5)
+    with open(out, "rb") as f:
+        got = f.read()
+    os.unlink(out)
+    assert len(got) < len(data)
+    assert data.startswith(got), "a corrupted byte reached the process"
+
+
+def test_sealed_big_stream_intact(sandbox, stolen):
+    # the control: 64 MiB both ways through the same relay, untouched
+    fp = stolen["fp"]
+    fp.tamper = None
+    data = os.urandom(64 << 20)
+    r = sandbox.ssh("web1", "sha256sum; cat /dev/zero | head -c 1000000",
+                    input=data, config=stolen["cfg"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(hashlib.sha256(data).hexdigest().encode())
+    assert r.stdout.endswith(b"\0" * 1000000)
+
+
+# ---- attack 5: another agent answering for web1 ----
+
+def test_impostor_agent_refused(sandbox, stolen):
+    fp = stolen["fp"]
+    legit_run(sandbox, stolen, "true")  # the client has pinned web1
+    pinned = open(os.path.join(stolen["client"], "known_targets")).read()
+    assert pinned.startswith("web1 ")
+    real = fp.agents["web1"]
+    cfg = agent_config(sandbox, "web1", stolen["port"], stolen["tmp"])
+    with open(cfg) as f:
+        text = f.read()
+    key = stolen["tmp"] / "impostor_ed25519.key"
+    text = "\n".join("identity_key: '%s'" % key
+                     if line.startswith("identity_key:") else line
+                     for line in text.splitlines()) + "\n"
+    icfg = stolen["tmp"] / "impostor.yaml"
+    icfg.write_text(text)
+    icfg.chmod(0o600)
+    log = open(stolen["tmp"] / "impostor.log", "wb")
+    imp = subprocess.Popen([sandbox.bzagent, "-v", "-c", str(icfg)],
+                           stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: fp.agents["web1"] is not real, 20)
+        m = os.path.join(stolen["markers"], "impostor")
+        r = sandbox.ssh("web1", "touch %s" % m, config=stolen["cfg"],
+                        timeout=30)
+        assert r.returncode == 255
+        assert b"not the key" in r.stderr and \
+            b"bzsshd forget-target web1" in r.stderr, r.stderr
+        assert not ran(stolen, "impostor")
+        assert wait_until(lambda: told_proxy(stolen, "target-key"), 5)
+        # the pin is unchanged
+        assert open(os.path.join(stolen["client"],
+                                 "known_targets")).read() == pinned
+        # a re-enrolment the user accepts: forget, and the next connection
+        # pins the key it meets
+        f = subprocess.run([sandbox.bzsshd, "--config-dir", stolen["client"],
+                            "forget-target", "web1"],
+                           stdout=subprocess.PIPE, timeout=10)
+        assert f.returncode == 0 and b"forgot web1" in f.stdout
+        r = sandbox.ssh("web1", "true", config=stolen["cfg"], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert open(os.path.join(stolen["client"],
+                                 "known_targets")).read() != pinned
+    finally:
+        imp.terminate()
+        imp.wait(10)
+        log.close()
+        fp.agents["web1"] = real
+        subprocess.run([sandbox.bzsshd, "--config-dir", stolen["client"],
+                        "forget-target", "web1"], stdout=subprocess.DEVNULL,
+                       timeout=10)

@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, \
 
 FRAME_CONTROL, FRAME_DATA, FRAME_EXT_DATA, FRAME_EOF, FRAME_CLOSE, \
     FRAME_WINDOW = 1, 2, 3, 4, 5, 6
-FLAG_PROXY_SIGNED, FLAG_CLIENT_SIGNED, FLAG_AGENT_SIGNED = 1, 2, 4
+FLAG_PROXY_SIGNED, FLAG_CLIENT_SIGNED, FLAG_AGENT_SIGNED, FLAG_SEALED = \
+    1, 2, 4, 8
+WIRE_VERSION = 2
 
 
 def raw_public(key):
@@ -128,7 +130,7 @@ class WS:
 
 
 def frame(t, payload=b"", flags=0, sid=0, ch=0):
-    return struct.pack("!BBHIIQI", 1, t, flags, sid, ch, 0,
+    return struct.pack("!BBHIIQI", WIRE_VERSION, t, flags, sid, ch, 0,
                        len(payload)) + payload
 
 

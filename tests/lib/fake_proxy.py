@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import \
     Ed25519PrivateKey
 
 from bzwire import FLAG_AGENT_SIGNED, FLAG_CLIENT_SIGNED, FLAG_PROXY_SIGNED, \
-    FRAME_CONTROL, b64u, frame, parse_frame, raw_public, unb64u
+    FLAG_SEALED, FRAME_CONTROL, FRAME_DATA, b64u, frame, parse_frame, \
+    raw_public, unb64u
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -130,6 +131,9 @@ class FakeProxy:
         self.captured = []        # bytes the client signed, in order
         self.next_sid = 100
         self.sessions = {}        # sid -> client Conn
+        self.notes = []           # unsigned control messages from clients
+        self.tamper = None        # see set_tamper
+        self.tamper_lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -180,13 +184,17 @@ class FakeProxy:
             client = self.sessions.get(f["sid"])
             if client is None:
                 continue
-            if f["ch"] == 0 and f["flags"] == FLAG_AGENT_SIGNED:
-                # the SYNACK: the client's hello_ok
-                self.send_control(client, {
-                    "t": "hello_ok", "user": "stolen", "target": name,
-                    "synack": b64u(f["payload"])})
-            elif f["ch"] != 0:
-                client.send(frame(f["type"], f["payload"], 0, 0, f["ch"]))
+            try:
+                if f["ch"] == 0 and f["flags"] == FLAG_AGENT_SIGNED:
+                    # the SYNACK: the client's hello_ok
+                    self.send_control(client, {
+                        "t": "hello_ok", "user": "stolen", "target": name,
+                        "synack": b64u(f["payload"])})
+                elif f["ch"] != 0:
+                    self._relay("to_client", client, f, 0, f["sid"])
+            except OSError:
+                # that client left; the agent's other sessions go on
+                self.sessions.pop(f["sid"], None)
 
     def wait_agent(self, name, timeout=30):
         with self.agent_ready:
@@ -255,9 +263,63 @@ class FakeProxy:
                 self.captured.append(f["payload"])
                 self.envelope(target, sid, f["ch"], f["payload"],
                               action=_action(f["payload"]))
-            elif f["type"] != FRAME_CONTROL or f["ch"] != 0:
-                self.agents[target].send(frame(f["type"], f["payload"], 0,
-                                               sid, f["ch"]))
+            else:
+                if f["type"] == FRAME_CONTROL:
+                    self.notes.append(json.loads(f["payload"]))
+                if f["type"] != FRAME_CONTROL or f["ch"] != 0:
+                    self._relay("to_agent", self.agents[target], f, sid,
+                                sid)
+
+    # ---- a relay that meddles with sealed data ----
+
+    def set_tamper(self, direction, kind, at=3):
+        """Meddle once with the at-th sealed DATA frame relayed in
+        direction ("to_agent" or "to_client"): kind "flip" (one bit of it),
+        "drop" (not sent), "replay" (sent twice) or "swap" (sent after the
+        next one). Only sessions that start from now on count: a client
+        that is still leaving sends frames of its own."""
+        with self.tamper_lock:
+            self.tamper = {"dir": direction, "kind": kind, "at": at,
+                           "seen": 0, "held": None, "done": False,
+                           "from_sid": self.next_sid + 1}
+
+    def tamper_done(self):
+        with self.tamper_lock:
+            return self.tamper is not None and self.tamper["done"]
+
+    def _relay(self, direction, dest, f, sid, session):
+        """Pass f (of session) on to dest as it came (flags kept), with
+        sid in its header."""
+        out = frame(f["type"], f["payload"], f["flags"], sid, f["ch"])
+        with self.tamper_lock:
+            t = self.tamper
+            if t is None or t["done"] or t["dir"] != direction or \
+                    session < t["from_sid"] or \
+                    f["type"] != FRAME_DATA or f["flags"] != FLAG_SEALED:
+                dest.send(out)
+                return
+            t["seen"] += 1
+            if t["held"] is not None:
+                # swap: this one first, then the one held back
+                dest.send(out)
+                dest.send(t["held"])
+                t["done"] = True
+            elif t["seen"] != t["at"]:
+                dest.send(out)
+            elif t["kind"] == "flip":
+                p = bytearray(f["payload"])
+                p[len(p) // 2] ^= 0x04
+                dest.send(frame(f["type"], bytes(p), f["flags"], sid,
+                                f["ch"]))
+                t["done"] = True
+            elif t["kind"] == "drop":
+                t["done"] = True
+            elif t["kind"] == "replay":
+                dest.send(out)
+                dest.send(out)
+                t["done"] = True
+            elif t["kind"] == "swap":
+                t["held"] = out
 
     def close(self):
         self.closed = True

@@ -42,6 +42,8 @@ static struct {
 	uint8_t client_pk[32], client_sk[64];
 	uint8_t agent_pk[32], agent_sk[64];
 	char *client_pk_b64, *salt_b64, *nonce;
+	struct bz_kx kx;               /* the client's key exchange half */
+	char *kx_b64;
 	uid_t daemon_uid;
 } K;
 
@@ -141,6 +143,8 @@ setup(void **state)
 		K.salt_b64 = b64(salt, sizeof(salt));
 		K.nonce = bz_key_nonce(K.client_pk_b64, K.salt_b64);
 	}
+	bz_kx_new(&K.kx);
+	K.kx_b64 = b64(K.kx.pk, sizeof(K.kx.pk));
 	if ((pw = getpwnam("daemon")) == NULL)
 		return -1;
 	K.daemon_uid = pw->pw_uid;
@@ -153,6 +157,7 @@ teardown(void **state)
 	bz_jwks_free(K.jwks);
 	EVP_PKEY_free(K.rsa);
 	free(K.client_pk_b64);
+	free(K.kx_b64);
 	free(K.salt_b64);
 	free(K.nonce);
 	return 0;
@@ -189,11 +194,12 @@ syn_msg(const char *extra, const uint8_t *sk, size_t *n)
 	uint8_t *m = NULL;
 	json_t *o;
 
-	o = json_pack("{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:s}",
-	    "t", "syn", "seq", 0, "ch", 0, "ts", (json_int_t)NOW, "target",
-	    NAME, "unix_user", "daemon", "id_token", tok, "nonce_salt",
-	    K.salt_b64, "client_key", K.client_pk_b64, "client_random",
-	    "cmFuZG9t");
+	o = json_pack("{s:s,s:i,s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,"
+	    "s:[s,s]}", "t", "syn", "seq", 0, "ch", 0, "ts", (json_int_t)NOW,
+	    "target", NAME, "unix_user", "daemon", "id_token", tok,
+	    "nonce_salt", K.salt_b64, "client_key", K.client_pk_b64,
+	    "client_random", "cmFuZG9t", "kx", K.kx_b64, "aead", "aes256gcm",
+	    "xchacha20poly1305");
 	assert_non_null(o);
 	merge(o, extra);
 	assert_int_equal(bz_signed_make(o, sk != NULL ? sk : K.client_sk, &m,
@@ -286,6 +292,46 @@ open_ok(const struct verify_ctx *v, struct framed *fr, struct envelope *e)
 		fail_msg("envelope refused: %s", reason);
 }
 
+/* The SYNACK's kx and aead give the client the keys the agent now holds
+ * for the session: bytes sealed on one side open on the other, once, on
+ * their channel only. */
+static void
+check_data_keys(const json_t *synack, const struct sess *ss)
+{
+	struct bz_kx kx = K.kx;
+	struct bz_seal client;
+	uint8_t agent_kx[BZ_SEAL_KX_LEN], sealed[5 + BZ_SEALED_TAG], out[5];
+	uint64_t c_tx = 0, a_rx = 0, a_tx = 0, c_rx = 0, again = 0;
+	const struct bz_seal *agent = &sessions_find(ss->t, SID)->seal;
+
+	assert_string_equal(bz_json_str(synack, "aead"),
+	    bz_aead_name(bz_aead_best()));
+	assert_int_equal(bz_json_b64(synack, "kx", agent_kx,
+	    sizeof(agent_kx)), 0);
+	assert_int_equal(bz_seal_init(&client, 1, &kx, agent_kx,
+	    bz_aead_best()), 0);
+	/* client -> agent */
+	assert_int_equal(bz_seal(&client, BZ_FRAME_DATA, CH, &c_tx,
+	    (const uint8_t *)"hello", 5, sealed), 0);
+	assert_int_equal(bz_seal_open(agent, BZ_FRAME_DATA, CH + 1, &again,
+	    sealed, sizeof(sealed), out), BZ_ERR_INVALID);
+	assert_int_equal(bz_seal_open(agent, BZ_FRAME_DATA, CH, &a_rx, sealed,
+	    sizeof(sealed), out), 0);
+	assert_memory_equal(out, "hello", 5);
+	assert_int_equal(bz_seal_open(agent, BZ_FRAME_DATA, CH, &a_rx, sealed,
+	    sizeof(sealed), out), BZ_ERR_INVALID); /* replayed */
+	/* agent -> client: the other key */
+	assert_int_equal(bz_seal(agent, BZ_FRAME_DATA, CH, &a_tx,
+	    (const uint8_t *)"world", 5, sealed), 0);
+	again = 0;
+	assert_int_equal(bz_seal_open(agent, BZ_FRAME_DATA, CH, &again,
+	    sealed, sizeof(sealed), out), BZ_ERR_INVALID);
+	assert_int_equal(bz_seal_open(&client, BZ_FRAME_DATA, CH, &c_rx,
+	    sealed, sizeof(sealed), out), 0);
+	assert_memory_equal(out, "world", 5);
+	bz_seal_clear(&client);
+}
+
 static void
 start(struct sess *ss, const struct verify_ctx *v)
 {
@@ -319,6 +365,7 @@ start(struct sess *ss, const struct verify_ctx *v)
 	}
 	assert_string_equal(bz_json_str(o, "t"), "synack");
 	assert_string_equal(bz_json_str(o, "target"), NAME);
+	check_data_keys(o, ss);
 	json_decref(o);
 	ss->s = sessions_find(ss->t, SID);
 	assert_non_null(ss->s);
@@ -570,6 +617,12 @@ test_syn(void **state)
 	free(tok);
 	syn_refused(&v, "{\"id_token\":null}", NULL, "no ID token");
 	syn_refused(&v, "{\"nonce_salt\":\"c2hvcnQ\"}", NULL, "salt");
+	/* no key exchange, a broken one, no AEAD we run */
+	syn_refused(&v, "{\"kx\":null}", NULL, "key exchange");
+	syn_refused(&v, "{\"kx\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+	    NULL, "key exchange");
+	syn_refused(&v, "{\"aead\":[\"rot13\"]}", NULL, "no AEAD");
+	syn_refused(&v, "{\"aead\":\"aes256gcm\"}", NULL, "no AEAD");
 	/* the unix user: root only when our config says so, never a glob */
 	syn_refused(&v, "{\"unix_user\":\"root\"}", NULL, "allow_root");
 	syn_refused(&v, "{\"unix_user\":\"no-such-user-bz\"}", NULL,

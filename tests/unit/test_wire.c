@@ -9,6 +9,8 @@
 #include "buf.h"
 #include "wire.h"
 
+#define V BZ_WIRE_VERSION
+
 /* Encode a header by hand (not with bz_frame_encode) so the decoder is
  * tested against the documented layout. */
 static size_t
@@ -41,7 +43,7 @@ test_header_layout(void **state)
 {
 	struct bz_buf b;
 	static const uint8_t want[] = {
-		1, 2, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9,
+		2, 2, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9,
 		0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 3, 'a', 'b', 'c',
 	};
 
@@ -124,11 +126,11 @@ test_max_payload(void **state)
 	    BZ_WIRE_MAX_PAYLOAD + 1), BZ_ERR_TOO_BIG);
 	bz_buf_free(&b);
 	/* Decoder refuses an oversized length even when bytes follow. */
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0,
 	    BZ_WIRE_MAX_PAYLOAD + 1, big, BZ_WIRE_MAX_PAYLOAD + 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
 	/* ... and a huge length with no bytes. */
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 0xffffffffu, NULL, 0);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0, 0xffffffffu, NULL, 0);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
 }
 
@@ -147,11 +149,11 @@ test_max_control(void **state)
 	assert_int_equal(bz_frame_encode(&b, BZ_FRAME_CONTROL, 0, 0, 1, 0, big,
 	    BZ_WIRE_MAX_CONTROL + 1), BZ_ERR_TOO_BIG);
 	bz_buf_free(&b);
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, 0, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, 0, 0, 1, 0,
 	    BZ_WIRE_MAX_CONTROL + 1, big, BZ_WIRE_MAX_CONTROL + 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
 	/* a DATA frame may not use the larger limit */
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0,
 	    BZ_WIRE_MAX_PAYLOAD + 1, big, BZ_WIRE_MAX_PAYLOAD + 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TOO_BIG);
 	assert_int_equal(bz_frame_max_payload(BZ_FRAME_EXT_DATA),
@@ -164,7 +166,7 @@ test_truncated(void **state)
 	struct bz_frame f;
 	size_t n, i;
 
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 5, "hello", 5);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0, 5, "hello", 5);
 	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
 	/* Every proper prefix is rejected as truncated. */
 	for (i = 0; i < BZ_WIRE_HEADER_LEN; i++)
@@ -180,24 +182,46 @@ test_bad_version_type_flags(void **state)
 	struct bz_frame f;
 	size_t n;
 
-	n = raw_frame(msg, 2, BZ_FRAME_DATA, 0, 0, 1, 0, 1, "x", 1);
+	/* version 1 had no sealed data: its peers are refused */
+	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 1, "x", 1);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_VERSION);
+	n = raw_frame(msg, 3, BZ_FRAME_DATA, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_VERSION);
 	n = raw_frame(msg, 0, BZ_FRAME_DATA, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_VERSION);
-	n = raw_frame(msg, 1, 0x00, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, 0x00, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	n = raw_frame(msg, 1, 0x07, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, 0x07, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	n = raw_frame(msg, 1, 0xff, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, 0xff, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	/* Reserved types are refused until the signed protocol exists. */
-	n = raw_frame(msg, 1, BZ_FRAME_SIGNED_CONTROL, 0, 0, 1, 0, 1, "x", 1);
+	/* signed and sealed are flags, never types of their own */
+	n = raw_frame(msg, V, 0x41, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	n = raw_frame(msg, 1, BZ_FRAME_SEALED_DATA, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, 0x42, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0x0008, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0x0010, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0x8000, 0, 1, 0, 1, "x", 1);
+	/* sealed: data or EOF with at least a tag; EOF the tag alone */
+	n = raw_frame(msg, V, BZ_FRAME_DATA, BZ_FLAG_SEALED, 0, 1, 0, 15,
+	    msg + 200, 15);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, BZ_FLAG_SEALED, 0, 1, 0, 16,
+	    msg + 200, 16);
+	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0, 16,
+	    msg + 200, 16);
+	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0, 17,
+	    msg + 200, 17);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_WINDOW, BZ_FLAG_SEALED, 0, 1, 0, 20,
+	    msg + 200, 20);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, BZ_FLAG_SEALED |
+	    BZ_FLAG_CLIENT_SIGNED, 0, 1, 0, 100, msg + 200, 100);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0x8000, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 }
 
@@ -207,7 +231,7 @@ test_encode_rejects(void **state)
 	struct bz_buf b;
 
 	bz_buf_init(&b);
-	assert_int_equal(bz_frame_encode(&b, BZ_FRAME_SEALED_DATA, 0, 0, 1, 0,
+	assert_int_equal(bz_frame_encode(&b, 0x42, 0, 0, 1, 0,
 	    "x", 1), BZ_ERR_TYPE);
 	assert_int_equal(bz_frame_encode(&b, 0x09, 0, 0, 1, 0, "x", 1),
 	    BZ_ERR_TYPE);
@@ -223,43 +247,43 @@ test_payload_rules(void **state)
 	size_t n;
 
 	/* Trailing bytes after the payload. */
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 2, "abc", 3);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0, 2, "abc", 3);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	/* WINDOW must carry exactly 4 bytes. */
-	n = raw_frame(msg, 1, BZ_FRAME_WINDOW, 0, 0, 1, 0, 3, "abc", 3);
+	n = raw_frame(msg, V, BZ_FRAME_WINDOW, 0, 0, 1, 0, 3, "abc", 3);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_WINDOW, 0, 0, 1, 0, 5, "abcde", 5);
+	n = raw_frame(msg, V, BZ_FRAME_WINDOW, 0, 0, 1, 0, 5, "abcde", 5);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_WINDOW, 0, 0, 1, 0, 0, NULL, 0);
+	n = raw_frame(msg, V, BZ_FRAME_WINDOW, 0, 0, 1, 0, 0, NULL, 0);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	/* EOF and CLOSE are empty. */
-	n = raw_frame(msg, 1, BZ_FRAME_EOF, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_CLOSE, 0, 0, 1, 0, 1, "x", 1);
+	n = raw_frame(msg, V, BZ_FRAME_CLOSE, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	/* CONTROL is never empty. */
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, 0, 0, 0, 0, 0, NULL, 0);
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, 0, 0, 0, 0, 0, NULL, 0);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	/* The signed flag needs a CONTROL frame long enough for a signature. */
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_PROXY_SIGNED, 0, 0, 0,
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, BZ_FLAG_PROXY_SIGNED, 0, 0, 0,
 	    BZ_SIG_LEN - 1, msg + 200, BZ_SIG_LEN - 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, BZ_FLAG_PROXY_SIGNED, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_DATA, BZ_FLAG_PROXY_SIGNED, 0, 1, 0,
 	    BZ_SIG_LEN, msg + 200, BZ_SIG_LEN);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	/* a signature with nothing signed, and two signers at once */
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED, 0, 1, 0,
 	    BZ_SIG_LEN, msg + 200, BZ_SIG_LEN);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED |
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, BZ_FLAG_CLIENT_SIGNED |
 	    BZ_FLAG_AGENT_SIGNED, 0, 1, 0, BZ_SIG_LEN + 2, msg + 200,
 	    BZ_SIG_LEN + 2);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	n = raw_frame(msg, 1, BZ_FRAME_CONTROL, BZ_FLAG_AGENT_SIGNED, 0, 1, 0,
+	n = raw_frame(msg, V, BZ_FRAME_CONTROL, BZ_FLAG_AGENT_SIGNED, 0, 1, 0,
 	    BZ_SIG_LEN + 2, msg + 200, BZ_SIG_LEN + 2);
 	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
 	/* Credit only from WINDOW frames. */
-	n = raw_frame(msg, 1, BZ_FRAME_DATA, 0, 0, 1, 0, 4, "abcd", 4);
+	n = raw_frame(msg, V, BZ_FRAME_DATA, 0, 0, 1, 0, 4, "abcd", 4);
 	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
 	assert_int_equal(bz_frame_window_credit(&f, &c), BZ_ERR_INVALID);
 }
