@@ -30,6 +30,8 @@
 
 #include "backoff.h"
 #include "buf.h"
+#include "audit.h"
+#include "chain.h"
 #include "jwt.h"
 #include "seal.h"
 #include "wire.h"
@@ -64,6 +66,7 @@ struct agent_config {
 	char *sftp_server;       /* program for subsystem sftp; NULL: none */
 	int allow_root;          /* serve root (default no) */
 	char *unix_users;        /* globs of the users served; NULL: any */
+	char *audit_log;         /* our own audit log (audit_log.c) */
 };
 
 #define AGENT_ACCEPT_ENV_DEFAULT "LANG LC_* LANGUAGE TERM COLORTERM " \
@@ -177,6 +180,7 @@ struct agent_request {
 	gid_t gid;
 	char *home;
 	char *shell;
+	char *request_hash;      /* b64url SHA-256 of the client's message */
 };
 void agent_request_free(struct agent_request *r);
 /* "exec", "shell", "subsystem" or "forward". */
@@ -333,6 +337,7 @@ struct fwd_result {
 	uint32_t sid, ch;
 	int fd;
 	char reason[AGENT_ERRLEN];
+	char request_hash[BZ_HASH_B64_LEN + 1]; /* as fwd_pool_start got it */
 };
 
 /* wake_fd (dup'ed) gets a byte each time a connect finishes. */
@@ -344,7 +349,7 @@ void fwd_pool_free(struct fwd_pool *p);
  * a worker thread. 0, BZ_ERR_TOO_BIG (AGENT_FORWARD_PENDING_MAX running),
  * BZ_ERR_INVALID or BZ_ERR_ALLOC. */
 int fwd_pool_start(struct fwd_pool *p, uint32_t sid, uint32_t ch,
-    const char *host, uint16_t port);
+    const char *host, uint16_t port, const char *request_hash);
 /* Is a connect for (sid, ch) running or finished and not yet taken? */
 int fwd_pool_has(struct fwd_pool *p, uint32_t sid, uint32_t ch);
 /* Forget (sid, ch), or every channel of sid: a socket it still makes is
@@ -367,7 +372,8 @@ int fwd_pool_take(struct fwd_pool *p, struct fwd_result *out);
 
 struct chan_table;
 
-struct chan_table *chans_new(void);
+/* audit: where each channel's end is recorded (NULL: nowhere). */
+struct chan_table *chans_new(struct bz_audit *audit);
 void chans_free(struct chan_table *t);
 size_t chans_count(const struct chan_table *t);
 /* Is (sid, ch) in use? */
@@ -379,8 +385,8 @@ int chans_add(struct chan_table *t, const struct agent_request *req,
     const struct child_proc *cp, const struct bz_seal *seal);
 /* Take over a forward's connected socket fd. 0 or BZ_ERR_ALLOC (fd is
  * then still the caller's). seal: the session's data keys (copied). */
-int chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch,
-    int fd, const struct bz_seal *seal);
+int chans_add_socket(struct chan_table *t, const struct fwd_result *res,
+    const struct bz_seal *seal);
 
 /* A non-request frame from bzproxy for channel (f->session_id,
  * f->channel_id): DATA, EOF (sealed by the client), CLOSE, WINDOW, or an
@@ -434,5 +440,31 @@ int agent_send_json(struct bz_link *link, uint32_t sid, uint32_t ch,
  * status (0 after a signal). sig_fd is a signalfd for SIGCHLD, SIGTERM,
  * SIGINT, SIGHUP. */
 int agent_run(const struct agent_config *cfg, int sig_fd);
+
+/* ------------------------------------------------------------ audit_log */
+
+/* The target's own audit log (audit_log.c). au NULL: lines go nowhere.
+ * The writers return 0, or BZ_ERR_* when the line could not be written
+ * (logged). */
+/* A SYN: s the session started, or NULL and refused says why not. */
+int agent_audit_session(struct bz_audit *au, const struct envelope *e,
+    const struct agent_session *s, const char *refused);
+/* A request of session s (NULL: unknown) in e, req what was read from it
+ * (or NULL): result "run", "refused", "denied" (by bzproxy) or "failed"
+ * (could not start), reason for all but "run". */
+int agent_audit_request(struct bz_audit *au, const struct envelope *e,
+    const struct agent_session *s, const struct agent_request *req,
+    const char *result, const char *reason);
+/* A channel is gone: pid > 0 for a process (wstatus then says how it
+ * ended), 0 for a forward. */
+void agent_audit_channel_end(struct bz_audit *au, uint32_t sid,
+    uint32_t ch, const char *request_hash, pid_t pid, int wstatus,
+    uint64_t bytes_in, uint64_t bytes_out);
+/* Sealed data of session sid (s, if known) did not open on channel ch. */
+void agent_audit_integrity(struct bz_audit *au, uint32_t sid, uint32_t ch,
+    const struct agent_session *s, const char *reason);
+/* The stderr log line for req: ok (info) or not (warning), and outcome. */
+void agent_log_request(const struct agent_request *req, int ok,
+    const char *outcome);
 
 #endif

@@ -27,14 +27,22 @@
 #include "util.h"
 
 struct chan_table *
-chans_new(void)
+chans_new(struct bz_audit *audit)
 {
-	return calloc(1, sizeof(struct chan_table));
+	struct chan_table *t = calloc(1, sizeof(struct chan_table));
+
+	if (t != NULL)
+		t->audit = audit;
+	return t;
 }
 
+/* Its end in the audit log, then it is gone. */
 static void
-chan_free(struct chan *c)
+chan_free(struct chan_table *t, struct chan *c)
 {
+	agent_audit_channel_end(t->audit, c->sid, c->ch, c->request_hash,
+	    c->io == CHAN_SOCKET || !c->reaped ? 0 : c->pid, c->wstatus,
+	    c->bytes_in, c->bytes_out);
 	chan_close_io(c);
 	bz_seal_clear(&c->seal);
 	free(c);
@@ -49,7 +57,7 @@ chans_free(struct chan_table *t)
 		return;
 	while ((c = t->head) != NULL) {
 		t->head = c->next;
-		chan_free(c);
+		chan_free(t, c);
 	}
 	free(t);
 }
@@ -79,7 +87,7 @@ chans_exists(const struct chan_table *t, uint32_t sid, uint32_t ch)
 
 static struct chan *
 chan_new(struct chan_table *t, uint32_t sid, uint32_t ch,
-    const struct bz_seal *seal)
+    const struct bz_seal *seal, const char *request_hash)
 {
 	struct chan *c;
 
@@ -88,6 +96,8 @@ chan_new(struct chan_table *t, uint32_t sid, uint32_t ch,
 	c->sid = sid;
 	c->ch = ch;
 	c->seal = *seal;
+	snprintf(c->request_hash, sizeof(c->request_hash), "%s",
+	    request_hash != NULL ? request_hash : "");
 	snprintf(c->tag, sizeof(c->tag), "%u/%u", sid, ch);
 	c->in_fd = c->out_fd = c->err_fd = -1;
 	bz_buf_init(&c->in);
@@ -106,7 +116,8 @@ chans_add(struct chan_table *t, const struct agent_request *req,
 {
 	struct chan *c;
 
-	if ((c = chan_new(t, req->sid, req->ch, seal)) == NULL)
+	if ((c = chan_new(t, req->sid, req->ch, seal,
+	    req->request_hash)) == NULL)
 		return BZ_ERR_ALLOC;
 	c->pid = cp->pid;
 	if (cp->pty_fd >= 0) {
@@ -122,15 +133,16 @@ chans_add(struct chan_table *t, const struct agent_request *req,
 }
 
 int
-chans_add_socket(struct chan_table *t, uint32_t sid, uint32_t ch, int fd,
+chans_add_socket(struct chan_table *t, const struct fwd_result *res,
     const struct bz_seal *seal)
 {
 	struct chan *c;
 
-	if ((c = chan_new(t, sid, ch, seal)) == NULL)
+	if ((c = chan_new(t, res->sid, res->ch, seal,
+	    res->request_hash)) == NULL)
 		return BZ_ERR_ALLOC;
 	c->io = CHAN_SOCKET;
-	c->in_fd = c->out_fd = fd;
+	c->in_fd = c->out_fd = res->fd;
 	c->reaped = 1; /* no process to wait for, or to signal */
 	return BZ_OK;
 }
@@ -616,7 +628,7 @@ chans_pump(struct chan_table *t, struct bz_link *link, int64_t now)
 			*pp = c->next;
 			t->n--;
 			bz_debug("channel %s: freed", c->tag);
-			chan_free(c);
+			chan_free(t, c);
 		} else
 			pp = &c->next;
 	}

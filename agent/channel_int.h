@@ -36,6 +36,7 @@ struct chan {
 	int64_t kill_at;         /* SIGKILL deadline after SIGHUP; 0 = none */
 	uint64_t bytes_in, bytes_out; /* totals, for the log */
 	struct bz_seal seal;     /* secret: the session's data keys */
+	char request_hash[BZ_HASH_B64_LEN + 1]; /* for the audit log */
 	uint64_t sealed_n, opened_n; /* frames sealed / opened on it */
 	int pidx[3];             /* pollfd index of in/out/err, -1 = none */
 };
@@ -43,6 +44,7 @@ struct chan {
 struct chan_table {
 	struct chan *head;
 	size_t n;
+	struct bz_audit *audit;  /* each channel's end goes there */
 };
 
 /* channel.c */

@@ -10,7 +10,7 @@
  * also writes to the wake pipe when a fetch ends, so requests held for
  * the IdP's keys (key_wait.c) are tried again at once.
  */
-#include "agent.h"
+#include "connection.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,31 +30,6 @@
 #define LOOP_MAX_WAIT_MS 1000   /* safety net: recheck everything */
 #define CHILD_SHUTDOWN_GRACE_MS 1000
 #define NONCE_LEN 32
-
-enum phase {
-	PH_DOWN,        /* waiting to reconnect */
-	PH_CHALLENGE,   /* connecting; waiting for the challenge */
-	PH_HELLO_SENT,  /* waiting for agent_ok */
-	PH_READY,       /* channel requests are served */
-};
-
-struct agent {
-	const struct agent_config *cfg;
-	int sig_fd;
-	int wake[2];
-	struct bz_link *link;
-	enum phase phase;
-	int64_t deadline;        /* handshake deadline */
-	int64_t ready_at;
-	int64_t retry_at;        /* next connect, in PH_DOWN */
-	unsigned attempt;        /* consecutive failed connections */
-	int stop;
-	struct chan_table *chans;
-	struct bz_jwks_cache *jwks;
-	struct key_wait *held;   /* SYNs waiting for the IdP's keys */
-	struct session_table *sessions;
-	struct fwd_pool *fwd;    /* forward channels still connecting */
-};
 
 /* ---- link up and down ---- */
 
@@ -242,438 +217,6 @@ on_handshake(struct agent *a, const struct bz_frame *f, char *why,
 	return r;
 }
 
-/* ---- channel requests ---- */
-
-static void
-log_request(const struct agent_request *req, int ok, const char *outcome)
-{
-	char what[160] = "";
-
-	if (req->kind == REQ_EXEC && req->command != NULL)
-		snprintf(what, sizeof(what), " \"%.120s%s\"", req->command,
-		    strlen(req->command) > 120 ? "..." : "");
-	else if (req->kind == REQ_SUBSYSTEM && req->subsystem != NULL)
-		snprintf(what, sizeof(what), " %.64s", req->subsystem);
-	else if (req->kind == REQ_FORWARD && req->fwd_host != NULL)
-		snprintf(what, sizeof(what), " to %.120s:%u", req->fwd_host,
-		    (unsigned)req->fwd_port);
-	bz_log(ok ? BZ_LOG_INFO : BZ_LOG_WARN, "channel %u/%u: %s as %s: "
-	    "%s%s%s (%s, rule %s): %s", req->sid, req->ch,
-	    req->user != NULL ? req->user : "?",
-	    req->unix_user != NULL ? req->unix_user : "?",
-	    agent_req_kind_name(req->kind), what, req->pty ? " with pty" : "",
-	    req->action != NULL ? req->action : "?",
-	    req->rule != NULL ? req->rule : "?", outcome);
-	if (ok && req->env_refused != NULL)
-		bz_info("channel %u/%u: environment refused (not in "
-		    "accept_env): %s", req->sid, req->ch, req->env_refused);
-}
-
-/*
- * The ID token names a key we do not have (or we have none yet): ask for
- * a fetch, and hold the request (taking *mp) when that fetch is running or
- * starts within BZ_JWKS_HOLD_MS. Returns 1 when held; otherwise says in
- * reason when to try again. A retried request is not held twice.
- */
-static int
-hold_for_keys(struct agent *a, const struct bz_frame *f,
-    struct bz_link_msg **mp, int retry, char *reason, size_t rl)
-{
-	uint64_t fetches;
-	int64_t ms = bz_jwks_cache_refresh(a->jwks, &fetches);
-	size_t len;
-
-	if (!retry && ms < BZ_JWKS_HOLD_MS && key_wait_add(a->held, *mp,
-	    f->session_id, f->channel_id, fetches,
-	    bz_now_ms() + BZ_JWKS_HOLD_MS) == 0) {
-		*mp = NULL;
-		bz_info("channel %u/%u: waiting for the IdP's keys",
-		    f->session_id, f->channel_id);
-		return 1;
-	}
-	len = strlen(reason);
-	if (len < rl)
-		snprintf(reason + len, rl - len, " (the agent fetches the "
-		    "IdP's keys again in %lld s: try again then)",
-		    (long long)(ms / 1000 + 1));
-	return 0;
-}
-
-/* Our address as SSH_CONNECTION's server side: our end of the link. */
-static int
-set_server_addr(struct agent *a, struct agent_request *req)
-{
-	char addr[64];
-	uint16_t port;
-
-	if (bz_link_local_addr(a->link, addr, sizeof(addr), &port) != 0)
-		return 0; /* SSH_CONNECTION says UNKNOWN */
-	return (req->server_addr = strdup(addr)) == NULL ? -1 : 0;
-}
-
-/* A verified forward: connect on a worker thread (take_forwards ends
- * it). */
-static void
-start_forward(struct agent *a, const struct agent_request *req)
-{
-	int r = fwd_pool_start(a->fwd, req->sid, req->ch, req->fwd_host,
-	    req->fwd_port);
-
-	if (r != 0) {
-		const char *why = r == BZ_ERR_TOO_BIG ? "too many forward "
-		    "connections being opened on this agent" : "out of memory";
-
-		log_request(req, 0, why);
-		agent_send_failed(a->link, req->sid, req->ch, why);
-		return;
-	}
-	log_request(req, 1, "connecting");
-}
-
-/* Forwards whose connect finished: the channel runs, or fails. */
-static void
-take_forwards(struct agent *a)
-{
-	struct agent_session *s;
-	struct fwd_result res;
-	json_t *ok;
-
-	while (fwd_pool_take(a->fwd, &res)) {
-		if (a->phase != PH_READY) {
-			if (res.fd >= 0)
-				close(res.fd);
-			continue;
-		}
-		if (res.fd < 0) {
-			bz_warn("channel %u/%u: %s", res.sid, res.ch,
-			    res.reason);
-			agent_send_failed(a->link, res.sid, res.ch, res.reason);
-			continue;
-		}
-		if ((s = sessions_find(a->sessions, res.sid)) == NULL ||
-		    s->broken) {
-			close(res.fd); /* its session ended meanwhile */
-			continue;
-		}
-		if (chans_add_socket(a->chans, res.sid, res.ch, res.fd,
-		    &s->seal) != 0) {
-			close(res.fd);
-			agent_send_failed(a->link, res.sid, res.ch,
-			    "out of memory");
-			continue;
-		}
-		bz_info("channel %u/%u: forward connected", res.sid, res.ch);
-		ok = json_pack("{s:s}", "t", "open_ok");
-		if (agent_send_json(a->link, res.sid, res.ch, ok) != 0)
-			bz_debug("channel %u/%u: cannot queue open_ok",
-			    res.sid, res.ch);
-		json_decref(ok);
-	}
-}
-
-/* What our config and the moment tell the checks (JWKS aside). */
-static void
-verify_ctx_fill(const struct agent *a, struct verify_ctx *v)
-{
-	memset(v, 0, sizeof(*v));
-	v->proxy_pk = a->cfg->proxy_pk;
-	v->name = a->cfg->name;
-	v->issuer = a->cfg->oidc_issuer;
-	v->audience = a->cfg->oidc_audience;
-	v->now = time(NULL);
-	v->euid = geteuid();
-	v->allow_root = a->cfg->allow_root;
-	v->unix_users = a->cfg->unix_users;
-	v->accept_env = a->cfg->accept_env;
-	v->permit_open = a->cfg->permit_open;
-	v->sftp_server = a->cfg->sftp_server;
-}
-
-/* Say no on (sid, ch); for channel 0 (a session) without a CLOSE. */
-static void
-refuse(struct agent *a, uint32_t sid, uint32_t ch, const char *reason)
-{
-	json_t *o;
-
-	if (ch != 0) {
-		agent_send_failed(a->link, sid, ch, reason);
-		return;
-	}
-	o = json_pack("{s:s, s:s}", "t", "failed", "reason", reason);
-	(void)agent_send_json(a->link, sid, 0, o);
-	json_decref(o);
-}
-
-/* A SYN: check it, start the session, answer with our signed SYNACK. */
-static void
-on_syn(struct agent *a, struct verify_ctx *v, const struct envelope *e,
-    const struct bz_frame *f, struct bz_link_msg **mp, int retry)
-{
-	char reason[AGENT_ERRLEN];
-	uint8_t *synack = NULL;
-	size_t n = 0;
-	enum verify_result res;
-	struct agent_session *s;
-
-	v->jwks = bz_jwks_cache_lock(a->jwks);
-	res = session_syn(a->sessions, v, e, a->cfg->pk, a->cfg->sk, &synack,
-	    &n, reason, sizeof(reason));
-	bz_jwks_cache_unlock(a->jwks);
-	v->jwks = NULL;
-	if (res == VERIFY_NEED_KEYS &&
-	    hold_for_keys(a, f, mp, retry, reason, sizeof(reason)))
-		return;
-	if (res != VERIFY_OK) {
-		bz_warn("session %u: refused: %s", e->sid, reason);
-		refuse(a, e->sid, 0, reason);
-		return;
-	}
-	if (bz_link_send_frame(a->link, BZ_FRAME_CONTROL,
-	    BZ_FLAG_AGENT_SIGNED, e->sid, 0, synack, n) != 0)
-		bz_warn("session %u: cannot queue the SYNACK", e->sid);
-	free(synack);
-	s = sessions_find(a->sessions, e->sid);
-	bz_info("session %u: %s as %s (rule %s)", e->sid, s->user,
-	    s->unix_user, e->rule != NULL ? e->rule : "?");
-}
-
-/* An allowed exec, shell, subsystem or forward of session s. */
-static void
-run_request(struct agent *a, const struct verify_ctx *v,
-    struct agent_session *s, const struct envelope *e)
-{
-	struct agent_request req;
-	struct child_proc cp;
-	char reason[AGENT_ERRLEN], line[AGENT_ERRLEN + 32];
-
-	if (chans_exists(a->chans, e->sid, e->ch) ||
-	    fwd_pool_has(a->fwd, e->sid, e->ch)) {
-		/* one request per channel; answering would end the running
-		 * one, so only log it */
-		bz_warn("channel %u/%u: second request on a running channel "
-		    "ignored", e->sid, e->ch);
-		return;
-	}
-	if (e->ch <= s->last_ch) {
-		/* bzsshd numbers channels up; a number again would repeat
-		 * the sealing nonces of the channel that had it */
-		bz_warn("channel %u/%u: refused: channel number reused",
-		    e->sid, e->ch);
-		agent_send_failed(a->link, e->sid, e->ch, "channel number "
-		    "reused in this session");
-		return;
-	}
-	s->last_ch = e->ch;
-	if (chans_count(a->chans) + fwd_pool_count(a->fwd) >=
-	    AGENT_MAX_CHANNELS) {
-		bz_warn("channel %u/%u: refused: %d channels running", e->sid,
-		    e->ch, AGENT_MAX_CHANNELS);
-		agent_send_failed(a->link, e->sid, e->ch, "too many channels "
-		    "on this agent");
-		return;
-	}
-	if (session_request(s, v, e, &req, reason, sizeof(reason)) !=
-	    VERIFY_OK) {
-		snprintf(line, sizeof(line), "refused: %s", reason);
-		log_request(&req, 0, line);
-		agent_send_failed(a->link, e->sid, e->ch, reason);
-		goto out;
-	}
-	if (req.kind == REQ_FORWARD) {
-		start_forward(a, &req);
-		goto out;
-	}
-	if (set_server_addr(a, &req) != 0 ||
-	    child_spawn(&req, &cp, reason, sizeof(reason)) != 0) {
-		snprintf(line, sizeof(line), "cannot start: %s", reason);
-		log_request(&req, 0, line);
-		agent_send_failed(a->link, req.sid, req.ch, reason);
-		goto out;
-	}
-	if (chans_add(a->chans, &req, &cp, &s->seal) != 0) {
-		/* out of memory: no channel owns the child; stop it */
-		(void)kill(-cp.pid, SIGKILL);
-		if (cp.pty_fd >= 0)
-			close(cp.pty_fd);
-		if (cp.in_fd >= 0)
-			close(cp.in_fd);
-		if (cp.out_fd >= 0)
-			close(cp.out_fd);
-		if (cp.err_fd >= 0)
-			close(cp.err_fd);
-		log_request(&req, 0, "out of memory");
-		agent_send_failed(a->link, req.sid, req.ch, "out of memory");
-		goto out;
-	}
-	snprintf(line, sizeof(line), "started (pid %d)", (int)cp.pid);
-	log_request(&req, 1, line);
- out:
-	agent_request_free(&req);
-}
-
-/*
- * An envelope from bzproxy, in *mp: a SYN starts a session; a later
- * message must continue its session's chain, and runs when bzproxy
- * allowed it (a denied one only moves the chain on). retry: a SYN held
- * for the IdP's keys whose wait is over. *mp is taken when it is held.
- */
-static void
-on_envelope(struct agent *a, const struct bz_frame *f,
-    struct bz_link_msg **mp, int retry)
-{
-	struct envelope e;
-	struct verify_ctx v;
-	struct agent_session *s;
-	char reason[AGENT_ERRLEN];
-	const char *name;
-
-	verify_ctx_fill(a, &v);
-	if (envelope_open(&v, f, &e, reason, sizeof(reason)) != VERIFY_OK) {
-		bz_warn("channel %u/%u: refused: %s", f->session_id,
-		    f->channel_id, reason);
-		refuse(a, f->session_id, f->channel_id, reason);
-		goto out;
-	}
-	if (strcmp(e.t, "syn") == 0) {
-		on_syn(a, &v, &e, f, mp, retry);
-		goto out;
-	}
-	if ((s = sessions_find(a->sessions, e.sid)) == NULL) {
-		snprintf(reason, sizeof(reason), "no session %u here (its SYN "
-		    "never came)", e.sid);
-	} else if (session_next(s, &v, &e, reason, sizeof(reason)) != 0) {
-		/* s is broken now: nothing of it runs again */
-	} else if (!e.allowed) {
-		bz_info("channel %u/%u: %.32s denied by bzproxy: %s", e.sid,
-		    e.ch, e.t, e.reason != NULL ? e.reason : "no reason given");
-		goto out;
-	} else if (s->token_exp != 0 && (int64_t)v.now > s->token_exp) {
-		snprintf(reason, sizeof(reason), "your IdP login (ID token) "
-		    "has expired: run bzsshd login");
-	} else if (strcmp(e.t, "signal") == 0) {
-		if ((name = bz_json_str(e.msg, "name")) != NULL)
-			chans_signal(a->chans, e.sid, e.ch, name);
-		goto out;
-	} else {
-		run_request(a, &v, s, &e);
-		goto out;
-	}
-	bz_warn("channel %u/%u: refused: %s", e.sid, e.ch, reason);
-	refuse(a, e.sid, e.ch, reason);
- out:
-	envelope_free(&e);
-}
-
-/* A frame for a running channel. Sealed data that does not open was
- * altered, dropped, replayed or moved on the way: its whole session ends,
- * and nothing of it runs again. */
-static void
-channel_frame(struct agent *a, const struct bz_frame *f)
-{
-	static const char why[] = "session data failed its end-to-end "
-	    "integrity check at the target (altered, dropped, replayed or "
-	    "reordered on the way): session closed";
-	struct agent_session *s;
-
-	if (chans_frame(a->chans, a->link, f) == 0)
-		return;
-	bz_warn("session %u: channel %u: %s", f->session_id, f->channel_id,
-	    why);
-	if ((s = sessions_find(a->sessions, f->session_id)) != NULL)
-		s->broken = 1;
-	chans_session_broken(a->chans, a->link, f->session_id, why);
-}
-
-/* An unsigned CONTROL frame: connection-level, or for a channel. */
-static void
-on_unsigned_control(struct agent *a, const struct bz_frame *f)
-{
-	char err[AGENT_ERRLEN];
-	enum agent_req_kind kind;
-	const char *t;
-	json_t *o;
-
-	if (f->channel_id != 0 &&
-	    chans_exists(a->chans, f->session_id, f->channel_id)) {
-		channel_frame(a, f);
-		return;
-	}
-	if ((o = bz_json_parse_object(f->payload, f->length, err,
-	    sizeof(err))) == NULL) {
-		bz_warn("bad control message from bzproxy: %s", err);
-		return;
-	}
-	t = bz_json_str(o, "t");
-	if (f->channel_id == 0 && t != NULL &&
-	    strcmp(t, "session_closed") == 0) {
-		bz_debug("session %u closed", f->session_id);
-		chans_session_closed(a->chans, f->session_id);
-		key_wait_drop_session(a->held, f->session_id);
-		sessions_drop(a->sessions, f->session_id);
-		fwd_pool_cancel_session(a->fwd, f->session_id);
-	} else if (f->channel_id != 0 && t != NULL &&
-	    agent_req_kind_parse(t, &kind) == 0) {
-		/* never run anything bzproxy did not sign */
-		bz_warn("channel %u/%u: unsigned %.32s request refused",
-		    f->session_id, f->channel_id, t);
-		agent_send_failed(a->link, f->session_id, f->channel_id,
-		    "request is not signed by bzproxy");
-	} else
-		bz_debug("channel %u/%u: control \"%.32s\" ignored",
-		    f->session_id, f->channel_id, t != NULL ? t : "?");
-	json_decref(o);
-}
-
-/* A frame for a channel whose request is held for the IdP's keys: queue
- * it behind the request (taking *mp). */
-static void
-on_held_frame(struct agent *a, const struct bz_frame *f,
-    struct bz_link_msg **mp)
-{
-	uint32_t sid = f->session_id, ch = f->channel_id;
-
-	if (f->type == BZ_FRAME_CONTROL && (f->flags & BZ_FLAG_PROXY_SIGNED)) {
-		bz_warn("channel %u/%u: second request on a waiting channel "
-		    "ignored", sid, ch);
-		return;
-	}
-	if (f->type == BZ_FRAME_CLOSE) {
-		bz_info("channel %u/%u: closed by the client while waiting for "
-		    "the IdP's keys", sid, ch);
-		key_wait_drop(a->held, sid, ch);
-		(void)bz_link_send_frame(a->link, BZ_FRAME_CLOSE, 0, sid, ch,
-		    NULL, 0);
-		return;
-	}
-	if (key_wait_queue(a->held, sid, ch, *mp) == 0) {
-		*mp = NULL;
-		return;
-	}
-	bz_warn("channel %u/%u: refused: too much queued while waiting for "
-	    "the IdP's keys", sid, ch);
-	key_wait_drop(a->held, sid, ch);
-	agent_send_failed(a->link, sid, ch, "too much data while the agent "
-	    "waits for the IdP's keys");
-}
-
-/* A frame for a forward still connecting: only the client's CLOSE can
- * come before open_ok. */
-static void
-on_connecting_frame(struct agent *a, const struct bz_frame *f)
-{
-	if (f->type != BZ_FRAME_CLOSE) {
-		bz_debug("channel %u/%u: %s frame before the forward is open "
-		    "ignored", f->session_id, f->channel_id,
-		    bz_frame_type_name(f->type));
-		return;
-	}
-	bz_info("channel %u/%u: closed by the client while connecting",
-	    f->session_id, f->channel_id);
-	fwd_pool_cancel(a->fwd, f->session_id, f->channel_id);
-	(void)bz_link_send_frame(a->link, BZ_FRAME_CLOSE, 0, f->session_id,
-	    f->channel_id, NULL, 0);
-}
-
 /* One message from the link, in *mp (taken, set to NULL, when held for
  * the IdP's keys). Returns 0, or -1 when the link must go. */
 static int
@@ -689,22 +232,7 @@ on_message(struct agent *a, struct bz_link_msg **mp, char *why, size_t wl)
 	}
 	if (a->phase != PH_READY)
 		return on_handshake(a, &f, why, wl);
-	if (f.channel_id != 0 &&
-	    key_wait_has(a->held, f.session_id, f.channel_id))
-		on_held_frame(a, &f, mp);
-	else if (f.channel_id != 0 &&
-	    fwd_pool_has(a->fwd, f.session_id, f.channel_id))
-		on_connecting_frame(a, &f);
-	else if (f.type == BZ_FRAME_CONTROL &&
-	    (f.flags & BZ_FLAG_PROXY_SIGNED))
-		on_envelope(a, &f, mp, 0);
-	else if (f.type == BZ_FRAME_CONTROL)
-		on_unsigned_control(a, &f);
-	else if (f.channel_id != 0)
-		channel_frame(a, &f);
-	else
-		bz_debug("%s frame on channel 0 ignored",
-		    bz_frame_type_name(f.type));
+	dispatch_frame(a, &f, mp);
 	return 0;
 }
 
@@ -765,7 +293,7 @@ retry_held(struct agent *a)
 		rest = m->next;
 		m->next = NULL;
 		if (bz_frame_decode(m->data, m->len, &f) == 0)
-			on_envelope(a, &f, &m, 1);
+			dispatch_retry(a, &f, &m);
 		key_wait_free_msgs(m);
 		while ((m = rest) != NULL) {
 			rest = m->next;
@@ -868,7 +396,7 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 		drain(a->wake[0]);
 	service_link(a);
 	retry_held(a);
-	take_forwards(a);
+	dispatch_forwards(a);
 	return 0;
 }
 
@@ -890,6 +418,7 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	struct pollfd pfd[2 + 3 * AGENT_MAX_CHANNELS];
 	struct bz_jwks_cache_cfg jc;
 	struct agent a;
+	char err[AGENT_ERRLEN];
 	int rc = 1;
 
 	memset(&a, 0, sizeof(a));
@@ -905,7 +434,12 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	memset(&jc, 0, sizeof(jc));
 	jc.issuer = cfg->oidc_issuer;
 	jc.ca_file = cfg->oidc_ca_file;
-	if ((a.chans = chans_new()) == NULL ||
+	if (cfg->audit_log != NULL &&
+	    bz_audit_open(cfg->audit_log, &a.audit, err, sizeof(err)) != 0) {
+		bz_error("audit_log: %s", err);
+		goto out;
+	}
+	if ((a.chans = chans_new(a.audit)) == NULL ||
 	    (a.sessions = sessions_new()) == NULL ||
 	    (a.held = key_wait_new()) == NULL ||
 	    (a.fwd = fwd_pool_new(a.wake[1])) == NULL ||
@@ -921,6 +455,8 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 	    cfg->allow_root ? "yes" : "no (allow_root)",
 	    cfg->permit_open != NULL ? cfg->permit_open : "any",
 	    cfg->sftp_server != NULL ? cfg->sftp_server : "none");
+	bz_info("audit log: %s", cfg->audit_log != NULL ? cfg->audit_log :
+	    "none");
 	while (!a.stop)
 		if (loop_once(&a, pfd, sizeof(pfd) / sizeof(pfd[0])) != 0)
 			goto out;
@@ -930,7 +466,8 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 		chans_shutdown(a.chans, CHILD_SHUTDOWN_GRACE_MS);
 	if (a.link != NULL)
 		bz_link_free(a.link);
-	chans_free(a.chans);
+	chans_free(a.chans); /* the last channel_end lines */
+	bz_audit_close(a.audit);
 	key_wait_free(a.held);
 	fwd_pool_free(a.fwd);
 	sessions_free(a.sessions);

@@ -180,7 +180,7 @@ job_thread(void *arg)
 
 int
 fwd_pool_start(struct fwd_pool *p, uint32_t sid, uint32_t ch,
-    const char *host, uint16_t port)
+    const char *host, uint16_t port, const char *request_hash)
 {
 	struct fwd_job *j;
 	pthread_attr_t attr;
@@ -195,6 +195,8 @@ fwd_pool_start(struct fwd_pool *p, uint32_t sid, uint32_t ch,
 	j->sid = j->res.sid = sid;
 	j->ch = j->res.ch = ch;
 	j->res.fd = -1;
+	snprintf(j->res.request_hash, sizeof(j->res.request_hash), "%s",
+	    request_hash);
 	snprintf(j->host, sizeof(j->host), "%s", host);
 	j->port = port;
 	pthread_mutex_lock(&p->mu);

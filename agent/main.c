@@ -76,6 +76,9 @@ usage(FILE *f)
 "  allow_root: no                  serve root (uid 0) at all (default no):\n"
 "                                  this machine's word, whatever bzproxy\n"
 "                                  and its policies say\n"
+"  audit_log: audit.jsonl          this target's own record of what it ran,\n"
+"                                  for whom (hash-chained JSON lines, 0600;\n"
+"                                  default: audit.jsonl beside the config)\n"
 "\n"
 "Signals: SIGTERM and SIGINT end every running session (SIGHUP, then\n"
 "SIGKILL after 1 s) and exit 0. SIGHUP is ignored.\n"
@@ -97,7 +100,7 @@ static const char *const config_keys[] = {
 	"name", "proxy_url", "ca_file", "proxy_public_key", "identity_key",
 	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file",
 	"accept_env", "permit_open", "sftp_server", "allow_root", "unix_users",
-	NULL,
+	"audit_log", NULL,
 };
 
 static void
@@ -119,6 +122,7 @@ config_free(struct agent_config *c)
 	free(c->permit_open);
 	free(c->sftp_server);
 	free(c->unix_users);
+	free(c->audit_log);
 	sodium_memzero(c, sizeof(*c));
 }
 
@@ -197,6 +201,23 @@ find_sftp_server(const struct bz_config *cfg, char **out, char *err,
 	return 0;
 }
 
+/* The path option key (relative to the config's folder), else dflt in
+ * that folder; malloc'ed, or NULL when out of memory. */
+static char *
+path_opt(const struct bz_config *cfg, const char *cfg_path, const char *key,
+    const char *dflt)
+{
+	const char *slash = strrchr(cfg_path, '/');
+	char *p;
+
+	if (bz_config_get(cfg, key) != NULL)
+		return bz_config_path(cfg, key);
+	if (asprintf(&p, "%.*s%s", slash != NULL ?
+	    (int)(slash - cfg_path + 1) : 0, cfg_path, dflt) < 0)
+		return NULL;
+	return p;
+}
+
 static int
 load_config(const char *path, const char *enrol_token,
     struct agent_config *c, char *err, size_t el)
@@ -262,18 +283,11 @@ load_config(const char *path, const char *enrol_token,
 		goto oom;
 	if (enrol_token != NULL && c->enrol_token == NULL)
 		goto oom;
-	/* identity_key defaults to agent_ed25519.key beside the config */
-	if (bz_config_get(cfg, "identity_key") != NULL)
-		key_path = bz_config_path(cfg, "identity_key");
-	else {
-		const char *slash = strrchr(c->path, '/');
-
-		if (asprintf(&key_path, "%.*sagent_ed25519.key",
-		    slash != NULL ? (int)(slash - c->path + 1) : 0,
-		    c->path) < 0)
-			key_path = NULL;
-	}
-	if (key_path == NULL)
+	/* identity_key and audit_log default to files beside the config */
+	if ((key_path = path_opt(cfg, c->path, "identity_key",
+	    "agent_ed25519.key")) == NULL ||
+	    (c->audit_log = path_opt(cfg, c->path, "audit_log",
+	    "audit.jsonl")) == NULL)
 		goto oom;
 	if (bz_ed25519_load_or_create(key_path, c->pk, c->sk, err, el) != 0)
 		goto out;

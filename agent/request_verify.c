@@ -45,6 +45,7 @@ agent_request_free(struct agent_request *r)
 	free(r->server_addr);
 	free(r->home);
 	free(r->shell);
+	free(r->request_hash);
 	if (r->env != NULL) {
 		for (i = 0; r->env[i] != NULL; i++)
 			free(r->env[i]);
@@ -353,7 +354,8 @@ session_request(const struct agent_session *s,
 	    (req->home = strdup(s->home)) == NULL ||
 	    (req->shell = strdup(s->shell)) == NULL ||
 	    (e->rule != NULL && (req->rule = strdup(e->rule)) == NULL) ||
-	    (e->action != NULL && (req->action = strdup(e->action)) == NULL))
+	    (e->action != NULL && (req->action = strdup(e->action)) == NULL) ||
+	    (req->request_hash = bz_hash_b64(e->csm, e->csm_len)) == NULL)
 		REFUSE("out of memory");
 	req->uid = s->uid;
 	req->gid = s->gid;

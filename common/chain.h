@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #define BZ_HASH_LEN 32
+#define BZ_HASH_B64_LEN 43 /* b64url of BZ_HASH_LEN bytes, no padding */
 #define BZ_CHAIN_RANDOM_LEN 32
 #define BZ_SALT_MIN 16
 #define BZ_SALT_MAX 64

@@ -37,6 +37,7 @@ def agent_config(sandbox, name, port, tmp_path):
     cfg = "\n".join("proxy_url: wss://127.0.0.1:%d/v1/agent" % port
                     if line.startswith("proxy_url:") else line
                     for line in cfg.splitlines()) + "\n"
+    cfg += "audit_log: '%s'\n" % (tmp_path / ("%s-audit.jsonl" % name))
     path = tmp_path / ("%s.yaml" % name)
     path.write_text(cfg)
     path.chmod(0o600)
@@ -118,6 +119,15 @@ def resign(signed, changes, key):
     return body + key.sign(body)
 
 
+def agent_audit(st, event, name="web1"):
+    """The events of one kind in an agent's own audit log."""
+    try:
+        with open(st["tmp"] / ("%s-audit.jsonl" % name)) as f:
+            return [e for e in map(json.loads, f) if e["event"] == event]
+    except FileNotFoundError:
+        return []
+
+
 def ran(st, name):
     path = os.path.join(st["markers"], name)
     time.sleep(0.3)
@@ -175,6 +185,13 @@ def test_captured_request_replayed(sandbox, stolen):
     kind, why = fp.outcome("web1", sid, csm_json(req)["ch"])
     assert kind == "failed" and "chain" in why, (kind, why)
     assert not ran(stolen, "replay")
+    # the target's own record: the user's run, and the replay refused
+    runs = [e for e in agent_audit(stolen, "request")
+            if "replay" in e.get("command", "")]
+    assert runs[0]["result"] == "run"
+    assert any(e["sid"] == sid and e["result"] == "refused" and
+               "chain" in e["reason"]
+               for e in agent_audit(stolen, "request"))
 
 
 def test_captured_request_altered(sandbox, stolen):
@@ -219,11 +236,6 @@ def test_captured_session_moved(sandbox, stolen):
 SEQ_OUT = b"".join(b"%d\n" % i for i in range(1, 300001))  # ~2 MB
 
 
-def agent_log(st, name="web1"):
-    with open(st["tmp"] / ("%s.log" % name), errors="replace") as f:
-        return f.read()
-
-
 def told_proxy(st, request):
     """bzsshd's note for bzproxy's audit log (a "refused" control)."""
     return any(n.get("t") == "refused" and n.get("request") == request
@@ -253,16 +265,21 @@ def test_sealed_input_meddled_with(sandbox, stolen, kind):
     fp = stolen["fp"]
     data = os.urandom(2 << 20)
     out = os.path.join(stolen["markers"], "input-" + kind)
+    n = len(agent_audit(stolen, "integrity"))
     fp.set_tamper("to_agent", kind)
     r = sandbox.ssh("web1", "cat > %s" % out, input=data,
                     config=stolen["cfg"], timeout=30)
     assert fp.tamper_done()
     assert r.returncode == 255, (r.returncode, r.stderr)
     assert b"integrity check at the target" in r.stderr, r.stderr
-    assert wait_until(lambda: "integrity check" in agent_log(stolen), 5)
-    with open(out, "rb") as f:
-        got = f.read()
-    os.unlink(out)
+    # on the target's own record too
+    assert wait_until(lambda: len(agent_audit(stolen, "integrity")) > n, 5)
+    try:
+        with open(out, "rb") as f:
+            got = f.read()
+        os.unlink(out)
+    except FileNotFoundError:
+        got = b""  # the shell was hung up on before its redirection
     assert len(got) < len(data)
     assert data.startswith(got), "a corrupted byte reached the process"
 
