@@ -67,8 +67,10 @@ struct agent_config {
 	int allow_root;          /* serve root (default no) */
 	char *unix_users;        /* globs of the users served; NULL: any */
 	char *audit_log;         /* our own audit log (audit_log.c) */
+	long login_max_age;      /* seconds a login lasts (refreshes aside) */
 };
 
+#define AGENT_LOGIN_MAX_AGE_S (24L * 3600)
 #define AGENT_ACCEPT_ENV_DEFAULT "LANG LC_* LANGUAGE TERM COLORTERM " \
 	"TERM_PROGRAM TERM_PROGRAM_VERSION GIT_PROTOCOL NO_COLOR"
 /* Where Debian, Fedora and the BSDs put OpenSSH's sftp-server. */
@@ -200,6 +202,8 @@ struct verify_ctx {
 	const char *accept_env;         /* patterns; NULL: the default */
 	const char *permit_open;        /* NULL: any */
 	const char *sftp_server;        /* NULL: no sftp subsystem */
+	long login_max_age;             /* our config: a login's token is
+	                                 * taken this long after its issue */
 };
 
 enum verify_result {
@@ -251,7 +255,9 @@ struct agent_session {
 	uint32_t last_ch;        /* highest channel started: never reused,
 	                          * so a sealing nonce never repeats */
 	char *user;              /* the IdP identity (the token's email) */
-	int64_t token_exp;       /* the ID token's expiry */
+	char *sub;               /* the login's subject and auth_time: a */
+	int64_t auth_time;       /* refreshed token must name them (0: none) */
+	int64_t token_exp;       /* the current ID token's expiry */
 	char *unix_user, *home, *shell;
 	uid_t uid;
 	gid_t gid;
@@ -287,6 +293,13 @@ enum verify_result session_syn(struct session_table *t,
  * and the session is broken for good.
  */
 int session_next(struct agent_session *s, const struct verify_ctx *v,
+    const struct envelope *e, char *reason, size_t rl);
+/*
+ * A verified "token" message of s (channel 0): its ID token verifies now
+ * and is of the session's login (sub, email, auth_time): the session runs
+ * on until it expires. 0, or BZ_ERR_INVALID with reason.
+ */
+int session_token(struct agent_session *s, const struct verify_ctx *v,
     const struct envelope *e, char *reason, size_t rl);
 /*
  * What a verified message of s asks for (exec, shell, subsystem,

@@ -137,6 +137,7 @@ verify_ctx_fill(const struct agent *a, struct verify_ctx *v)
 	v->accept_env = a->cfg->accept_env;
 	v->permit_open = a->cfg->permit_open;
 	v->sftp_server = a->cfg->sftp_server;
+	v->login_max_age = a->cfg->login_max_age;
 }
 
 /* Say no on (sid, ch); for channel 0 (a session) without a CLOSE. */
@@ -187,6 +188,33 @@ on_syn(struct agent *a, struct verify_ctx *v, const struct envelope *e,
 	free(synack);
 	bz_info("session %u: %s as %s (rule %s)", e->sid, s->user,
 	    s->unix_user, e->rule != NULL ? e->rule : "?");
+}
+
+/* A refreshed ID token of session s, allowed or not by bzproxy: from now
+ * on the session runs until it expires (nothing to answer: bzsshd goes
+ * on either way, and a refused token only ends what it would have kept
+ * alive). */
+static void
+on_token(struct agent *a, const struct verify_ctx *v, struct agent_session *s,
+    const struct envelope *e)
+{
+	char reason[AGENT_ERRLEN];
+
+	if (!e->allowed) {
+		bz_warn("session %u: refreshed ID token refused by bzproxy: %s",
+		    e->sid, e->reason != NULL ? e->reason : "no reason given");
+		(void)agent_audit_request(a->audit, e, s, NULL, "denied",
+		    e->reason != NULL ? e->reason : "no reason given");
+	} else if (session_token(s, v, e, reason, sizeof(reason)) != 0) {
+		bz_warn("session %u: refreshed ID token refused: %s", e->sid,
+		    reason);
+		(void)agent_audit_request(a->audit, e, s, NULL, "refused",
+		    reason);
+	} else {
+		bz_info("session %u: ID token refreshed (valid %lld s more)",
+		    e->sid, (long long)(s->token_exp - (int64_t)v->now));
+		(void)agent_audit_request(a->audit, e, s, NULL, "run", NULL);
+	}
 }
 
 /* Say no to the request in e before reading it: log, audit, answer. */
@@ -313,6 +341,9 @@ on_envelope(struct agent *a, const struct bz_frame *f,
 		    "never came)", e.sid);
 	} else if (session_next(s, &v, &e, reason, sizeof(reason)) != 0) {
 		/* s is broken now: nothing of it runs again */
+	} else if (strcmp(e.t, "token") == 0) {
+		on_token(a, &v, s, &e);
+		goto out;
 	} else if (!e.allowed) {
 		bz_info("channel %u/%u: %.32s denied by bzproxy: %s", e.sid,
 		    e.ch, e.t, e.reason != NULL ? e.reason : "no reason given");

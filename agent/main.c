@@ -76,6 +76,8 @@ usage(FILE *f)
 "  allow_root: no                  serve root (uid 0) at all (default no):\n"
 "                                  this machine's word, whatever bzproxy\n"
 "                                  and its policies say\n"
+"  login_max_age: 24h              how long a login (IdP + TOTP) lasts here\n"
+"                                  through refreshed ID tokens (default 24h)\n"
 "  audit_log: audit.jsonl          this target's own record of what it ran,\n"
 "                                  for whom (hash-chained JSON lines, 0600;\n"
 "                                  default: audit.jsonl beside the config)\n"
@@ -100,7 +102,7 @@ static const char *const config_keys[] = {
 	"name", "proxy_url", "ca_file", "proxy_public_key", "identity_key",
 	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file",
 	"accept_env", "permit_open", "sftp_server", "allow_root", "unix_users",
-	"audit_log", NULL,
+	"audit_log", "login_max_age", NULL,
 };
 
 static void
@@ -271,6 +273,13 @@ load_config(const char *path, const char *enrol_token,
 	if ((v = bz_config_get(cfg, "allow_root")) != NULL &&
 	    (c->allow_root = yes_no(v)) < 0) {
 		bz_errf(err, el, "%s: allow_root must be yes or no", path);
+		goto out;
+	}
+	c->login_max_age = AGENT_LOGIN_MAX_AGE_S;
+	if ((v = bz_config_get(cfg, "login_max_age")) != NULL &&
+	    (c->login_max_age = bz_parse_duration(v)) <= 0) {
+		bz_errf(err, el, "%s: login_max_age must be a duration such "
+		    "as 24h", path);
 		goto out;
 	}
 	if (permit_open_check(c->permit_open, err, el) != 0)

@@ -40,6 +40,7 @@ sessions_new(void)
 static void
 session_free(struct agent_session *s)
 {
+	free(s->sub);
 	/* the data keys too: sodium_memzero below wipes s->seal */
 	free(s->user);
 	free(s->unix_user);
@@ -171,47 +172,137 @@ check_unix_user(const struct verify_ctx *v, struct agent_session *s,
 	return res;
 }
 
-/* The ID token, against our own JWKS, with a nonce that commits to the
- * SYN's client key: who it is (email), and until when. */
+/* Verify token against our JWKS (nonce: the one it must carry; max_age >
+ * 0: a login's token, which may have expired): claims, or NULL with
+ * reason (*res VERIFY_NEED_KEYS when the IdP may have rotated its keys). */
+static json_t *
+verify_token(const struct verify_ctx *v, const char *token, const char *nonce,
+    long max_age, const char *what, enum verify_result *res, char *reason,
+    size_t rl)
+{
+	struct bz_jwt_expect ex = { v->issuer, v->audience, nonce, v->now,
+	    max_age };
+	char err[AGENT_ERRLEN] = "";
+	json_t *claims = NULL;
+
+	*res = VERIFY_REFUSED;
+	if (v->jwks == NULL) {
+		*res = VERIFY_NEED_KEYS;
+		snprintf(reason, rl, "agent has no IdP keys yet");
+		return NULL;
+	}
+	if (bz_jwt_verify(v->jwks, token, &ex, &claims, err,
+	    sizeof(err)) != 0) {
+		if (strstr(err, "unknown key id") != NULL)
+			*res = VERIFY_NEED_KEYS;
+		snprintf(reason, rl, "%s rejected: %s", what, err);
+		return NULL;
+	}
+	return claims;
+}
+
+/* The login a session runs on: its sub and auth_time (a refreshed token
+ * must name the same), the user (email), until when. */
+static enum verify_result
+take_login(struct agent_session *s, const json_t *login, const json_t *cur,
+    char *reason, size_t rl)
+{
+	const char *email = bz_json_str_max(cur, "email", NAME_MAX_LEN);
+	const char *sub = bz_json_str_max(login, "sub", NAME_MAX_LEN);
+	json_t *exp = json_object_get(cur, "exp");
+	json_t *at = json_object_get(login, "auth_time");
+	enum verify_result res = VERIFY_REFUSED;
+
+	if (email == NULL || email[0] == '\0')
+		REFUSE("ID token has no email claim");
+	if (sub == NULL)
+		REFUSE("ID token has no subject (sub)");
+	if ((s->user = strdup(email)) == NULL ||
+	    (s->sub = strdup(sub)) == NULL)
+		REFUSE("out of memory");
+	s->auth_time = json_is_integer(at) ? json_integer_value(at) : 0;
+	s->token_exp = json_is_integer(exp) ? json_integer_value(exp) : 0;
+	res = VERIFY_OK;
+ out:
+	return res;
+}
+
+/*
+ * The SYN's ID tokens, against our own JWKS. The login's token (the SYN's
+ * "login_token", or its "id_token" when there is none) must carry a nonce
+ * that commits to the SYN's client key; it may have expired, if issued
+ * within login_max_age. The current one ("id_token") must be valid now
+ * and continue that login (same sub and auth_time). docs/protocol.md
+ * "Long sessions".
+ */
 static enum verify_result
 check_token(const struct verify_ctx *v, const json_t *syn,
     struct agent_session *s, char *reason, size_t rl)
 {
-	struct bz_jwt_expect ex = { v->issuer, v->audience, NULL, v->now };
 	char err[AGENT_ERRLEN] = "", *nonce = NULL;
-	const char *token, *email;
-	json_t *claims = NULL, *exp;
+	const char *token, *login;
+	json_t *cur = NULL, *lc = NULL;
 	enum verify_result res = VERIFY_REFUSED;
 
 	if ((token = bz_json_str_max(syn, "id_token", BZ_JWT_MAX_LEN)) == NULL)
 		REFUSE("the session has no ID token");
+	login = bz_json_str_max(syn, "login_token", BZ_JWT_MAX_LEN);
 	if ((nonce = bz_key_nonce(bz_json_str(syn, "client_key"),
 	    bz_json_str(syn, "nonce_salt"))) == NULL)
 		REFUSE("the session has no client key and salt");
-	if (v->jwks == NULL) {
-		res = VERIFY_NEED_KEYS;
-		REFUSE("agent has no IdP keys yet");
+	if (login == NULL) {
+		if ((cur = verify_token(v, token, nonce, 0, "ID token", &res,
+		    reason, rl)) == NULL)
+			goto out;
+		res = take_login(s, cur, cur, reason, rl);
+		goto out;
 	}
-	ex.nonce = nonce;
-	if (bz_jwt_verify(v->jwks, token, &ex, &claims, err,
-	    sizeof(err)) != 0) {
-		/* the IdP may have rotated its keys since we fetched them */
-		if (strstr(err, "unknown key id") != NULL)
-			res = VERIFY_NEED_KEYS;
-		REFUSE("ID token rejected: %s", err);
-	}
-	if ((email = bz_json_str_max(claims, "email", NAME_MAX_LEN)) == NULL ||
-	    email[0] == '\0')
-		REFUSE("ID token has no email claim");
-	exp = json_object_get(claims, "exp");
-	if ((s->user = strdup(email)) == NULL)
-		REFUSE("out of memory");
-	s->token_exp = json_is_integer(exp) ? json_integer_value(exp) : 0;
-	res = VERIFY_OK;
+	if ((lc = verify_token(v, login, nonce, v->login_max_age,
+	    "login ID token", &res, reason, rl)) == NULL ||
+	    (cur = verify_token(v, token, NULL, 0, "refreshed ID token", &res,
+	    reason, rl)) == NULL)
+		goto out;
+	res = VERIFY_REFUSED;
+	if (bz_jwt_same_login(lc, cur, err, sizeof(err)) != 0)
+		REFUSE("%s", err);
+	res = take_login(s, lc, cur, reason, rl);
  out:
-	json_decref(claims);
+	json_decref(cur);
+	json_decref(lc);
 	free(nonce);
 	return res;
+}
+
+int
+session_token(struct agent_session *s, const struct verify_ctx *v,
+    const struct envelope *e, char *reason, size_t rl)
+{
+	const char *token = bz_json_str_max(e->msg, "id_token",
+	    BZ_JWT_MAX_LEN), *sub, *email;
+	enum verify_result vr;
+	json_t *cur = NULL, *at, *exp;
+	int r = BZ_ERR_INVALID;
+
+	if (token == NULL)
+		REFUSE("a token message without an ID token");
+	if ((cur = verify_token(v, token, NULL, 0, "refreshed ID token", &vr,
+	    reason, rl)) == NULL)
+		goto out;
+	sub = bz_json_str(cur, "sub");
+	email = bz_json_str(cur, "email");
+	at = json_object_get(cur, "auth_time");
+	exp = json_object_get(cur, "exp");
+	if (sub == NULL || strcmp(sub, s->sub) != 0 || email == NULL ||
+	    strcmp(email, s->user) != 0 || (s->auth_time != 0 &&
+	    json_is_integer(at) && json_integer_value(at) != s->auth_time))
+		REFUSE("the refreshed ID token is not of this session's login");
+	if (!json_is_integer(exp))
+		REFUSE("the refreshed ID token has no expiry");
+	s->token_exp = json_integer_value(exp);
+	r = BZ_OK;
+ out:
+	json_decref(cur);
+	return r;
 }
 
 /* Our SYNACK: the SYN's hash, a random of ours, our half of the key
@@ -359,8 +450,9 @@ session_next(struct agent_session *s, const struct verify_ctx *v,
 	    strcmp(bz_json_str(e->msg, "prev"), prev) != 0)
 		REFUSE("a request out of the session's chain (replayed, "
 		    "reordered or one missing)");
-	if (bz_json_int_range(e->msg, "ch", 1, UINT32_MAX, &ch) != 0 ||
-	    (uint32_t)ch != e->ch)
+	/* channel 0: the session's own messages (a refreshed token) */
+	if (bz_json_int_range(e->msg, "ch", strcmp(e->t, "token") == 0 ? 0 :
+	    1, UINT32_MAX, &ch) != 0 || (uint32_t)ch != e->ch)
 		REFUSE("a request for another channel");
 	if (bz_json_int_range(e->msg, "ts", 0, INT64_MAX, &ts) != 0 ||
 	    ts < (json_int_t)v->now - REQUEST_MAX_SKEW_S ||

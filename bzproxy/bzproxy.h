@@ -275,6 +275,8 @@ struct bzp_signed {
 };
 
 /* What bzproxy countersigns about a client's message. */
+#define BZP_NO_LOGIN "no valid login: run bzsshd login"
+
 struct bzp_verdict {
 	int allowed;
 	const char *action;   /* policy action, or "signal", "none" */
@@ -292,7 +294,9 @@ struct bzp_client {
 	uint64_t keys_seen;     /* JWKS fetches ended when it was held */
 	uint32_t sid;           /* non-zero once READY */
 	uint8_t session_hash[32];
-	char *user, *target, *unix_user, *id_token;
+	char *user, *target, *unix_user;
+	char *login_token;      /* secret: the login's, bound to the key */
+	char *id_token;         /* secret: the current one (client_token.c) */
 	json_t *groups;         /* array of strings */
 	const char **group_v;   /* views into groups, for the policy */
 	size_t ngroups;
@@ -342,10 +346,22 @@ void bzp_signed_free(struct bzp_signed *m);
 int bzp_send_envelope(struct bzp_client *cl, uint32_t ch,
     const struct bzp_signed *m, const struct bzp_verdict *v);
 /* hello's SYN (b64url): signed by client_key, naming the hello's target
- * and unix user, the session's key and ID token, fresh. Kept in cl->syn.
- * 0, or -1 with why. */
+ * and unix user, the session's key, its login token (as "login_token", or
+ * as "id_token" when no refresh happened), a current ID token that
+ * continues that login (bzp_token_check, kept in cl->id_token), fresh.
+ * Kept in cl->syn. 0, or -1 with why. */
 int bzp_syn_check(struct bzp_client *cl, const char *syn_b64,
-    const char *client_key, const char *id_token, char *why, size_t wl);
+    const char *client_key, const char *login_token, char *why, size_t wl);
+
+/* client_token.c */
+/* Does current, an ID token, continue login_token's login for user (the
+ * same token, or a refreshed one: docs/protocol.md "Long sessions")? 0, or
+ * BZ_ERR_INVALID with why fit for the user. */
+int bzp_token_check(struct bzp_server *s, const char *login_token,
+    const char *current, const char *user, char *why, size_t wl);
+/* A signed "token" message (channel 0) of a running session: its new
+ * current ID token, checked, kept, audited and passed on to the agent. */
+void bzp_client_token(struct bzp_client *cl, const struct bzp_signed *m);
 /* The agent's answer to the SYN: signed by its pinned key, naming our
  * SYN's hash. 0 with *synack_b64 (malloc'ed, for hello_ok). */
 int bzp_synack_check(struct bzp_client *cl, const struct bz_frame *f,

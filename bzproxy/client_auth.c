@@ -23,7 +23,6 @@
 #include "util.h"
 
 #define MFA_MAX_TRIES 3
-#define NO_LOGIN "no valid login: run bzsshd login"
 #define NO_POP "not signed by the key of your login (a copied session "\
 	"file?): run bzsshd login"
 
@@ -474,41 +473,9 @@ ask_mfa(struct bzp_client *cl, const char *reason)
 	json_decref(o);
 }
 
-/* The stored ID token must still be valid (it travels to the agent). */
-static int
-id_token_valid(struct bzp_server *s, const char *token, const char *user,
-    char *why, size_t len)
-{
-	struct bz_jwt_expect exp;
-	json_t *claims = NULL;
-	char err[BZP_ERRLEN];
-	const char *email;
-	int r;
-
-	memset(&exp, 0, sizeof(exp));
-	exp.issuer = s->cfg->issuer;
-	exp.audience = s->cfg->audience;
-	r = bz_jwt_verify(bz_jwks_cache_lock(s->jwks), token, &exp, &claims,
-	    err, sizeof(err));
-	bz_jwks_cache_unlock(s->jwks);
-	if (r != 0) {
-		if (strstr(err, "expired") != NULL)
-			snprintf(why, len, "your IdP login has expired: run "
-			    "bzsshd login");
-		else
-			snprintf(why, len, "your saved ID token is no longer "
-			    "accepted (%s): run bzsshd login", err);
-	} else if ((email = bz_json_str(claims, "email")) == NULL ||
-	    strcmp(email, user) != 0) {
-		snprintf(why, len, NO_LOGIN);
-		r = BZ_ERR_INVALID;
-	}
-	json_decref(claims);
-	return r;
-}
-
-/* The session named by token: user, groups and ID token into cl, its
- * record into rec. 0, or -1 with why (fit for the user). */
+/* The session named by token: user, groups and login token into cl, its
+ * record into rec. 0, or -1 with why (fit for the user). Which ID token
+ * it runs on now is bzp_token_check's. */
 static int
 load_session(struct bzp_client *cl, const char *token,
     struct bzp_session_rec *rec, char *why, size_t wl)
@@ -524,23 +491,22 @@ load_session(struct bzp_client *cl, const char *token,
 		if (r < 0)
 			bz_error("session lookup: %s",
 			    bzp_store_errmsg(s->store));
-		snprintf(why, wl, NO_LOGIN);
+		snprintf(why, wl, BZP_NO_LOGIN);
 		return -1;
 	}
 	cl->user = strdup(rec->user);
-	cl->id_token = strdup(rec->id_token);
+	cl->login_token = strdup(rec->id_token);
 	groups = json_loads(rec->groups, 0, NULL);
 	if (groups != NULL && !json_is_array(groups)) {
 		json_decref(groups);
 		groups = NULL;
 	}
-	if (cl->user == NULL || cl->id_token == NULL || groups == NULL ||
+	if (cl->user == NULL || cl->login_token == NULL || groups == NULL ||
 	    set_groups(cl, groups) != 0) {
 		snprintf(why, wl, "bzproxy cannot read the session");
 		return -1;
 	}
-	return id_token_valid(s, rec->id_token, rec->user, why, wl) != 0 ?
-	    -1 : 0;
+	return 0;
 }
 
 static void
@@ -563,7 +529,7 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 {
 	struct bzp_server *s = cl->conn->srv;
 	struct bzp_session_rec rec;
-	const char *token = str_member(req, "session", 256);
+	const char *token = str_member(req, "session", 256), *cur;
 	char why[BZP_ERRLEN + 64];
 	json_t *users = NULL, *ans = NULL;
 
@@ -579,6 +545,13 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 	}
 	if (!pop_ok(cl, req, "whoami", rec.client_key, NULL, 0)) {
 		bzp_conn_fail(cl->conn, NO_POP);
+		goto out;
+	}
+	/* the ID token it runs on: the login's, or a refreshed one */
+	cur = str_member(req, "id_token", BZ_JWT_MAX_LEN);
+	if (bzp_token_check(s, rec.id_token, cur != NULL ? cur : rec.id_token,
+	    rec.user, why, sizeof(why)) != 0) {
+		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
 	if ((users = json_array()) == NULL)

@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "jwt.h"
 #include "log.h"
 #include "util.h"
 
@@ -113,8 +114,9 @@ member_is(const json_t *o, const char *key, const char *want)
 
 int
 bzp_syn_check(struct bzp_client *cl, const char *syn_b64,
-    const char *client_key, const char *id_token, char *why, size_t wl)
+    const char *client_key, const char *login_token, char *why, size_t wl)
 {
+	const char *current, *login;
 	uint8_t *p = NULL;
 	size_t n = 0;
 	json_t *seq, *ts;
@@ -135,15 +137,33 @@ bzp_syn_check(struct bzp_client *cl, const char *syn_b64,
 	    !member_is(cl->syn.json, "target", cl->target) ||
 	    !member_is(cl->syn.json, "unix_user", cl->unix_user) ||
 	    !member_is(cl->syn.json, "client_key", client_key) ||
-	    !member_is(cl->syn.json, "id_token", id_token) ||
 	    !json_is_integer(ts) || json_integer_value(ts) < now - 300 ||
 	    json_integer_value(ts) > now + 300) {
 		snprintf(why, wl, "the SYN does not match the hello (or the "
 		    "clocks differ): run bzsshd login");
-		bzp_signed_free(&cl->syn);
-		goto out;
+		goto fail;
+	}
+	/* the login's token, and the one it runs on now */
+	current = bz_json_str_max(cl->syn.json, "id_token", BZ_JWT_MAX_LEN);
+	login = bz_json_str_max(cl->syn.json, "login_token", BZ_JWT_MAX_LEN);
+	if (current == NULL || (login != NULL ? strcmp(login, login_token) :
+	    strcmp(current, login_token)) != 0) {
+		snprintf(why, wl, "the SYN names another login: run bzsshd "
+		    "login");
+		goto fail;
+	}
+	if (bzp_token_check(cl->conn->srv, login_token, current, cl->user,
+	    why, wl) != 0)
+		goto fail;
+	bz_free_secret(&cl->id_token);
+	if ((cl->id_token = strdup(current)) == NULL) {
+		snprintf(why, wl, "out of memory");
+		goto fail;
 	}
 	r = BZ_OK;
+	goto out;
+ fail:
+	bzp_signed_free(&cl->syn);
  out:
 	if (p != NULL)
 		sodium_memzero(p, n);

@@ -199,6 +199,27 @@ on_signed(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 	bzp_signed_free(&m);
 }
 
+/* A signed message on channel 0: the session's refreshed ID token. */
+static void
+on_signed_token(struct bzp_client *cl, const struct bz_frame *f)
+{
+	struct bzp_signed m;
+	const char *t;
+
+	if (bzp_signed_parse(f->payload, f->length, cl->client_key,
+	    &m) != 0) {
+		bzp_conn_close(cl->conn, "protocol violation: a message not "
+		    "signed by the session's key");
+		return;
+	}
+	if ((t = bz_json_str(m.json, "t")) != NULL && strcmp(t, "token") == 0)
+		bzp_client_token(cl, &m);
+	else
+		bzp_conn_close(cl->conn, "protocol violation: a signed "
+		    "\"%.32s\" on channel 0", t != NULL ? t : "?");
+	bzp_signed_free(&m);
+}
+
 /* Channel 0 after hello_ok: only notes of what bzsshd refused (-R). */
 static void
 on_conn_control(struct bzp_client *cl, const struct bz_frame *f)
@@ -236,9 +257,10 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 			    bz_frame_type_name(f->type), f->channel_id);
 		return;
 	}
-	/* a channel's signed request, its sealed bytes (relayed unread) */
-	if (f->flags != 0 && (f->channel_id == 0 ||
-	    (f->flags != BZ_FLAG_CLIENT_SIGNED && f->flags != BZ_FLAG_SEALED))) {
+	/* a signed request (a channel's, or the session's new ID token on
+	 * channel 0), a channel's sealed bytes (relayed unread) */
+	if (f->flags != 0 && f->flags != BZ_FLAG_CLIENT_SIGNED &&
+	    (f->flags != BZ_FLAG_SEALED || f->channel_id == 0)) {
 		bzp_conn_close(cl->conn, "protocol violation: flags 0x%x from "
 		    "a client", f->flags);
 		return;
@@ -247,6 +269,8 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 		if (f->type != BZ_FRAME_CONTROL)
 			bzp_conn_close(cl->conn, "protocol violation: %s frame "
 			    "on channel 0", bz_frame_type_name(f->type));
+		else if (f->flags == BZ_FLAG_CLIENT_SIGNED)
+			on_signed_token(cl, f);
 		else
 			on_conn_control(cl, f);
 		return;
@@ -333,9 +357,8 @@ bzp_client_free(struct bzp_client *cl)
 	json_decref(cl->pending_login);
 	bzp_signed_free(&cl->syn);
 	free(cl->client_key);
-	if (cl->id_token != NULL)
-		sodium_memzero(cl->id_token, strlen(cl->id_token));
-	free(cl->id_token);
+	bz_free_secret(&cl->id_token);
+	bz_free_secret(&cl->login_token);
 	free(cl->user);
 	free(cl->target);
 	free(cl->unix_user);

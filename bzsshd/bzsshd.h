@@ -42,7 +42,11 @@ struct bz_session {
 	char *issuer;
 	char *user;       /* email */
 	char *session;    /* secret: bzproxy session token */
-	char *id_token;   /* secret */
+	char *id_token;   /* secret: the current ID token */
+	char *login_token; /* secret: the login's own ID token, whose nonce
+	                    * binds the client key (NULL: id_token is it) */
+	char *refresh_token; /* secret, or NULL: the IdP gave none */
+	char *client_id;  /* our OIDC client id (for refreshes) */
 	char *client_key; /* secret: b64url Ed25519 secret key */
 	char *nonce_salt; /* b64url: the token's nonce = H(key || salt) */
 	time_t expires;
@@ -154,6 +158,30 @@ int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_forget_target(const struct bzsshd_opts *o, int argc, char **argv);
+
+/* ---- oidc.c ---- */
+/* The issuer's authorization and token endpoints (https), from its
+ * discovery document. Both malloc'ed. */
+int bz_oidc_discover(const char *issuer, const char *ca, char **auth_ep,
+    char **token_ep, char *err, size_t errlen);
+/* POST form to the token endpoint: *id_token and, when the IdP sent one,
+ * *refresh_token (else NULL), both malloc'ed secrets. */
+int bz_oidc_token(const char *token_ep, const char *ca, const char *form,
+    char **id_token, char **refresh_token, char *err, size_t errlen);
+/* A JWT's claims, not verified (our own token's nonce, exp, iat), or
+ * NULL. */
+json_t *bz_oidc_peek(const char *jwt);
+
+/* ---- token_refresh.c ---- */
+/* When s's ID token is due for a refresh (0: never: no refresh token). */
+time_t bz_token_refresh_at(const struct bz_session *s);
+/* When s's ID token expires (0: unknown). */
+time_t bz_token_expiry(const struct bz_session *s);
+/* Refresh s's ID token at the IdP under the session file's lock (unless
+ * another bzsshd just did), save it, and put the saved session in s. 0 or
+ * BZ_ERR_* with err. */
+int bz_session_refresh(const char *dir, struct bz_session *s, char *err,
+    size_t errlen);
 
 /* ---- known_targets.c ---- */
 /* Is key the agent key pinned for target name in dir/known_targets? The

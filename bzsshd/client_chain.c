@@ -78,6 +78,11 @@ bz_chain_syn(struct bz_chain *c, const struct bz_session *s,
 	    "client_key", pk_b64, "client_random", rnd_b64, "kx", kx_b64,
 	    "aead", bz_aead_name(bz_aead_best()),
 	    bz_aead_name(BZ_AEAD_XCHACHA20POLY1305))) == NULL ||
+	    /* after a refresh, the login's own token too: its nonce binds
+	     * our key */
+	    (s->login_token != NULL && strcmp(s->login_token,
+	    s->id_token) != 0 && json_object_set_new(o, "login_token",
+	    json_string(s->login_token)) != 0) ||
 	    sign_next(c, o, &msg, &n) != 0 ||
 	    (c->syn_hash = strdup(c->prev)) == NULL ||
 	    bz_b64url_encode(msg, n, &out) != 0)

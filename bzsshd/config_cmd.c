@@ -75,8 +75,8 @@ build_whoami(const uint8_t challenge[BZ_POP_CHALLENGE_LEN], void *arg)
 	json_t *req = NULL;
 
 	if (bz_session_client_key(s, sk) == 0 &&
-	    (req = json_pack("{s:s, s:s}", "t", "whoami", "session",
-	    s->session)) != NULL &&
+	    (req = json_pack("{s:s, s:s, s:s?}", "t", "whoami", "session",
+	    s->session, "id_token", s->id_token)) != NULL &&
 	    bz_sign_pop(req, sk, "whoami", challenge, NULL, 0) != 0) {
 		json_decref(req);
 		req = NULL;
@@ -103,6 +103,10 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 		    "use --user or run `bzsshd login` first\n", err);
 		return;
 	}
+	if (bz_token_refresh_at(&s) != 0 && time(NULL) >=
+	    bz_token_refresh_at(&s) && bz_session_refresh(o->config_dir, &s,
+	    err, sizeof(err)) != 0)
+		bz_warn("cannot refresh the ID token: %s", err);
 	if (bz_proxy_ask(s.proxy, s.ca_file, build_whoami, &s, &ans, err,
 	    sizeof(err)) != 0 || (t = bz_json_str(ans, "t")) == NULL ||
 	    strcmp(t, "whoami_ok") != 0) {

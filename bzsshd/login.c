@@ -64,47 +64,6 @@ sha256_b64(const void *p, size_t n)
 }
 
 static int
-discover(const struct login_args *a, struct oidc *o, char *err,
-    size_t errlen)
-{
-	char *url = NULL;
-	const char *iss, *ae, *te;
-	json_t *d = NULL;
-	size_t n = strlen(a->issuer);
-	int r;
-
-	while (n > 0 && a->issuer[n - 1] == '/')
-		n--;
-	if (asprintf(&url, "%.*s/.well-known/openid-configuration", (int)n,
-	    a->issuer) < 0)
-		return BZ_ERR_ALLOC;
-	if ((r = bz_http_get_json(url, a->ca, &d, err, errlen)) != 0)
-		goto out;
-	r = BZ_ERR_FORMAT;
-	iss = bz_json_str(d, "issuer");
-	ae = bz_json_str(d, "authorization_endpoint");
-	te = bz_json_str(d, "token_endpoint");
-	if (iss == NULL || strcmp(iss, a->issuer) != 0) {
-		bz_errf(err, errlen, "discovery: issuer is \"%.200s\", "
-		    "expected \"%s\"", iss ? iss : "", a->issuer);
-		goto out;
-	}
-	if (ae == NULL || te == NULL || strncmp(ae, "https://", 8) != 0 ||
-	    strncmp(te, "https://", 8) != 0) {
-		bz_errf(err, errlen, "discovery: missing or non-https "
-		    "authorization/token endpoint");
-		goto out;
-	}
-	o->auth_ep = strdup(ae);
-	o->token_ep = strdup(te);
-	r = o->auth_ep && o->token_ep ? BZ_OK : BZ_ERR_ALLOC;
- out:
-	json_decref(d);
-	free(url);
-	return r;
-}
-
-static int
 make_secrets(struct oidc *o)
 {
 	uint8_t buf[crypto_sign_PUBLICKEYBYTES + sizeof(o->salt)];
@@ -158,7 +117,8 @@ auth_url(const struct login_args *a, const struct oidc *o)
 
 	if (cid != NULL && ru != NULL &&
 	    asprintf(&url, "%s%cresponse_type=code&client_id=%s"
-	    "&redirect_uri=%s&scope=openid%%20email%%20profile&state=%s"
+	    "&redirect_uri=%s&scope=openid%%20email%%20profile%%20"
+	    "offline_access&state=%s"
 	    "&nonce=%s&code_challenge=%s&code_challenge_method=S256",
 	    o->auth_ep, strchr(o->auth_ep, '?') ? '&' : '?', cid, ru,
 	    o->state, o->nonce, o->challenge) < 0)
@@ -369,44 +329,33 @@ static int
 check_nonce(const char *id_token, const char *nonce, char *err,
     size_t errlen)
 {
-	const char *p = strchr(id_token, '.'), *q;
-	uint8_t *payload = NULL;
-	size_t n = 0;
-	json_t *o = NULL;
-	const char *tn;
-	int r = BZ_ERR_FORMAT;
+	json_t *o = bz_oidc_peek(id_token);
+	const char *tn = bz_json_str(o, "nonce");
+	int r = BZ_OK;
 
-	if (p == NULL || (q = strchr(p + 1, '.')) == NULL ||
-	    bz_b64url_decode(p + 1, (size_t)(q - p - 1), BZ_JSON_MAX,
-	    &payload, &n) != 0 ||
-	    (o = bz_json_parse_object(payload, n, err, errlen)) == NULL) {
+	if (o == NULL) {
 		bz_errf(err, errlen, "the ID token is malformed");
-		goto out;
-	}
-	if ((tn = bz_json_str(o, "nonce")) == NULL ||
-	    !bz_secret_equal(tn, nonce)) {
+		r = BZ_ERR_FORMAT;
+	} else if (tn == NULL || !bz_secret_equal(tn, nonce)) {
 		bz_errf(err, errlen, "the ID token's nonce is not ours");
-		goto out;
+		r = BZ_ERR_FORMAT;
 	}
-	r = BZ_OK;
- out:
 	json_decref(o);
-	free(payload);
 	return r;
 }
 
+/* The code for tokens: the ID token (its nonce ours) and, when the IdP
+ * gives one, a refresh token (long sessions). */
 static int
 exchange_code(const struct login_args *a, const struct oidc *o,
-    const char *code, char **id_token, char *err, size_t errlen)
+    const char *code, char **id_token, char **refresh_token, char *err,
+    size_t errlen)
 {
 	char *c = bz_url_escape(code), *ru = bz_url_escape(o->redirect_uri);
 	char *cid = bz_url_escape(a->client_id), *form = NULL;
-	const char *t, *e;
-	json_t *resp = NULL;
-	long status = 0;
 	int r = BZ_ERR_ALLOC;
 
-	*id_token = NULL;
+	*id_token = *refresh_token = NULL;
 	if (c == NULL || ru == NULL || cid == NULL ||
 	    asprintf(&form, "grant_type=authorization_code&code=%s"
 	    "&redirect_uri=%s&client_id=%s&code_verifier=%s", c, ru, cid,
@@ -414,28 +363,14 @@ exchange_code(const struct login_args *a, const struct oidc *o,
 		form = NULL;
 		goto out;
 	}
-	if ((r = bz_http_post_form_json(o->token_ep, a->ca, form, &status,
-	    &resp, err, errlen)) != 0)
-		goto out;
-	r = BZ_ERR_INVALID;
-	if (status != 200 || (t = bz_json_str(resp, "id_token")) == NULL) {
-		e = bz_json_str(resp, "error");
-		bz_errf(err, errlen, "token endpoint refused (HTTP %ld): "
-		    "%.100s %.200s", status, e ? e : "no id_token",
-		    bz_json_str(resp, "error_description") ?
-		    bz_json_str(resp, "error_description") : "");
-		goto out;
+	if ((r = bz_oidc_token(o->token_ep, a->ca, form, id_token,
+	    refresh_token, err, errlen)) == 0 &&
+	    (r = check_nonce(*id_token, o->nonce, err, errlen)) != 0) {
+		bz_free_secret(id_token);
+		bz_free_secret(refresh_token);
 	}
-	if (strlen(t) > 16 * 1024 ||
-	    (r = check_nonce(t, o->nonce, err, errlen)) != 0)
-		goto out;
-	r = (*id_token = strdup(t)) != NULL ? BZ_OK : BZ_ERR_ALLOC;
  out:
-	json_decref(resp);
-	if (form != NULL) {
-		sodium_memzero(form, strlen(form));
-		free(form);
-	}
+	bz_free_secret(&form);
 	free(c);
 	free(ru);
 	free(cid);
@@ -613,7 +548,7 @@ int
 bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 {
 	char err[BZSSHD_ERRLEN] = "", totp[16] = "", *ca = NULL;
-	char *url = NULL, *code = NULL, *id_token = NULL;
+	char *url = NULL, *code = NULL, *id_token = NULL, *refresh = NULL;
 	struct login_args a;
 	struct oidc o;
 	struct bz_session s;
@@ -639,7 +574,8 @@ bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 		}
 		a.ca = ca;
 	}
-	if (discover(&a, &o, err, sizeof(err)) != 0 ||
+	if (bz_oidc_discover(a.issuer, a.ca, &o.auth_ep, &o.token_ep, err,
+	    sizeof(err)) != 0 ||
 	    make_secrets(&o) != 0 ||
 	    listen_loopback(&lfd, &port, err, sizeof(err)) != 0)
 		goto out;
@@ -654,7 +590,8 @@ bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 	    LOGIN_TIMEOUT_S);
 	browser = open_browser(url);
 	if (wait_redirect(lfd, &o, &code, err, sizeof(err)) != 0 ||
-	    exchange_code(&a, &o, code, &id_token, err, sizeof(err)) != 0 ||
+	    exchange_code(&a, &o, code, &id_token, &refresh, err,
+	    sizeof(err)) != 0 ||
 	    read_totp(a.totp_stdin, totp, sizeof(totp), err,
 	    sizeof(err)) != 0 ||
 	    proxy_login(&a, &o, id_token, totp, &s, err, sizeof(err)) != 0)
@@ -663,11 +600,15 @@ bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 	    (s.issuer = strdup(a.issuer)) == NULL ||
 	    (a.ca != NULL && (s.ca_file = strdup(a.ca)) == NULL) ||
 	    (s.id_token = strdup(id_token)) == NULL ||
+	    (s.login_token = strdup(id_token)) == NULL ||
+	    (s.client_id = strdup(a.client_id)) == NULL ||
 	    (s.client_key = b64(o.sk, sizeof(o.sk))) == NULL ||
 	    (s.nonce_salt = b64(o.salt, sizeof(o.salt))) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto out;
 	}
+	s.refresh_token = refresh; /* the session owns it now */
+	refresh = NULL;
 	if (bz_session_save(opts->config_dir, &s, err, sizeof(err)) != 0 ||
 	    bz_known_hosts_write(opts->config_dir, err, sizeof(err)) != 0)
 		goto out;
@@ -680,14 +621,9 @@ bz_cmd_login(const struct bzsshd_opts *opts, int argc, char **argv)
 		(void)waitpid(browser, NULL, WNOHANG);
 	if (lfd >= 0)
 		close(lfd);
-	if (id_token != NULL) {
-		sodium_memzero(id_token, strlen(id_token));
-		free(id_token);
-	}
-	if (code != NULL) {
-		sodium_memzero(code, strlen(code));
-		free(code);
-	}
+	bz_free_secret(&id_token);
+	bz_free_secret(&refresh);
+	bz_free_secret(&code);
 	sodium_memzero(totp, sizeof(totp));
 	bz_session_clear(&s);
 	oidc_clear(&o);

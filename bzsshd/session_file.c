@@ -111,6 +111,12 @@ bz_session_load(const char *dir, struct bz_session *s, char *err,
 	    (r = dup_member(o, "user", 1, &s->user, err, errlen)) != 0 ||
 	    (r = dup_member(o, "session", 1, &s->session, err, errlen)) != 0 ||
 	    (r = dup_member(o, "id_token", 0, &s->id_token, err, errlen)) != 0 ||
+	    (r = dup_member(o, "login_token", 0, &s->login_token, err,
+	    errlen)) != 0 ||
+	    (r = dup_member(o, "refresh_token", 0, &s->refresh_token, err,
+	    errlen)) != 0 ||
+	    (r = dup_member(o, "client_id", 0, &s->client_id, err,
+	    errlen)) != 0 ||
 	    (r = dup_member(o, "client_key", 0, &s->client_key, err,
 	    errlen)) != 0 ||
 	    (r = dup_member(o, "nonce_salt", 0, &s->nonce_salt, err,
@@ -148,9 +154,11 @@ bz_session_save(const char *dir, const struct bz_session *s, char *err,
 	json_t *o = NULL;
 	int r = BZ_ERR_ALLOC;
 
-	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:I}",
-	    "proxy", s->proxy, "ca_file", s->ca_file, "issuer", s->issuer,
-	    "user", s->user, "session", s->session, "id_token", s->id_token,
+	o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, "
+	    "s:s?, s:s?, s:I}", "proxy", s->proxy, "ca_file", s->ca_file,
+	    "issuer", s->issuer, "user", s->user, "session", s->session,
+	    "id_token", s->id_token, "login_token", s->login_token,
+	    "refresh_token", s->refresh_token, "client_id", s->client_id,
 	    "client_key", s->client_key, "nonce_salt", s->nonce_salt,
 	    "expires", (json_int_t)s->expires);
 	if (o == NULL || (text = bz_json_dump(o)) == NULL ||
@@ -169,16 +177,6 @@ bz_session_save(const char *dir, const struct bz_session *s, char *err,
 	return r;
 }
 
-static void
-free_secret(char **p)
-{
-	if (*p != NULL) {
-		sodium_memzero(*p, strlen(*p));
-		free(*p);
-		*p = NULL;
-	}
-}
-
 void
 bz_session_clear(struct bz_session *s)
 {
@@ -186,9 +184,12 @@ bz_session_clear(struct bz_session *s)
 	free(s->ca_file);
 	free(s->issuer);
 	free(s->user);
-	free_secret(&s->session);
-	free_secret(&s->id_token);
-	free_secret(&s->client_key);
+	bz_free_secret(&s->session);
+	bz_free_secret(&s->id_token);
+	bz_free_secret(&s->login_token);
+	bz_free_secret(&s->refresh_token);
+	free(s->client_id);
+	bz_free_secret(&s->client_key);
 	free(s->nonce_salt);
 	memset(s, 0, sizeof(*s));
 }

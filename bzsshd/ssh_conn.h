@@ -82,7 +82,9 @@ struct bz_conn {
 	const char *config_dir; /* known_targets lives there */
 	struct ssh_server_callbacks_struct scb;
 
-	const struct bz_session *sess;
+	struct bz_session *sess;
+	time_t refresh_at;      /* refresh the ID token then (0: never) */
+	int64_t refresh_retry_ms; /* not before (after a failure) */
 	struct bz_chain chain;  /* signs hello and every request */
 	int hello_sent;
 	enum bz_auth_state auth;
@@ -123,6 +125,14 @@ void bz_conn_note_refused(struct bz_conn *c, uint32_t id,
 /* A sealed frame for ch did not open: the whole connection ends (the
  * reason goes to every channel and to bzproxy's audit log). */
 void bz_conn_integrity_failed(struct bz_conn *c, const struct bz_chan *ch);
+
+/* ssh_token.c */
+/* Before the link: refresh s's ID token when due. 0 (a valid token, or
+ * one still valid a while), or -1 with why (none left). */
+int bz_conn_token_fresh(struct bz_conn *c, struct bz_session *s, char *why,
+    size_t wl);
+/* In the loop: refresh when due and tell the agent. */
+void bz_conn_token_tick(struct bz_conn *c);
 
 /* ssh_channel_map.c */
 /* A new channel of kind (not yet tied to an SSH channel), or NULL. */

@@ -513,6 +513,7 @@ event_loop(struct bz_conn *c)
 			    "connection to bzproxy lost");
 			ended_for_link = 1;
 		}
+		bz_conn_token_tick(c);
 		bz_chan_pump(c);
 		if (!ssh_is_connected(c->session))
 			break;
@@ -578,7 +579,10 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		snprintf(c.reason, sizeof(c.reason), "the session file has no "
 		    "valid client key: run `bzsshd login`");
 		refuse(&c);
-	} else
+	} else if (bz_conn_token_fresh(&c, &sess, c.reason,
+	    sizeof(c.reason)) != 0)
+		refuse(&c);
+	else
 		start_link(&c, &sess, sk, wake[1]);
 	c.sess = &sess;
 	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||

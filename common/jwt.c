@@ -462,7 +462,15 @@ check_claims(const json_t *claims, const struct bz_jwt_expect *expect,
 		    "token exp is not a valid date");
 		return BZ_ERR_INVALID;
 	}
-	if (t + BZ_JWT_LEEWAY < now) {
+	if (expect->login_max_age > 0) {
+		/* a login's token: its age counts, not its expiry */
+		if ((k = time_claim(claims, "iat", &t)) <= 0 ||
+		    t + expect->login_max_age < now) {
+			bz_errf(err, errlen, k <= 0 ? "login token has no valid "
+			    "iat" : "login too old (run bzsshd login)");
+			return BZ_ERR_INVALID;
+		}
+	} else if (t + BZ_JWT_LEEWAY < now) {
 		bz_errf(err, errlen, "token expired");
 		return BZ_ERR_INVALID;
 	}
@@ -606,4 +614,28 @@ bz_jwt_verify(const struct bz_jwks *jwks, const char *token,
 	json_decref(hdr);
 	json_decref(payload);
 	return r;
+}
+
+int
+bz_jwt_same_login(const json_t *login, const json_t *current, char *err,
+    size_t errlen)
+{
+	const char *a = bz_json_str(login, "sub"), *b = bz_json_str(current,
+	    "sub");
+	int64_t ta, tb;
+	int ka, kb;
+
+	if (a == NULL || b == NULL || strcmp(a, b) != 0) {
+		bz_errf(err, errlen, "the ID token is for another subject "
+		    "(sub) than the login's");
+		return BZ_ERR_INVALID;
+	}
+	ka = time_claim(login, "auth_time", &ta);
+	kb = time_claim(current, "auth_time", &tb);
+	if (ka < 0 || kb < 0 || (ka == 1 && kb == 1 && ta != tb)) {
+		bz_errf(err, errlen, "the ID token comes from another "
+		    "authentication (auth_time) than the login's");
+		return BZ_ERR_INVALID;
+	}
+	return BZ_OK;
 }

@@ -39,6 +39,10 @@ struct bz_jwt_expect {
 	const char *audience;  /* required: our OIDC client id */
 	const char *nonce;     /* when not NULL, the token must carry it */
 	time_t now;            /* 0 = time(NULL) */
+	/* > 0: a login's token, kept for its nonce (the key it binds): it
+	 * may have expired, but must carry an iat no older than this many
+	 * seconds (docs/protocol.md "Long sessions") */
+	long login_max_age;
 };
 
 /*
@@ -48,6 +52,14 @@ struct bz_jwt_expect {
  */
 int bz_jwt_verify(const struct bz_jwks *jwks, const char *token,
     const struct bz_jwt_expect *expect, json_t **claims, char *err,
+    size_t errlen);
+/*
+ * Is current (the claims of a refreshed ID token) from the same login as
+ * login (the claims of the token the login's nonce bound)? Same sub, and
+ * the same auth_time when both carry one (OIDC Core 12.2: a refreshed
+ * token keeps iss, sub, aud and auth_time). 0, or BZ_ERR_INVALID with err.
+ */
+int bz_jwt_same_login(const json_t *login, const json_t *current, char *err,
     size_t errlen);
 
 #endif

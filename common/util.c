@@ -526,6 +526,16 @@ bz_ed25519_load_or_create(const char *path, uint8_t pk[32], uint8_t sk[64],
 	return r;
 }
 
+void
+bz_free_secret(char **p)
+{
+	if (*p == NULL)
+		return;
+	sodium_memzero(*p, strlen(*p));
+	free(*p);
+	*p = NULL;
+}
+
 int
 bz_secret_equal(const char *a, const char *b)
 {

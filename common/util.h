@@ -70,6 +70,9 @@ int bz_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen);
 int bz_ed25519_load_or_create(const char *path, uint8_t pk[32],
     uint8_t sk[64], char *err, size_t errlen);
 
+/* Wipe and free a secret string, and set *p to NULL (NULL is fine). */
+void bz_free_secret(char **p);
+
 /* Constant-time comparison of two NUL-terminated secrets: 1 when equal. */
 int bz_secret_equal(const char *a, const char *b);
 

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 # A tiny OpenID Connect provider for tests and the demo: discovery, JWKS,
 # authorization code + PKCE (S256) with a loopback redirect, approving one
-# configured test user without a browser, RS256 ID tokens; plus `mint`,
-# which prints a signed (or deliberately broken) ID token for negative tests.
+# configured test user without a browser, RS256 ID tokens, refresh tokens
+# (used once, each answer bringing the next; refreshed ID tokens carry no
+# nonce unless --refresh-nonce), and test controls (POST /test/lifetime,
+# /test/revoke); plus `mint`, which prints a signed (or deliberately
+# broken) ID token for negative tests.
 #
 # Run with Debian's /usr/bin/python3 (it needs python3-cryptography).
 #
@@ -103,7 +106,7 @@ def sign_jwt(claims, key, kid, alg="RS256"):
 
 
 def make_claims(issuer, aud, sub, email, groups, nonce, lifetime,
-                now=None, nbf=True):
+                now=None, nbf=True, auth_time=None):
     now = int(time.time()) if now is None else now
     claims = {
         "iss": issuer,
@@ -119,6 +122,8 @@ def make_claims(issuer, aud, sub, email, groups, nonce, lifetime,
         claims["nbf"] = now
     if nonce is not None:
         claims["nonce"] = nonce
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
     return claims
 
 
@@ -131,6 +136,8 @@ class State:
         self.jwk = jwk_of(key)
         self.issuer = None  # set once the port is known
         self.codes = {}     # code -> dict
+        self.refresh = {}   # refresh token -> the login it continues
+        self.lifetime = args.lifetime  # POST /test/lifetime changes it
         self.lock = threading.Lock()
 
 
@@ -192,14 +199,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "token_endpoint": iss + "/token",
                 "jwks_uri": iss + "/jwks",
                 "response_types_supported": ["code"],
-                "grant_types_supported": ["authorization_code"],
+                "grant_types_supported": ["authorization_code",
+                                          "refresh_token"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["none"],
-                "scopes_supported": ["openid", "email", "profile", "groups"],
+                "scopes_supported": ["openid", "email", "profile", "groups",
+                                     "offline_access"],
                 "claims_supported": ["iss", "aud", "sub", "email", "groups",
-                                     "nonce", "iat", "exp", "nbf"],
+                                     "nonce", "iat", "exp", "nbf",
+                                     "auth_time"],
             })
         elif u.path == "/jwks":
             self.send_json(200, {"keys": [self.st.jwk]})
@@ -253,6 +263,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "challenge": challenge,
                 "nonce": one("nonce"),
                 "email": a.email,
+                "auth_time": int(time.time()),
                 "expires": time.time() + CODE_TTL,
             }
         params = {"code": code}
@@ -269,9 +280,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if n > 65536:
             return self.send_json(413, {"error": "invalid_request"})
         body = self.rfile.read(n).decode("utf-8", "replace")
+        q = urllib.parse.parse_qs(body, keep_blank_values=True)
+        if u.path.startswith("/test/"):
+            return self.test_control(u.path, q)
         if u.path != "/token":
             return self.send_text(404, "not found")
-        q = urllib.parse.parse_qs(body, keep_blank_values=True)
 
         def one(name):
             v = q.get(name)
@@ -281,8 +294,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log("token refused: %s: %s" % (e, desc))
             self.send_json(code, {"error": e, "error_description": desc})
 
+        if one("grant_type") == "refresh_token":
+            return self.refresh_grant(one, err)
         if one("grant_type") != "authorization_code":
-            return err(400, "unsupported_grant_type", "grant_type must be authorization_code")
+            return err(400, "unsupported_grant_type",
+                       "grant_type must be authorization_code or refresh_token")
         code = one("code")
         with self.st.lock:
             entry = self.st.codes.pop(code, None) if code else None  # used once
@@ -308,18 +324,63 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return err(400, "invalid_grant", "code_verifier missing or of bad length")
         if b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest()) != entry["challenge"]:
             return err(400, "invalid_grant", "PKCE verification failed")
-        a = self.st.args
-        claims = make_claims(self.st.issuer, client_id, a.sub or a.email, entry["email"],
-                             a.groups_list, entry["nonce"], a.lifetime)
+        login = {"client_id": client_id, "email": entry["email"],
+                 "nonce": entry["nonce"], "auth_time": entry["auth_time"]}
+        self.issue(login, entry["nonce"], "token")
+
+    def issue(self, login, nonce, what):
+        """An ID token (with nonce, or none), a fresh refresh token that
+        continues login, and the answer."""
+        a, lifetime = self.st.args, self.st.lifetime
+        claims = make_claims(self.st.issuer, login["client_id"],
+                             a.sub or a.email, login["email"], a.groups_list,
+                             nonce, lifetime, auth_time=login["auth_time"])
         id_token = sign_jwt(claims, self.st.key, self.st.jwk["kid"])
-        log("token: issued ID token for %s (exp in %d s)" % (entry["email"], a.lifetime))
+        refresh = secrets.token_urlsafe(32)
+        with self.st.lock:
+            self.st.refresh[refresh] = login
+        log("%s: issued ID token for %s (exp in %d s)" % (what, login["email"], lifetime))
         self.send_json(200, {
             "id_token": id_token,
+            "refresh_token": refresh,
             "access_token": secrets.token_urlsafe(32),
             "token_type": "Bearer",
-            "expires_in": a.lifetime,
-            "scope": "openid email groups",
+            "expires_in": lifetime,
+            "scope": "openid email groups offline_access",
         })
+
+    def refresh_grant(self, one, err):
+        """OIDC Core 12: a refresh token (used once: each answer brings the
+        next) gives a new ID token of the same login: same sub, aud and
+        auth_time, and no nonce unless --refresh-nonce (many IdPs leave it
+        out; OIDC Core 12.2)."""
+        with self.st.lock:
+            login = self.st.refresh.pop(one("refresh_token") or "", None)
+        if login is None:
+            return err(400, "invalid_grant", "unknown, used or revoked refresh token")
+        if one("client_id") != login["client_id"]:
+            return err(400, "invalid_client", "client_id does not match the refresh token")
+        nonce = login["nonce"] if self.st.args.refresh_nonce else None
+        self.issue(login, nonce, "refresh")
+
+    def test_control(self, path, q):
+        """For the tests only (the sandbox's IdP on 127.0.0.1): the
+        lifetime of tokens issued from now on (lifetime=S), or every
+        refresh token revoked (a user disabled at the IdP)."""
+        if path == "/test/lifetime":
+            v = q.get("seconds", [""])[0]
+            if not v.isdigit() or not 10 <= int(v) <= 86400:
+                return self.send_json(400, {"error": "seconds: 10 to 86400"})
+            self.st.lifetime = int(v)
+            log("test: tokens now live %d s" % self.st.lifetime)
+            return self.send_json(200, {"lifetime": self.st.lifetime})
+        if path == "/test/revoke":
+            with self.st.lock:
+                n = len(self.st.refresh)
+                self.st.refresh.clear()
+            log("test: %d refresh tokens revoked" % n)
+            return self.send_json(200, {"revoked": n})
+        return self.send_text(404, "not found")
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -435,6 +496,8 @@ def main(argv):
     s.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     s.add_argument("--port-file", help="write the chosen port here")
     s.add_argument("--lifetime", type=int, default=3600, help="ID token lifetime (s)")
+    s.add_argument("--refresh-nonce", action="store_true",
+                   help="refreshed ID tokens keep the login's nonce (default: none)")
 
     m = sub.add_parser("mint", help="print a signed ID token")
     common(m)

@@ -230,7 +230,7 @@ claims(const char *extra)
 static void
 check(const char *tok, const char *nonce, const char *want)
 {
-	struct bz_jwt_expect ex = { ISS, AUD, nonce, NOW };
+	struct bz_jwt_expect ex = { ISS, AUD, nonce, NOW, 0 };
 	json_t *c = (json_t *)1;
 	char err[256] = "";
 	int r;
@@ -495,6 +495,54 @@ test_nonce(void **state)
 	check_claims("{\"nonce\":7}", "n-123", "token has no nonce");
 }
 
+/* A login's token, kept for the key its nonce binds: expired is fine,
+ * old is not. */
+static void
+test_login_token(void **state)
+{
+	struct bz_jwt_expect ex = { ISS, AUD, "n-1", NOW, 3600 };
+	char *c, *t, err[256] = "";
+	json_t *cl = NULL, *login, *cur;
+
+	(void)state;
+	c = claims("{\"nonce\":\"n-1\",\"exp\":1699990000,"
+	    "\"iat\":1699997000}");
+	t = token(RS_HDR, c, SIGN_RSA, K.rsa);
+	assert_int_equal(bz_jwt_verify(K.jwks, t, &ex, &cl, err, sizeof(err)),
+	    0);
+	json_decref(cl);
+	ex.login_max_age = 60; /* issued 3000 s ago */
+	assert_true(bz_jwt_verify(K.jwks, t, &ex, &cl, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "login too old"));
+	free(t);
+	free(c);
+	/* no iat: no age */
+	ex.login_max_age = 3600;
+	c = claims("{\"nonce\":\"n-1\",\"iat\":null}");
+	t = token(RS_HDR, c, SIGN_RSA, K.rsa);
+	assert_true(bz_jwt_verify(K.jwks, t, &ex, &cl, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "no valid iat"));
+	free(t);
+	free(c);
+	/* the same login: same sub, same auth_time when both have one */
+	login = json_pack("{s:s, s:i}", "sub", "alice", "auth_time", 100);
+	cur = json_pack("{s:s}", "sub", "alice");
+	assert_int_equal(bz_jwt_same_login(login, cur, err, sizeof(err)), 0);
+	json_object_set_new(cur, "auth_time", json_integer(100));
+	assert_int_equal(bz_jwt_same_login(login, cur, err, sizeof(err)), 0);
+	json_object_set_new(cur, "auth_time", json_integer(101));
+	assert_true(bz_jwt_same_login(login, cur, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "auth_time"));
+	json_object_set_new(cur, "auth_time", json_integer(100));
+	json_object_set_new(cur, "sub", json_string("mallory"));
+	assert_true(bz_jwt_same_login(login, cur, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "sub"));
+	json_object_del(cur, "sub");
+	assert_true(bz_jwt_same_login(login, cur, err, sizeof(err)) < 0);
+	json_decref(login);
+	json_decref(cur);
+}
+
 static void
 test_structure(void **state)
 {
@@ -582,6 +630,7 @@ main(void)
 		cmocka_unit_test(test_claims_rejected),
 		cmocka_unit_test(test_missing_exp),
 		cmocka_unit_test(test_nonce),
+		cmocka_unit_test(test_login_token),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_fetch_refuses),
 	};
