@@ -198,14 +198,21 @@ static void
 on_token(struct agent *a, const struct verify_ctx *v, struct agent_session *s,
     const struct envelope *e)
 {
+	struct verify_ctx vk = *v;
 	char reason[AGENT_ERRLEN];
+	int r = 0;
 
+	if (e->allowed) {
+		vk.jwks = bz_jwks_cache_lock(a->jwks);
+		r = session_token(s, &vk, e, reason, sizeof(reason));
+		bz_jwks_cache_unlock(a->jwks);
+	}
 	if (!e->allowed) {
 		bz_warn("session %u: refreshed ID token refused by bzproxy: %s",
 		    e->sid, e->reason != NULL ? e->reason : "no reason given");
 		(void)agent_audit_request(a->audit, e, s, NULL, "denied",
 		    e->reason != NULL ? e->reason : "no reason given");
-	} else if (session_token(s, v, e, reason, sizeof(reason)) != 0) {
+	} else if (r != 0) {
 		bz_warn("session %u: refreshed ID token refused: %s", e->sid,
 		    reason);
 		(void)agent_audit_request(a->audit, e, s, NULL, "refused",

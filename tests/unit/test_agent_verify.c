@@ -74,7 +74,8 @@ bn_b64(const EVP_PKEY *k, const char *param)
 /* An RS256 token for email, expiring at exp, under key id kid, with
  * nonce (NULL: none). */
 static char *
-make_token(const char *email, time_t exp, const char *kid, const char *nonce)
+make_token_of(const char *email, const char *sub, time_t iat, time_t exp,
+    const char *kid, const char *nonce)
 {
 	char *hdr, *pay, *h, *p, *input, *sig, *t;
 	uint8_t sb[512];
@@ -84,8 +85,8 @@ make_token(const char *email, time_t exp, const char *kid, const char *nonce)
 	assert_true(asprintf(&hdr, "{\"alg\":\"RS256\",\"kid\":\"%s\"}",
 	    kid) > 0);
 	assert_true(asprintf(&pay, "{\"iss\":\"%s\",\"aud\":\"%s\","
-	    "\"sub\":\"u1\",\"email\":\"%s\",\"iat\":%lld,\"exp\":%lld%s%s%s}",
-	    ISS, AUD, email, (long long)NOW - 30, (long long)exp,
+	    "\"sub\":\"%s\",\"email\":\"%s\",\"iat\":%lld,\"exp\":%lld%s%s%s}",
+	    ISS, AUD, sub, email, (long long)iat, (long long)exp,
 	    nonce != NULL ? ",\"nonce\":\"" : "", nonce != NULL ? nonce : "",
 	    nonce != NULL ? "\"" : "") > 0);
 	h = b64(hdr, strlen(hdr));
@@ -106,6 +107,12 @@ make_token(const char *email, time_t exp, const char *kid, const char *nonce)
 	free(input);
 	free(sig);
 	return t;
+}
+
+static char *
+make_token(const char *email, time_t exp, const char *kid, const char *nonce)
+{
+	return make_token_of(email, "u1", NOW - 30, exp, kid, nonce);
 }
 
 static int
@@ -268,6 +275,7 @@ ctx(uid_t euid)
 	struct verify_ctx v = {
 		.proxy_pk = K.proxy_pk, .name = NAME, .issuer = ISS,
 		.audience = AUD, .jwks = K.jwks, .now = NOW, .euid = euid,
+		.login_max_age = 24 * 3600,
 	};
 
 	return v;
@@ -333,7 +341,7 @@ check_data_keys(const json_t *synack, const struct sess *ss)
 }
 
 static void
-start(struct sess *ss, const struct verify_ctx *v)
+start_with(struct sess *ss, const struct verify_ctx *v, const char *extra)
 {
 	struct framed fr;
 	struct envelope e;
@@ -346,7 +354,7 @@ start(struct sess *ss, const struct verify_ctx *v)
 
 	memset(ss, 0, sizeof(*ss));
 	ss->t = sessions_new();
-	m = syn_msg(NULL, NULL, &n);
+	m = syn_msg(extra, NULL, &n);
 	envelope(&fr, m, n, SID, 0, NULL, NULL);
 	open_ok(v, &fr, &e);
 	if (session_syn(ss->t, v, &e, K.agent_pk, K.agent_sk, &synack, &an,
@@ -376,6 +384,12 @@ start(struct sess *ss, const struct verify_ctx *v)
 	free(fr.buf);
 	free(m);
 	free(synack);
+}
+
+static void
+start(struct sess *ss, const struct verify_ctx *v)
+{
+	start_with(ss, v, NULL);
 }
 
 static void
@@ -636,6 +650,93 @@ test_syn(void **state)
 	v = ctx(K.daemon_uid);
 	syn_refused(&v, "{\"unix_user\":\"nobody\"}", NULL,
 	    "runs as daemon and can only serve daemon");
+}
+
+/* A SYN after refreshes: the login's token (expired, its nonce binding the
+ * key) and a refreshed one without a nonce; then a "token" message. */
+static void
+test_refreshed_login(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	char *login = make_token_of(EMAIL, "u1", NOW - 4000, NOW - 400, "rsa1",
+	    K.nonce);
+	char *cur = make_token_of(EMAIL, "u1", NOW - 30, NOW + 300, "rsa1",
+	    NULL), *tok, extra[16384], reason[AGENT_ERRLEN];
+	struct envelope e;
+	struct sess ss;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "{\"login_token\":\"%s\","
+	    "\"id_token\":\"%s\"}", login, cur);
+	start_with(&ss, &v, extra);
+	assert_int_equal(ss.s->token_exp, NOW + 300);
+	assert_string_equal(ss.s->sub, "u1");
+	/* a later refresh, in the session's chain */
+	tok = make_token_of(EMAIL, "u1", NOW, NOW + 900, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	assert_int_equal(next(&ss, &v, "token", 0, extra, &e, reason,
+	    sizeof(reason)), 0);
+	assert_int_equal(session_token(ss.s, &v, &e, reason, sizeof(reason)),
+	    0);
+	assert_int_equal(ss.s->token_exp, NOW + 900);
+	envelope_free(&e);
+	free(tok);
+	/* someone else's token (another sub) does not extend it */
+	tok = make_token_of(EMAIL, "u2", NOW, NOW + 1800, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"id_token\":\"%s\"}", tok);
+	assert_int_equal(next(&ss, &v, "token", 0, extra, &e, reason,
+	    sizeof(reason)), 0);
+	assert_int_not_equal(session_token(ss.s, &v, &e, reason,
+	    sizeof(reason)), 0);
+	assert_non_null(strstr(reason, "not of this session's login"));
+	assert_int_equal(ss.s->token_exp, NOW + 900);
+	envelope_free(&e);
+	free(tok);
+	/* and "token" is the only message of channel 0 */
+	assert_int_not_equal(next(&ss, &v, "exec", 0, "{\"command\":\"id\"}",
+	    &e, reason, sizeof(reason)), 0);
+	envelope_free(&e);
+	stop(&ss);
+	free(login);
+	free(cur);
+}
+
+static void
+test_refreshed_login_refused(void **state)
+{
+	struct verify_ctx v = ctx(0);
+	char *login = make_token_of(EMAIL, "u1", NOW - 4000, NOW - 400, "rsa1",
+	    K.nonce), *cur, extra[16384];
+
+	(void)state;
+	/* a refreshed token of another subject */
+	cur = make_token_of(EMAIL, "u2", NOW - 30, NOW + 300, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"login_token\":\"%s\","
+	    "\"id_token\":\"%s\"}", login, cur);
+	syn_refused(&v, extra, NULL, "another subject");
+	free(cur);
+	/* an expired current token */
+	cur = make_token_of(EMAIL, "u1", NOW - 900, NOW - 300, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"login_token\":\"%s\","
+	    "\"id_token\":\"%s\"}", login, cur);
+	syn_refused(&v, extra, NULL, "expired");
+	free(cur);
+	/* a login older than our login_max_age */
+	cur = make_token_of(EMAIL, "u1", NOW - 30, NOW + 300, "rsa1", NULL);
+	snprintf(extra, sizeof(extra), "{\"login_token\":\"%s\","
+	    "\"id_token\":\"%s\"}", login, cur);
+	v.login_max_age = 3600;
+	syn_refused(&v, extra, NULL, "login too old");
+	v.login_max_age = 24 * 3600;
+	free(login);
+	/* a "login" token whose nonce binds no key of ours */
+	login = make_token_of(EMAIL, "u1", NOW - 4000, NOW - 400, "rsa1",
+	    NULL);
+	snprintf(extra, sizeof(extra), "{\"login_token\":\"%s\","
+	    "\"id_token\":\"%s\"}", login, cur);
+	syn_refused(&v, extra, NULL, "nonce");
+	free(login);
+	free(cur);
 }
 
 static void
@@ -1017,6 +1118,8 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_syn),
 		cmocka_unit_test(test_syn_root_and_twice),
+		cmocka_unit_test(test_refreshed_login),
+		cmocka_unit_test(test_refreshed_login_refused),
 		cmocka_unit_test(test_chain),
 		cmocka_unit_test(test_chain_violations),
 		cmocka_unit_test(test_denied_moves_the_chain),
