@@ -278,10 +278,14 @@ signal_number(const char *name)
 	return 0;
 }
 
-/* The exit status of a reaped child, for the client and our log. */
+/* The exit status of a reaped child: in an "exit" control for bzproxy's
+ * audit, and sealed in the EOF that follows for the client (the copy ssh
+ * reports: bzproxy cannot change it). */
 static void
-send_exit(struct bz_link *link, struct chan *c)
+send_exit_and_eof(struct bz_link *link, struct chan *c)
 {
+	char *text;
+
 	char how[64];
 	json_t *o;
 
@@ -301,6 +305,12 @@ send_exit(struct bz_link *link, struct chan *c)
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 	if (agent_send_json(link, c->sid, c->ch, o) != 0)
 		bz_debug("channel %s: cannot queue the exit status", c->tag);
+	text = o != NULL ? bz_json_dump(o) : NULL;
+	if (text == NULL || strlen(text) > BZ_EOF_EXIT_MAX)
+		bz_error("channel %s: cannot seal the exit status", c->tag);
+	else
+		chan_send_frame(link, c, BZ_FRAME_EOF, text, strlen(text));
+	free(text);
 	json_decref(o);
 }
 
@@ -328,8 +338,7 @@ finish(struct bz_link *link, struct chan *c)
 	} else {
 		if (!c->reaped)
 			return;
-		send_exit(link, c);
-		chan_send_frame(link, c, BZ_FRAME_EOF, NULL, 0);
+		send_exit_and_eof(link, c);
 		c->eof_sent = 1;
 	}
 	chan_send_frame(link, c, BZ_FRAME_CLOSE, NULL, 0);

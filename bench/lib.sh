@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run.sh and bench/transfer.sh (sourced, not run):
-# clock and port helpers, and throw-away plain OpenSSH sshds on 127.0.0.1
+# Helpers shared by the bench/ scripts (sourced, not run): clock, port
+# and cold-latency helpers, and throw-away plain OpenSSH sshds on 127.0.0.1
 # with generated keys, to compare the bastion chain with.
 #
 # The sourcing script defines say() and die(), sets $W (its work folder)
@@ -11,6 +11,21 @@ PY=/usr/bin/python3
 PLAIN_SSHD_PIDS=()
 
 now_ns() { date +%s%N; }
+
+# cold_runs FILE N CMD...: N timings of a cold `CMD true` into FILE, in
+# microseconds, one per line, sorted; best_ms and median_ms read it.
+cold_runs() {
+	local file=$1 n=$2 t0 t1 i
+	shift 2
+	for i in $(seq "$n"); do
+		t0=$(now_ns)
+		"$@" true </dev/null || die "${*: -1}: ssh true failed (run $i)"
+		t1=$(now_ns)
+		echo $(((t1 - t0) / 1000))
+	done | sort -n >"$file"
+}
+best_ms() { head -n 1 "$1" | awk '{printf "%.1f", $1 / 1000}'; }
+median_ms() { sort -n "$1" | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f", m / 1000}'; }
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -53,20 +53,6 @@ PLAIN=(ssh -F "$W/plain/ssh_config" plain)
 "${CHAIN[@]}" true </dev/null || die "cannot ssh through the chain"
 
 # ------------------------------------------------------------ measures
-# cold NAME CMD...: RUNS timings of `CMD true` in ms, one per line, sorted.
-cold() {
-	local name=$1 t0 t1 i
-	shift
-	for i in $(seq "$RUNS"); do
-		t0=$(now_ns)
-		"$@" true </dev/null || die "$name: ssh true failed (run $i)"
-		t1=$(now_ns)
-		echo $(((t1 - t0) / 1000))
-	done | sort -n >"$W/cold-$name"
-}
-best_ms() { head -n 1 "$1" | awk '{printf "%.1f", $1 / 1000}'; }
-median_ms() { sort -n "$1" | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f", m / 1000}'; }
-
 # xfer NAME DIRECTION CMD...: best MB/s (10^6 bytes/s) of XRUNS runs.
 xfer() {
 	local name=$1 dir=$2 t0 t1 best=0 us i n
@@ -87,8 +73,8 @@ xfer() {
 }
 
 say "cold ssh true: $RUNS runs each"
-cold chain "${CHAIN[@]}"
-cold plain "${PLAIN[@]}"
+cold_runs "$W/cold-chain" "$RUNS" "${CHAIN[@]}"
+cold_runs "$W/cold-plain" "$RUNS" "${PLAIN[@]}"
 say "upload/download of $BYTES bytes: best of $XRUNS runs each"
 UP_CHAIN=$(xfer chain up "${CHAIN[@]}") || exit 1
 UP_PLAIN=$(xfer plain up "${PLAIN[@]}") || exit 1

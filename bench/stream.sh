@@ -109,18 +109,6 @@ per_gib() {
 	case $1 in -) echo - ;; *) awk -v s="$1" -v n="$BYTES" 'BEGIN {printf "%.2f", s * 1073741824 / n}' ;; esac
 }
 
-# cold KEY CMD...: median of RUNS cold `CMD true`, ms
-cold() {
-	local key=$1 i t0 t1
-	shift
-	for i in $(seq "$RUNS"); do
-		t0=$(now_ns)
-		"$@" true </dev/null || die "$key: ssh true failed (run $i)"
-		t1=$(now_ns)
-		echo $(((t1 - t0) / 1000))
-	done | sort -n | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f", m / 1000}'
-}
-
 # ------------------------------------------------------------ the builds
 KEYS=()
 i=0
@@ -142,7 +130,8 @@ for b in "${BUILDS[@]}"; do
 	PROXY_PID=$BZ_PROXY_PID
 	AGENT_PID=$BZ_AGENT_WEB1_PID
 	say "build $i: cold ssh true x $RUNS, $BYTES bytes each way x $XRUNS"
-	R[$key.cold]=$(cold "$key" "${CHAIN[@]}") || exit 1
+	cold_runs "$W/cold-$key" "$RUNS" "${CHAIN[@]}"
+	R[$key.cold]=$(median_ms "$W/cold-$key")
 	measure "$key" up "${CHAIN[@]}"
 	measure "$key" down "${CHAIN[@]}"
 	"$SANDBOX" down "$SB" >/dev/null 2>&1
@@ -155,7 +144,8 @@ unset PROXY_PID AGENT_PID
 say "plain OpenSSH sshd"
 plain_sshd_start plain
 PLAIN=(ssh -F "$W/plain/ssh_config" plain)
-R[plain.cold]=$(cold plain "${PLAIN[@]}") || exit 1
+cold_runs "$W/cold-plain" "$RUNS" "${PLAIN[@]}"
+R[plain.cold]=$(median_ms "$W/cold-plain")
 measure plain up "${PLAIN[@]}"
 measure plain down "${PLAIN[@]}"
 

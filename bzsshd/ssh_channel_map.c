@@ -265,8 +265,8 @@ static void
 on_control(struct bz_chan *ch, const struct bz_frame *f)
 {
 	char err[BZSSHD_ERRLEN], why[BZSSHD_ERRLEN];
-	const char *t, *reason, *sig;
-	json_t *o, *v;
+	const char *t, *reason;
+	json_t *o;
 
 	if ((o = bz_json_parse_object(f->payload, f->length, err,
 	    sizeof(err))) == NULL) {
@@ -286,23 +286,48 @@ on_control(struct bz_chan *ch, const struct bz_frame *f)
 	} else if (strcmp(t, "open_ok") == 0 && ch->kind == BZ_CHAN_FORWARD &&
 	    !ch->opened) {
 		ch->opened = ch->started = 1;
-	} else if (strcmp(t, "exit") == 0 && !ch->have_exit &&
-	    ch->kind == BZ_CHAN_SESSION) {
-		if ((sig = bz_json_str(o, "signal")) != NULL &&
-		    strlen(sig) < 32) {
-			ch->exit_signal = strdup(sig);
-			v = json_object_get(o, "core");
-			ch->exit_core = json_is_true(v);
-			ch->have_exit = ch->exit_signal != NULL;
-		} else if (json_is_integer(v = json_object_get(o, "status"))) {
-			json_int_t st = json_integer_value(v);
-
-			ch->exit_status = st < 0 || st > 255 ? 255 : (int)st;
-			ch->have_exit = 1;
-		}
+	} else if (strcmp(t, "exit") == 0) {
+		/* bzproxy's copy, for its audit: ours comes sealed in the
+		 * agent's EOF */
+		bz_debug("channel %u: exit status on its way", ch->id);
 	} else
 		bz_debug("channel %u: ignored control \"%.32s\"", ch->id, t);
 	json_decref(o);
+}
+
+/*
+ * The agent's EOF of a session channel carries the exit status, sealed
+ * (docs/protocol.md "Sealed data"): {"status":N} or {"signal":"TERM",
+ * "core":false}. Only this one reaches ssh: bzproxy reads the "exit"
+ * control beside it, and cannot change what ssh reports. 0, or -1 when
+ * it is missing or malformed.
+ */
+static int
+take_exit(struct bz_chan *ch, const struct bz_frame *f)
+{
+	const char *sig;
+	json_t *o, *v;
+	int r = -1;
+
+	if (f->length == 0)
+		return ch->kind == BZ_CHAN_SESSION ? -1 : 0;
+	if (ch->kind != BZ_CHAN_SESSION || ch->have_exit ||
+	    (o = bz_json_parse_object(f->payload, f->length, NULL, 0)) == NULL)
+		return -1;
+	if ((sig = bz_json_str(o, "signal")) != NULL && strlen(sig) < 32) {
+		ch->exit_signal = strdup(sig);
+		ch->exit_core = json_is_true(json_object_get(o, "core"));
+		ch->have_exit = ch->exit_signal != NULL;
+		r = ch->have_exit ? 0 : -1;
+	} else if (json_is_integer(v = json_object_get(o, "status"))) {
+		json_int_t st = json_integer_value(v);
+
+		ch->exit_status = st < 0 || st > 255 ? 255 : (int)st;
+		ch->have_exit = 1;
+		r = 0;
+	}
+	json_decref(o);
+	return r;
 }
 
 static void
@@ -369,6 +394,11 @@ bz_chan_frame(struct bz_conn *c, const struct bz_frame *f)
 		on_agent_bytes(ch, f);
 		break;
 	case BZ_FRAME_EOF:
+		if (!ch->agent_eof && !ch->ending && take_exit(ch, f) != 0) {
+			bz_chan_fail(ch, "protocol error from the agent (its "
+			    "EOF carries no exit status)");
+			break;
+		}
 		ch->agent_eof = 1;
 		break;
 	case BZ_FRAME_CLOSE:

@@ -70,8 +70,8 @@ bz_frame_decode(const uint8_t *msg, size_t len, struct bz_frame *f)
 			return BZ_ERR_FORMAT;
 		break;
 	case BZ_FRAME_EOF:
-		if (f->length != ((f->flags & BZ_FLAG_SEALED) ?
-		    BZ_SEALED_TAG : 0))
+		if ((f->flags & BZ_FLAG_SEALED) ? f->length > BZ_SEALED_TAG +
+		    BZ_EOF_EXIT_MAX : f->length != 0)
 			return BZ_ERR_FORMAT;
 		break;
 	case BZ_FRAME_CLOSE:

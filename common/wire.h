@@ -57,9 +57,11 @@ enum bz_frame_type {
 #define BZ_FLAGS_SIGNED (BZ_FLAG_PROXY_SIGNED | BZ_FLAG_CLIENT_SIGNED | \
 	BZ_FLAG_AGENT_SIGNED)
 /* Flag: a DATA, EXT_DATA or EOF payload sealed end to end (common/seal.h):
- * ciphertext and a 16-byte tag (EOF: the tag alone). */
+ * ciphertext and a 16-byte tag. A sealed EOF's plaintext is empty, or a
+ * session's exit status (JSON, at most BZ_EOF_EXIT_MAX bytes). */
 #define BZ_FLAG_SEALED 0x0008u
 #define BZ_SEALED_TAG 16u
+#define BZ_EOF_EXIT_MAX 256u
 #define BZ_FLAG_KNOWN (BZ_FLAGS_SIGNED | BZ_FLAG_SEALED)
 #define BZ_SIG_LEN 64
 

@@ -284,6 +284,21 @@ def test_sealed_input_meddled_with(sandbox, stolen, kind):
     assert data.startswith(got), "a corrupted byte reached the process"
 
 
+def test_forged_exit_status(sandbox, stolen):
+    # the "exit" control is bzproxy's to read, not to change: ssh reports
+    # the status sealed in the agent's EOF
+    fp = stolen["fp"]
+    fp.forge_exit = 0
+    try:
+        r = sandbox.ssh("web1", "exit 3", config=stolen["cfg"], timeout=30)
+        assert r.returncode == 3, (r.returncode, r.stderr)
+        r = sandbox.ssh("web1", "kill -TERM $$", config=stolen["cfg"],
+                        timeout=30)
+        assert r.returncode == 255, (r.returncode, r.stderr)
+    finally:
+        fp.forge_exit = None
+
+
 def test_sealed_big_stream_intact(sandbox, stolen):
     # the control: 64 MiB both ways through the same relay, untouched
     fp = stolen["fp"]

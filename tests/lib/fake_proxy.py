@@ -133,6 +133,7 @@ class FakeProxy:
         self.sessions = {}        # sid -> client Conn
         self.notes = []           # unsigned control messages from clients
         self.tamper = None        # see set_tamper
+        self.forge_exit = None    # an exit status to claim instead
         self.tamper_lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -191,7 +192,8 @@ class FakeProxy:
                         "t": "hello_ok", "user": "stolen", "target": name,
                         "synack": b64u(f["payload"])})
                 elif f["ch"] != 0:
-                    self._relay("to_client", client, f, 0, f["sid"])
+                    self._relay("to_client", client, self._forged(f), 0,
+                                f["sid"])
             except OSError:
                 # that client left; the agent's other sessions go on
                 self.sessions.pop(f["sid"], None)
@@ -286,6 +288,18 @@ class FakeProxy:
     def tamper_done(self):
         with self.tamper_lock:
             return self.tamper is not None and self.tamper["done"]
+
+    def _forged(self, f):
+        """f, or its "exit" control claiming forge_exit instead."""
+        if self.forge_exit is None or f["type"] != FRAME_CONTROL or \
+                f["flags"] != 0:
+            return f
+        o = json.loads(f["payload"])
+        if o.get("t") != "exit":
+            return f
+        o.pop("signal", None)
+        o["status"] = self.forge_exit
+        return dict(f, payload=json.dumps(o).encode())
 
     def _relay(self, direction, dest, f, sid, session):
         """Pass f (of session) on to dest as it came (flags kept), with

@@ -202,7 +202,8 @@ test_bad_version_type_flags(void **state)
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_TYPE);
 	n = raw_frame(msg, V, BZ_FRAME_DATA, 0x0010, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
-	/* sealed: data or EOF with at least a tag; EOF the tag alone */
+	/* sealed: data or EOF with at least a tag; an EOF's plaintext at
+	 * most an exit status */
 	n = raw_frame(msg, V, BZ_FRAME_DATA, BZ_FLAG_SEALED, 0, 1, 0, 15,
 	    msg + 200, 15);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
@@ -212,8 +213,18 @@ test_bad_version_type_flags(void **state)
 	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0, 16,
 	    msg + 200, 16);
 	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
-	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0, 17,
-	    msg + 200, 17);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0, 15,
+	    msg + 200, 15);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0,
+	    BZ_SEALED_TAG + BZ_EOF_EXIT_MAX, msg + 200,
+	    BZ_SEALED_TAG + BZ_EOF_EXIT_MAX);
+	assert_int_equal(bz_frame_decode(msg, n, &f), 0);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, BZ_FLAG_SEALED, 0, 1, 0,
+	    BZ_SEALED_TAG + BZ_EOF_EXIT_MAX + 1, msg + 200,
+	    BZ_SEALED_TAG + BZ_EOF_EXIT_MAX + 1);
+	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
+	n = raw_frame(msg, V, BZ_FRAME_EOF, 0, 0, 1, 0, 1, "x", 1);
 	assert_int_equal(bz_frame_decode(msg, n, &f), BZ_ERR_FORMAT);
 	n = raw_frame(msg, V, BZ_FRAME_WINDOW, BZ_FLAG_SEALED, 0, 1, 0, 20,
 	    msg + 200, 20);
