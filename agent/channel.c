@@ -383,7 +383,11 @@ on_control(struct bz_link *link, struct chan *c, const struct bz_frame *f)
 		return;
 	}
 	t = bz_json_str(o, "t");
-	if (t != NULL && strcmp(t, "window_change") == 0) {
+	if (t != NULL && strcmp(t, "eow") == 0) {
+		bz_debug("channel %s: the client's reader is gone (eow)",
+		    c->tag);
+		chan_stdout_gone(c);
+	} else if (t != NULL && strcmp(t, "window_change") == 0) {
 		json_int_t v[4];
 		const char *k[4] = { "cols", "rows", "width", "height" };
 		struct winsize ws;

@@ -27,6 +27,8 @@ struct chan {
 	int out_eof;             /* socket: the peer will send no more */
 	int wr_shut;             /* socket: the client's EOF passed on */
 	int stdin_dead;          /* writes fail: drop input */
+	int stdout_unread;       /* ssh's reader is gone (eow): a pty is no
+	                          * longer read, a pipe is closed */
 	struct bz_buf in;        /* client bytes not written yet */
 	uint32_t send_window;    /* bytes we may still send */
 	uint32_t recv_left;      /* bytes the client may still send */
@@ -61,6 +63,9 @@ void chan_close_io(struct chan *c);
 void chan_write_input(struct bz_link *link, struct chan *c);
 /* Has all output been read (fds closed; a socket's peer at EOF)? */
 int chan_output_done(const struct chan *c);
+/* ssh's reader of stdout is gone (eow@openssh.com): as sshd, stop
+ * reading it (a pipe is closed: the command gets SIGPIPE). */
+void chan_stdout_gone(struct chan *c);
 /* Read what the windows allow from the output fds after the pty grace. */
 void chan_pty_after_exit(struct bz_link *link, struct chan *c, int64_t now);
 

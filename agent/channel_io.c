@@ -52,13 +52,26 @@ chan_output_done(const struct chan *c)
 {
 	if (c->io == CHAN_SOCKET)
 		return c->out_eof || c->out_fd < 0;
+	if (c->io == CHAN_PTY && c->stdout_unread)
+		return c->reaped; /* nobody reads the pty: done when it ends */
 	return c->out_fd < 0 && c->err_fd < 0;
+}
+
+void
+chan_stdout_gone(struct chan *c)
+{
+	if (c->io == CHAN_SOCKET || c->stdout_unread)
+		return;
+	c->stdout_unread = 1;
+	if (c->io == CHAN_PIPES)
+		close_fd(&c->out_fd);
 }
 
 static int
 can_read(const struct chan *c, struct bz_link *link)
 {
 	return link != NULL && !c->close_sent && c->send_window > 0 &&
+	    !(c->io == CHAN_PTY && c->stdout_unread) &&
 	    bz_link_pending(link) < AGENT_LINK_HIGH &&
 	    !(c->io == CHAN_SOCKET && c->out_eof);
 }

@@ -171,8 +171,8 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 			cl->chans = ch;
 			cl->nchans++;
 		}
-	} else if (strcmp(t, "window_change") == 0)
-		forward(cl, ch, msg);
+	} else if (strcmp(t, "window_change") == 0 || strcmp(t, "eow") == 0)
+		forward(cl, ch, msg); /* a resize; ssh's reader gone */
 	else if (strcmp(t, "refused") == 0)
 		on_refused_note(cl, id, o);
 	else

@@ -27,6 +27,9 @@
 #include "ws_link.h"
 
 #define BZSSHD_ERRLEN 512
+#define BZSSHD_VERSION "0.1.0"
+/* our SSH version string (after "SSH-2.0-"): see make_bind */
+#define BZSSHD_BANNER "OpenSSH_9.2-compatible bzsshd_" BZSSHD_VERSION
 
 /* ---- configuration (main.c) ---- */
 struct bzsshd_opts {

@@ -13,7 +13,6 @@
 #include "log.h"
 #include "util.h"
 
-#define BZSSHD_VERSION "0.1.0"
 
 static void
 usage(FILE *f)

@@ -117,6 +117,19 @@ bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p, size_t n)
 }
 
 void
+bz_chan_eow(struct bz_chan *ch)
+{
+	if (ch->client_eow || ch->kind != BZ_CHAN_SESSION || !ch->started)
+		return;
+	bz_debug("channel %u: ssh's reader is gone (eow)", ch->id);
+	ch->client_eow = 1;
+	/* what ssh will not read: dropped, its credit given back */
+	ch->consumed += (uint32_t)bz_buf_avail(&ch->out);
+	bz_buf_reset(&ch->out);
+	bz_chan_send_json(ch, json_pack("{s:s}", "t", "eow"));
+}
+
+void
 bz_chan_fail(struct bz_chan *ch, const char *reason)
 {
 	char line[BZSSHD_ERRLEN + 16];
@@ -347,7 +360,8 @@ on_agent_bytes(struct bz_chan *ch, const struct bz_frame *f)
 		return;
 	}
 	ch->recv_window -= f->length;
-	if (ch->close_sent || ch->client_closed) {
+	if (ch->close_sent || ch->client_closed ||
+	    (ch->client_eow && f->type == BZ_FRAME_DATA)) {
 		ch->consumed += f->length; /* nobody reads: grant it back */
 		return;
 	}
@@ -546,7 +560,9 @@ finish_ssh_side(struct bz_chan *ch)
 	}
 	if ((ch->agent_eof || ch->ending) && !ch->eof_sent &&
 	    !ch->client_closed) {
-		ssh_channel_send_eof(ch->ch);
+		/* after eow, sshd sends no EOF either (nchan.c) */
+		if (!ch->client_eow)
+			ssh_channel_send_eof(ch->ch);
 		ch->eof_sent = 1;
 	}
 	if (ch->agent_closed || ch->ending) {

@@ -69,6 +69,8 @@ struct bz_chan {
 
 	/* what we told ssh */
 	int exit_sent, eof_sent, close_sent;
+	int client_eow;          /* ssh's reader is gone (eow@openssh.com):
+	                          * the agent stops reading stdout */
 
 	/* frames sealed for the agent / opened from it (common/seal.h) */
 	uint64_t sealed_n, opened_n;
@@ -99,6 +101,9 @@ struct bz_conn {
 	int64_t refused_ms;     /* when; a connection that opens no channel
 	                         * is ended after BZ_REFUSED_LINGER_MS */
 	int refused_told;       /* a channel carried the reason */
+	char chan_req[40];      /* the name of the channel request libssh
+	                         * is handing over (libssh_log.c) */
+	int no_more_sessions;   /* ssh sent no-more-sessions@openssh.com */
 	int64_t told_gone_ms;   /* when the last channel went, after a
 	                         * refusal or a lost link */
 
@@ -126,6 +131,11 @@ void bz_conn_note_refused(struct bz_conn *c, uint32_t id,
  * reason goes to every channel and to bzproxy's audit log). */
 void bz_conn_integrity_failed(struct bz_conn *c, const struct bz_chan *ch);
 
+/* libssh_log.c */
+/* Route libssh's log lines through ours, and learn the names of channel
+ * requests libssh does not know (into c->chan_req). */
+void bz_libssh_log_init(struct bz_conn *c);
+
 /* ssh_token.c */
 /* Before the link: refresh s's ID token when due. 0 (a valid token, or
  * one still valid a while), or -1 with why (none left). */
@@ -151,6 +161,9 @@ void bz_chan_send_frame(struct bz_chan *ch, uint8_t type, const void *p,
  * channel ch: a request that makes the agent act. Takes obj; 0 or
  * BZ_ERR_*. */
 int bz_chan_send_signed(struct bz_chan *ch, json_t *obj);
+/* ssh's reader of the channel's stdout is gone (eow@openssh.com): the
+ * agent closes the command's stdout, as sshd does. */
+void bz_chan_eow(struct bz_chan *ch);
 /* End the channel from our side: reason on its stderr, exit status 255
  * (a session), EOF and close once ssh has read what we sent. */
 void bz_chan_fail(struct bz_chan *ch, const char *reason);

@@ -217,6 +217,12 @@ bz_session_open(struct bz_conn *c)
 
 	if ((!c->refused && c->link_lost) || !c->authed)
 		return NULL;
+	if (c->no_more_sessions) {
+		/* ssh said it would open none (sshd: "possible attack") */
+		bz_warn("a session opened after no-more-sessions@openssh.com: "
+		    "refused");
+		return NULL;
+	}
 	if ((ch = bz_chan_new(c, BZ_CHAN_SESSION)) == NULL)
 		return NULL;
 	if ((sc = ssh_channel_new(c->session)) == NULL) {
@@ -249,7 +255,12 @@ bz_session_unhandled(struct bz_conn *c, ssh_message m)
 		refuse_note(ch, BZ_NOTE_X11, "x11-req", "X11 forwarding (ssh "
 		    "-X, -Y) is not available through bzproxy; continuing "
 		    "without it");
-	else
-		bz_debug("channel %u: unknown request refused", ch->id);
+	else if (strcmp(c->chan_req, "eow@openssh.com") == 0) {
+		/* no reply (sshd's serverloop.c): ssh asks for none */
+		bz_chan_eow(ch);
+		return 0; /* libssh frees m */
+	} else
+		bz_debug("channel %u: request \"%s\" refused", ch->id,
+		    c->chan_req[0] ? c->chan_req : "?");
 	return 1;
 }

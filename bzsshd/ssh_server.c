@@ -448,8 +448,13 @@ make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
 		ssh_bind_free(b);
 		return BZ_ERR_INVALID;
 	}
-	/* the bind owns the key from here */
-	if (ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key) != 0) {
+	/* the bind owns the key from here. The banner: ssh enables the
+	 * OpenSSH extensions we serve (eow@openssh.com when its stdout
+	 * reader goes, no-more-sessions@openssh.com) only for a server whose
+	 * version starts with "OpenSSH" (compat.c) */
+	if (ssh_bind_options_set(b, SSH_BIND_OPTIONS_BANNER,
+	    BZSSHD_BANNER) != 0 ||
+	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key) != 0) {
 		bz_errf(err, errlen, "cannot use the host key %s", keypath);
 		ssh_key_free(key);
 		ssh_bind_free(b);
@@ -592,6 +597,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	}
 	if ((c.session = ssh_new()) == NULL)
 		goto out;
+	bz_libssh_log_init(&c);
 	if (ssh_bind_accept_fd(bind, c.session, ssh_fd) != SSH_OK) {
 		bz_error("ssh accept: %s", ssh_get_error(bind));
 		close(ssh_fd);
