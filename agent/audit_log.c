@@ -59,6 +59,7 @@ set_str(json_t *o, const char *k, const char *v)
 static int
 write_event(struct bz_audit *au, const char *event, json_t *o)
 {
+	char err[256] = "out of memory";
 	int r;
 
 	if (au == NULL)
@@ -66,10 +67,10 @@ write_event(struct bz_audit *au, const char *event, json_t *o)
 	if (o == NULL)
 		r = BZ_ERR_ALLOC;
 	else
-		r = bz_audit_write(au, event, o);
+		r = bz_audit_write(au, event, o, err, sizeof(err));
 	if (r != 0)
 		bz_error("audit log: cannot write a \"%s\" line: %s", event,
-		    bz_err_str(r));
+		    err);
 	json_decref(o);
 	return r;
 }

@@ -193,7 +193,7 @@ child_main(const struct child_plan *p)
 {
 	static const int reset[] = { SIGPIPE, SIGCHLD, SIGINT, SIGTERM,
 	    SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
-	    SIGALRM };
+	    SIGALRM, SIGXFSZ };
 	const struct agent_request *req = p->req;
 	int rep = p->report;
 	sigset_t none;

@@ -340,7 +340,8 @@ setup_signals(void)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) != 0)
+	if (sigaction(SIGXFSZ, &sa, NULL) != 0 ||
+	    sigaction(SIGPIPE, &sa, NULL) != 0)
 		return -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "audit_checkpoint.h"
 #include "buf.h"
 #include "log.h"
 #include "util.h"
@@ -313,18 +314,52 @@ bzp_cmd_key(const struct bzp_config *cfg, int argc, char **argv)
 int
 bzp_cmd_audit(const struct bzp_config *cfg, int argc, char **argv)
 {
-	char err[BZP_ERRLEN * 2];
+	struct bz_audit_mark mark;
+	char err[BZP_ERRLEN * 2], when[64] = "";
+	const char *cps = cfg->audit_checkpoints;
+	uint8_t pk[32], sk[64];
+	uint64_t lines = 0;
+	int r, have_mark = 0;
 
-	if (argc != 2 || strcmp(argv[1], "verify") != 0) {
-		fprintf(stderr, "bzproxy: audit verify\n");
+	if (argc == 4 && strcmp(argv[1], "verify") == 0 &&
+	    strcmp(argv[2], "--checkpoints") == 0)
+		cps = argv[3];
+	else if (argc != 2 || strcmp(argv[1], "verify") != 0) {
+		fprintf(stderr, "usage: bzproxy audit verify "
+		    "[--checkpoints FILE]\n");
 		return 2;
 	}
-	if (bz_audit_verify(cfg->audit_log, err, sizeof(err)) != 0) {
+	/* the checkpoints must be signed by this bzproxy's key */
+	if (bz_ed25519_load_or_create(cfg->signing_key, pk, sk, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: %s\n", err);
+		return 1;
+	}
+	sodium_memzero(sk, sizeof(sk));
+	r = bz_audit_checkpoint_latest(cps, pk, &mark, when, sizeof(when), err,
+	    sizeof(err));
+	if (r == 0)
+		have_mark = 1;
+	else if (r != BZ_ERR_SHORT && access(cps, F_OK) == 0) {
+		fprintf(stderr, "bzproxy: audit checkpoints unusable: %s\n",
+		    err);
+		return 1;
+	} else
+		fprintf(stderr, "bzproxy: warning: no checkpoint in %s: a cut "
+		    "tail would go unseen\n", cps);
+	if (bz_audit_verify(cfg->audit_log, have_mark ? &mark : NULL, &lines,
+	    err, sizeof(err)) != 0) {
 		fprintf(stderr, "bzproxy: audit log tampered or damaged: %s\n",
 		    err);
 		return 1;
 	}
-	printf("%s: hash chain intact\n", cfg->audit_log);
+	printf("%s: hash chain intact, %llu lines", cfg->audit_log,
+	    (unsigned long long)lines);
+	if (have_mark)
+		printf("; holds the checkpoint of %s (%llu lines), %llu "
+		    "written since", when, (unsigned long long)mark.seq,
+		    (unsigned long long)(lines - mark.seq));
+	printf("\n");
 	return 0;
 }
 

@@ -263,8 +263,11 @@ audit_channel_end(struct bzp_client *cl, const struct bz_frame *f)
 		if ((v = json_object_get(o, "reason")) != NULL &&
 		    json_is_string(v) && json_string_length(v) < 512)
 			json_object_set(ev, "reason", v);
-		bzp_audit(cl->conn->srv, strcmp(t, "exit") == 0 ?
-		    "channel_close" : "channel_failed", ev);
+		/* a session whose records cannot be made goes on no
+		 * further */
+		if (bzp_audit(cl->conn->srv, strcmp(t, "exit") == 0 ?
+		    "channel_close" : "channel_failed", ev) != 0)
+			bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
 	}
 	json_decref(o);
 }

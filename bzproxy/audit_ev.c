@@ -11,15 +11,17 @@
 int
 bzp_audit(struct bzp_server *s, const char *event, json_t *fields)
 {
+	char err[256] = "";
 	int r;
 
 	if (fields == NULL) {
 		bz_error("audit %s: out of memory", event);
 		return BZ_ERR_ALLOC;
 	}
-	if ((r = bz_audit_write(s->audit, event, fields)) != 0)
+	if ((r = bz_audit_write(s->audit, event, fields, err,
+	    sizeof(err))) != 0)
 		bz_error("cannot append the %s event to the audit log: %s",
-		    event, bz_err_str(r));
+		    event, err);
 	json_decref(fields);
 	return r;
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <jansson.h>
+#include <libwebsockets.h>
 
 #include "policy.h"
 #include "totp.h"
@@ -47,6 +48,7 @@
 #define BZP_GROUPS_MAX 64
 #define BZP_GROUP_MAX 128
 #define BZP_DEFAULT_SESSION_TTL (12 * 3600)
+#define BZP_DEFAULT_CHECKPOINT_INTERVAL 60
 
 /* ---- config.c ---- */
 struct bz_config;
@@ -56,6 +58,9 @@ struct bzp_config {
 	int listen_port;
 	char *tls_cert, *tls_key, *state_db, *signing_key, *policies;
 	char *audit_log;
+	char *audit_checkpoints; /* signed checkpoints of the log's tail
+	                          * (default audit_log + ".checkpoints") */
+	long audit_checkpoint_interval; /* seconds (default 60) */
 	char *pid_file;         /* state_db + ".pid": serve writes it */
 	const char *issuer;     /* borrowed from raw */
 	const char *audience;
@@ -188,10 +193,23 @@ struct bzp_server {
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
 	uint32_t next_sid;
 	int stop;
+	lws_sorted_usec_list_t checkpoint_timer;
+	uint64_t checkpoint_seq;    /* lines the last checkpoint vouches for */
+	int checkpointed;           /* we wrote one since start */
 };
 
 /* Run the service until SIGTERM/SIGINT. Exit status. */
 int bzp_serve(const struct bzp_config *cfg);
+
+/* ---- audit_checkpoints.c ---- */
+/* At start: does the log hold what the latest checkpoint vouches for? 0,
+ * or BZ_ERR_* with err (a cut log: bzproxy must not start). */
+int bzp_checkpoint_check(struct bzp_server *s, char *err, size_t errlen);
+/* Once serving: a checkpoint now, then every interval (when the log
+ * grew). */
+void bzp_checkpoint_start(struct bzp_server *s);
+/* A checkpoint now, if the log grew since the last one (at shutdown). */
+void bzp_checkpoint_now(struct bzp_server *s);
 
 /* conn.c: stop reading a source while its destination holds more than
  * HIGH bytes; resume below LOW. */
@@ -276,6 +294,9 @@ struct bzp_signed {
 
 /* What bzproxy countersigns about a client's message. */
 #define BZP_NO_LOGIN "no valid login: run bzsshd login"
+/* what a user reads when we cannot make the record of what they ask */
+#define BZP_NO_AUDIT "bzproxy cannot write its audit log: ask its " \
+	"operators (nothing runs unrecorded)"
 
 struct bzp_verdict {
 	int allowed;

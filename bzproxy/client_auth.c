@@ -211,7 +211,7 @@ login_ok(struct bzp_client *cl, const char *email, const char *id_token,
 	/* no unaudited access: a login we cannot log is refused */
 	if (audit_login(cl, email, 1, NULL) != 0) {
 		cl->state = BZP_CL_DONE;
-		bzp_conn_fail(cl->conn, "bzproxy cannot write its audit log");
+		bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
 		goto out;
 	}
 	ans = json_pack("{s:s, s:s, s:s, s:I}", "t", "login_ok", "session",
@@ -354,11 +354,11 @@ bzp_client_keys_ready(struct bzp_client *cl)
 
 /* ---- hello / mfa ---- */
 
-static void
+static int
 audit_session(struct bzp_client *cl, int ok, const char *rule,
     const char *reason)
 {
-	bzp_audit(cl->conn->srv, "session_open", bzp_audit_decision(
+	return bzp_audit(cl->conn->srv, "session_open", bzp_audit_decision(
 	    bzp_audit_client(cl), "connect", ok, rule, reason));
 }
 
@@ -444,6 +444,12 @@ bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f)
 		goto out;
 	}
 	bzp_signed_free(&cl->syn);
+	/* no unaudited session: its record first, or no session */
+	if (audit_session(cl, 1, cl->rule, NULL) != 0) {
+		cl->state = BZP_CL_DONE;
+		bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
+		goto out;
+	}
 	if ((ans = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello_ok", "user",
 	    cl->user, "target", cl->target, "synack", synack)) == NULL ||
 	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
@@ -452,7 +458,6 @@ bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f)
 	}
 	cl->state = BZP_CL_READY;
 	bzp_conn_authenticated(cl->conn);
-	audit_session(cl, 1, cl->rule, NULL);
 	bz_info("%s: session %u: %s as %s on %s (rule %s)", cl->conn->peer,
 	    cl->sid, cl->user, cl->unix_user, cl->target, cl->rule);
  out:

@@ -108,8 +108,7 @@ run_request(struct bzp_client *cl, struct bzp_chan *ch,
 	if (audit_channel(cl, ch->id, r, m, d.allowed, d.rule,
 	    d.allowed ? NULL : d.reason) != 0 && d.allowed) {
 		d.allowed = 0;
-		snprintf(d.reason, sizeof(d.reason), "bzproxy cannot write its "
-		    "audit log");
+		snprintf(d.reason, sizeof(d.reason), "%s", BZP_NO_AUDIT);
 	}
 	memset(&v, 0, sizeof(v));
 	v.allowed = d.allowed;

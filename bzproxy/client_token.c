@@ -108,8 +108,13 @@ bzp_client_token(struct bzp_client *cl, const struct bzp_signed *m)
 		    cl->sid);
 	}
 	ev = bzp_audit_client(cl);
-	(void)bzp_audit(s, "token", bzp_audit_decision(ev, "token",
-	    v.allowed, cl->rule, v.allowed ? NULL : why));
+	if (bzp_audit(s, "token", bzp_audit_decision(ev, "token", v.allowed,
+	    cl->rule, v.allowed ? NULL : why)) != 0 && v.allowed) {
+		/* not on the record: not taken */
+		v.allowed = 0;
+		snprintf(why, sizeof(why), "%s", BZP_NO_AUDIT);
+		v.reason = why;
+	}
 	/* on to the agent either way: its chain has no gaps */
 	if (bzp_send_envelope(cl, 0, m, &v) != 0)
 		bz_debug("%s: session %u: cannot pass the token on",

@@ -13,7 +13,8 @@
 static const char *const known_keys[] = {
 	"listen", "tls_cert", "tls_key", "state_db", "signing_key",
 	"policies", "audit_log", "oidc.issuer", "oidc.audience",
-	"oidc.ca_file", "oidc.groups_claim", "session_ttl", NULL,
+	"oidc.ca_file", "oidc.groups_claim", "session_ttl",
+	"audit_checkpoints", "audit_checkpoint_interval", NULL,
 };
 
 /* host:port, host non-empty, port 1..65535. */
@@ -99,6 +100,23 @@ bzp_config_load(const char *path, struct bzp_config *c, char *err,
 		    "12h, got \"%s\"", path, v);
 		goto fail;
 	}
+	c->audit_checkpoint_interval = BZP_DEFAULT_CHECKPOINT_INTERVAL;
+	if ((v = bz_config_get(c->raw, "audit_checkpoint_interval")) != NULL &&
+	    (c->audit_checkpoint_interval = bz_parse_duration(v)) <= 0) {
+		bz_errf(err, errlen, "%s: audit_checkpoint_interval must be a "
+		    "duration like 60s, got \"%s\"", path, v);
+		goto fail;
+	}
+	if (bz_config_get(c->raw, "audit_checkpoints") != NULL)
+		c->audit_checkpoints = bz_config_path(c->raw,
+		    "audit_checkpoints");
+	else if (asprintf(&c->audit_checkpoints, "%s.checkpoints",
+	    c->audit_log) < 0)
+		c->audit_checkpoints = NULL;
+	if (c->audit_checkpoints == NULL) {
+		r = BZ_ERR_ALLOC;
+		goto fail;
+	}
 	if (asprintf(&c->pid_file, "%s.pid", c->state_db) < 0) {
 		c->pid_file = NULL;
 		r = BZ_ERR_ALLOC;
@@ -120,6 +138,7 @@ bzp_config_free(struct bzp_config *c)
 	free(c->signing_key);
 	free(c->policies);
 	free(c->audit_log);
+	free(c->audit_checkpoints);
 	free(c->oidc_ca_file);
 	free(c->pid_file);
 	bz_config_free(c->raw);

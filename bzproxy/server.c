@@ -459,6 +459,9 @@ install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* a file size limit (or a full quota) is an error to handle, not a
+	 * reason to die: the audit write then fails and is undone */
+	signal(SIGXFSZ, SIG_IGN);
 }
 
 int
@@ -488,6 +491,14 @@ bzp_serve(const struct bzp_config *cfg)
 	}
 	if (bz_b64url_encode(s.pk, sizeof(s.pk), &s.pk_b64) != 0)
 		goto out;
+	if (bz_audit_torn(s.audit) != NULL)
+		bz_warn("the audit log ended in a torn line (a write cut by a "
+		    "crash or a full disk): moved to %s, and recorded in the "
+		    "log; see docs/audit.md", bz_audit_torn(s.audit));
+	if (bzp_checkpoint_check(&s, err, sizeof(err)) != 0) {
+		bz_error("%s", err);
+		goto out;
+	}
 	if (start_jwks(&s, err, sizeof(err)) != 0) {
 		if (sig_stop) {
 			rc = 0; /* asked to stop while waiting for the IdP */
@@ -515,6 +526,7 @@ bzp_serve(const struct bzp_config *cfg)
 		pid_written = 1;
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
+	bzp_checkpoint_start(&s);
 	while (!s.stop && !sig_stop)
 		if (lws_service(s.ctx, 0) < 0)
 			break;
@@ -526,6 +538,7 @@ bzp_serve(const struct bzp_config *cfg)
 	if (s.ctx != NULL) {
 		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
 		lws_context_destroy(s.ctx); /* closes every connection */
+		bzp_checkpoint_now(&s); /* after their close records */
 	}
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);

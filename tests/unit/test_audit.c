@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sodium.h>
 
 #include "audit.h"
+#include "audit_checkpoint.h"
 #include "util.h"
 
 static char tmpdir[256], path[512];
@@ -68,7 +71,7 @@ write_event(struct bz_audit *a, const char *event, const char *user)
 {
 	json_t *f = json_pack("{s:s,s:s}", "user", user, "decision", "allow");
 
-	assert_int_equal(bz_audit_write(a, event, f), 0);
+	assert_int_equal(bz_audit_write(a, event, f, NULL, 0), 0);
 	json_decref(f);
 }
 
@@ -112,7 +115,7 @@ test_chain_and_reopen(void **state)
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
 	write_event(a, "session_open", "alice@example.com");
 	bz_audit_close(a);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)), 0);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)), 0);
 
 	text = slurp();
 	l1 = text;
@@ -120,12 +123,14 @@ test_chain_and_reopen(void **state)
 	l3 = cut_line(l2);
 	nl = cut_line(l3);
 	assert_string_equal(nl, "");
-	/* Members in order: time, event, caller's, prev last. */
+	/* Members in order: time, event, caller's, seq, prev last. */
 	assert_int_equal(strncmp(l1, "{\"time\":\"", 9), 0);
 	assert_non_null(strstr(l1, "\",\"event\":\"login\",\"user\":"
-	    "\"alice@example.com\",\"decision\":\"allow\",\"prev\":\""
+	    "\"alice@example.com\",\"decision\":\"allow\",\"seq\":1,"
+	    "\"prev\":\""
 	    "0000000000000000000000000000000000000000000000000000000000000000"
 	    "\"}"));
+	assert_non_null(strstr(l3, "\"seq\":3,"));
 	/* RFC 3339 UTC with milliseconds. */
 	assert_non_null(o = json_loads(l1, 0, &jerr));
 	assert_int_equal(strlen(json_string_value(json_object_get(o, "time"))),
@@ -158,18 +163,18 @@ test_reserved_fields(void **state)
 	unlink(path);
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
 	f = json_pack("{s:s}", "prev", "x");
-	assert_int_equal(bz_audit_write(a, "login", f), BZ_ERR_INVALID);
+	assert_int_equal(bz_audit_write(a, "login", f, NULL, 0), BZ_ERR_INVALID);
 	json_decref(f);
 	f = json_pack("{s:s}", "time", "x");
-	assert_int_equal(bz_audit_write(a, "login", f), BZ_ERR_INVALID);
+	assert_int_equal(bz_audit_write(a, "login", f, NULL, 0), BZ_ERR_INVALID);
 	json_decref(f);
 	f = json_pack("[s]", "x");
-	assert_int_equal(bz_audit_write(a, "login", f), BZ_ERR_INVALID);
+	assert_int_equal(bz_audit_write(a, "login", f, NULL, 0), BZ_ERR_INVALID);
 	json_decref(f);
 	/* No fields is fine; nothing was written before. */
-	assert_int_equal(bz_audit_write(a, "start", NULL), 0);
+	assert_int_equal(bz_audit_write(a, "start", NULL, NULL, 0), 0);
 	bz_audit_close(a);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)), 0);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)), 0);
 }
 
 /* Write n events to a fresh log and return its text. */
@@ -197,13 +202,14 @@ test_tamper_edit(void **state)
 	char err[256], *text, *p;
 
 	text = fresh_log(4);
-	/* Change one byte of line 2: line 3's prev no longer matches. */
+	/* Change one byte of line 2: named as line 2 (line 3's prev no
+	 * longer matches it). */
 	assert_non_null(p = strstr(text, "user1@"));
 	p[4] = '9';
 	spit(text);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
-	assert_non_null(strstr(err, "audit.jsonl:3: \"prev\" does not match"));
+	assert_non_null(strstr(err, "audit.jsonl:2: changed"));
 	free(text);
 
 	/* Editing the last line is caught when the log is reopened. */
@@ -211,7 +217,7 @@ test_tamper_edit(void **state)
 	assert_non_null(p = strstr(text, "user2@"));
 	p[4] = '9';
 	spit(text);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)), 0);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)), 0);
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
 	bz_audit_close(a);
 	free(text);
@@ -220,9 +226,9 @@ test_tamper_edit(void **state)
 	assert_non_null(p = strrchr(text, ':'));
 	p[2] = p[2] == 'a' ? 'b' : 'a';
 	spit(text);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
-	assert_non_null(strstr(err, ":3: \"prev\" does not match"));
+	assert_non_null(strstr(err, ":2: changed"));
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
 	assert_non_null(strstr(err, "last line: \"prev\" does not match"));
@@ -240,16 +246,18 @@ test_tamper_remove_reorder(void **state)
 	l3 = strchr(l2, '\n') + 1;
 	memmove(l2, l3, strlen(l3) + 1);
 	spit(text);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
-	assert_non_null(strstr(err, "audit.jsonl:2: \"prev\" does not match"));
+	assert_non_null(strstr(err, "audit.jsonl:2: the line says it is line "
+	    "3: lines before it were removed"));
 	free(text);
 	/* Drop line 1: the new first line's prev is not zeros. */
 	text = fresh_log(2);
 	spit(strchr(text, '\n') + 1);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
-	assert_non_null(strstr(err, "audit.jsonl:1: \"prev\" does not match"));
+	assert_non_null(strstr(err, "audit.jsonl:1: the line says it is line "
+	    "2"));
 	free(text);
 }
 
@@ -266,25 +274,48 @@ test_bad_lines(void **state)
 	/* A line that is not JSON. */
 	snprintf(buf, n + 64, "%sgarbage\n", text);
 	spit(buf);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
 	assert_non_null(strstr(err, "audit.jsonl:3: not a JSON object"));
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
-	/* A torn last line (no newline). */
+	/* A torn last line (no newline): verify names it; opening moves it
+	 * aside and says so in the log */
 	memcpy(buf, text, n);
 	buf[n - 1] = '\0';
 	spit(buf);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
 	assert_non_null(strstr(err, "audit.jsonl:2: incomplete last line"));
-	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)),
-	    BZ_ERR_FORMAT);
-	assert_non_null(strstr(err, "last line is incomplete"));
+	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
+	assert_non_null(bz_audit_torn(a));
+	{
+		uint8_t *d = NULL;
+		size_t dn = 0;
+		char *moved = strdup(bz_audit_torn(a)), *now;
+		const char *l2 = strchr(text, '\n') + 1;
+
+		bz_audit_close(a);
+		assert_int_equal(bz_read_file(moved, 1 << 20, &d, &dn, err,
+		    sizeof(err)), 0);
+		/* the torn bytes, and nothing else */
+		assert_int_equal(dn, strlen(l2) - 1);
+		assert_memory_equal(d, l2, dn);
+		free(d);
+		now = slurp();
+		assert_non_null(strstr(now, "\"event\":\"audit_torn_tail\","
+		    "\"moved_to\":"));
+		assert_non_null(strstr(now, "\"seq\":2,"));
+		assert_int_equal(bz_audit_verify(path, NULL, NULL, err,
+		    sizeof(err)), 0);
+		unlink(moved);
+		free(moved);
+		free(now);
+	}
 	/* An empty line. */
 	snprintf(buf, n + 64, "%s\n", text);
 	spit(buf);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_FORMAT);
 	assert_non_null(strstr(err, "audit.jsonl:3: not a JSON object"));
 	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)),
@@ -294,8 +325,131 @@ test_bad_lines(void **state)
 	free(text);
 	/* Missing file. */
 	unlink(path);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)),
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
 	    BZ_ERR_INVALID);
+}
+
+/* A disk that fills: the write fails with its cause, leaves no part of a
+ * line behind, and the log goes on once there is room. RLIMIT_FSIZE
+ * stands in for a full disk (short writes, then EFBIG). */
+static void
+test_full_disk(void **state)
+{
+	struct bz_audit *a;
+	struct rlimit old, lim;
+	struct stat st;
+	char err[256] = "", big[600];
+	json_t *f;
+
+	(void)state;
+	signal(SIGXFSZ, SIG_IGN);
+	free(fresh_log(2));
+	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 100; /* part of a line fits */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	f = json_pack("{s:s}", "note", big);
+	assert_int_not_equal(bz_audit_write(a, "login", f, err, sizeof(err)),
+	    0);
+	assert_non_null(strstr(err, "audit.jsonl: "));
+	assert_non_null(strstr(err, "File too large") != NULL ? err :
+	    strstr(err, "No space"));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	/* nothing of it stayed */
+	struct stat st2;
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st2.st_size, st.st_size);
+	/* room again: the next line continues the chain */
+	assert_int_equal(bz_audit_write(a, "login", f, err, sizeof(err)), 0);
+	json_decref(f);
+	bz_audit_close(a);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
+	    0);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
+/* Checkpoints: a cut tail, an edited line before the checkpoint, a
+ * checkpoint file written by someone else. */
+static void
+test_checkpoints(void **state)
+{
+	struct bz_audit *a;
+	struct bz_audit_mark mark;
+	uint8_t pk[32], sk[64], opk[32], osk[64];
+	char err[256], when[64], cps[600], *line, *text, *p;
+	uint64_t lines;
+	FILE *fp;
+
+	(void)state;
+	crypto_sign_keypair(pk, sk);
+	crypto_sign_keypair(opk, osk);
+	snprintf(cps, sizeof(cps), "%s.checkpoints", path);
+	unlink(cps);
+	free(fresh_log(3));
+	assert_int_equal(bz_audit_checkpoint_latest(cps, pk, &mark, when,
+	    sizeof(when), err, sizeof(err)), BZ_ERR_INVALID); /* no file */
+	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
+	assert_non_null(line = bz_audit_checkpoint_make(a, sk));
+	assert_int_equal(bz_audit_checkpoint_append(cps, line, err,
+	    sizeof(err)), 0);
+	free(line);
+	write_event(a, "login", "after@example.com");
+	bz_audit_close(a);
+	assert_int_equal(bz_audit_checkpoint_latest(cps, pk, &mark, when,
+	    sizeof(when), err, sizeof(err)), 0);
+	assert_int_equal(mark.seq, 3);
+	assert_int_equal(bz_audit_verify(path, &mark, &lines, err,
+	    sizeof(err)), 0);
+	assert_int_equal(lines, 4);
+	/* the last two lines cut: the chain alone sees nothing */
+	text = slurp();
+	p = strchr(strchr(text, '\n') + 1, '\n') + 1;
+	*p = '\0';
+	spit(text);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)),
+	    0);
+	assert_int_equal(bz_audit_verify(path, &mark, NULL, err,
+	    sizeof(err)), BZ_ERR_FORMAT);
+	assert_non_null(strstr(err, "cut: it has 2 lines, but a checkpoint "
+	    "vouches for 3"));
+	free(text);
+	/* a log rewritten up to the checkpoint, chain and all */
+	unlink(path);
+	free(fresh_log(4));
+	assert_int_equal(bz_audit_verify(path, &mark, NULL, err,
+	    sizeof(err)), BZ_ERR_FORMAT);
+	assert_non_null(strstr(err, ":3: not the line the checkpoint vouches "
+	    "for"));
+	/* a checkpoint signed by another key, appended to the file */
+	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
+	assert_non_null(line = bz_audit_checkpoint_make(a, osk));
+	bz_audit_close(a);
+	assert_int_equal(bz_audit_checkpoint_append(cps, line, err,
+	    sizeof(err)), 0);
+	free(line);
+	assert_int_equal(bz_audit_checkpoint_latest(cps, pk, &mark, when,
+	    sizeof(when), err, sizeof(err)), BZ_ERR_FORMAT);
+	assert_non_null(strstr(err, ":2: not a checkpoint signed by this "
+	    "bzproxy's key"));
+	/* a torn last checkpoint line is not held against the file */
+	unlink(cps);
+	assert_int_equal(bz_audit_open(path, &a, err, sizeof(err)), 0);
+	assert_non_null(line = bz_audit_checkpoint_make(a, sk));
+	bz_audit_close(a);
+	assert_int_equal(bz_audit_checkpoint_append(cps, line, err,
+	    sizeof(err)), 0);
+	assert_non_null(fp = fopen(cps, "a"));
+	fputs("{\"seq\":9,\"he", fp);
+	fclose(fp);
+	free(line);
+	assert_int_equal(bz_audit_checkpoint_latest(cps, pk, &mark, when,
+	    sizeof(when), err, sizeof(err)), 0);
+	assert_int_equal(mark.seq, 4);
+	unlink(cps);
 }
 
 static void
@@ -313,7 +467,7 @@ test_two_writers(void **state)
 	write_event(a, "login", "a");
 	bz_audit_close(a);
 	bz_audit_close(b);
-	assert_int_equal(bz_audit_verify(path, err, sizeof(err)), 0);
+	assert_int_equal(bz_audit_verify(path, NULL, NULL, err, sizeof(err)), 0);
 }
 
 int
@@ -323,6 +477,8 @@ main(void)
 		cmocka_unit_test(test_chain_and_reopen),
 		cmocka_unit_test(test_reserved_fields),
 		cmocka_unit_test(test_tamper_edit),
+		cmocka_unit_test(test_full_disk),
+		cmocka_unit_test(test_checkpoints),
 		cmocka_unit_test(test_tamper_remove_reorder),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_two_writers),
