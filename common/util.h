@@ -14,7 +14,7 @@
 
 #include "buf.h"
 
-#define BZ_JSON_MAX (1024u * 1024) /* largest JSON document we parse: a
+#define BZ_JSON_MAX (4u * 1024 * 1024) /* largest JSON document we parse: a
                                      * CONTROL frame (BZ_WIRE_MAX_CONTROL) */
 
 /* base64url without padding (libsodium). *out is malloc'ed, NUL-terminated. */

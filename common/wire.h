@@ -25,10 +25,11 @@
 #define BZ_WIRE_HEADER_LEN 24
 #define BZ_WIRE_MAX_PAYLOAD (64u * 1024)
 /* CONTROL frames may be larger: an exec request carries a command line of
- * up to BZ_WIRE_COMMAND_MAX bytes (Linux takes 128 KiB in one argument),
- * JSON-escaped, plus the ID token and environment. */
-#define BZ_WIRE_MAX_CONTROL (1024u * 1024)
-#define BZ_WIRE_COMMAND_MAX (128u * 1024 - 1)
+ * up to BZ_WIRE_COMMAND_MAX bytes (what fits in one SSH packet, as with
+ * sshd), JSON-escaped and base64'd inside bzproxy's envelope, plus the ID
+ * token and environment. */
+#define BZ_WIRE_MAX_CONTROL (4u * 1024 * 1024)
+#define BZ_WIRE_COMMAND_MAX (256u * 1024)
 #define BZ_WIRE_MAX_DATA_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_PAYLOAD)
 #define BZ_WIRE_MAX_FRAME (BZ_WIRE_HEADER_LEN + BZ_WIRE_MAX_CONTROL)
 /* Largest DATA payload a sender should produce: 1 KiB under the maximum
