@@ -67,7 +67,10 @@ struct agent_config {
 	int allow_root;          /* serve root (default no) */
 	char *unix_users;        /* globs of the users served; NULL: any */
 	char *audit_log;         /* our own audit log (audit_log.c) */
+	char *children_file;     /* sessions of running channels
+	                          * (leftovers.c) */
 	long login_max_age;      /* seconds a login lasts (refreshes aside) */
+	int max_channels;        /* running at once (<= AGENT_MAX_CHANNELS) */
 };
 
 #define AGENT_LOGIN_MAX_AGE_S (24L * 3600)
@@ -375,9 +378,33 @@ size_t fwd_pool_count(struct fwd_pool *p);
 /* A finished connect into *out: 1, or 0 when none has finished. */
 int fwd_pool_take(struct fwd_pool *p, struct fwd_result *out);
 
+/* ------------------------------------------------------------ leftovers */
+
+/* The sessions of running channels, recorded in a file so that the next
+ * agent ends what a killed one left running (leftovers.c). */
+struct leftovers;
+
+/* Fork a watcher that ends what path records once the agent is gone
+ * (before the agent has threads: the watcher calls wipe(arg) to forget
+ * the agent's secrets). Returns the fd the agent keeps open for life, or
+ * -1 with errno. */
+int leftovers_watch(const char *path, void (*wipe)(void *), void *arg);
+/* End every process still in the sessions path records (a previous run's
+ * channels; each ended session gets an audit line), then start an empty
+ * record. 0, or BZ_ERR_* with err (the file cannot be written). */
+int leftovers_open(const char *path, struct bz_audit *audit,
+    struct leftovers **out, char *err, size_t errlen);
+/* Record (l NULL: nothing) the session a channel's child leads. */
+int leftovers_add(struct leftovers *l, pid_t leader);
+void leftovers_remove(struct leftovers *l, pid_t leader);
+/* At shutdown: end every process still in a recorded session. */
+void leftovers_end_all(struct leftovers *l);
+void leftovers_free(struct leftovers *l);
+
 /* ------------------------------------------------------------- channels */
 
-#define AGENT_MAX_CHANNELS 256
+#define AGENT_MAX_CHANNELS_DEFAULT 256
+#define AGENT_MAX_CHANNELS 1024    /* the most max_channels may be */
 #define AGENT_LINK_HIGH (4u * 1024 * 1024) /* pause reads above this */
 #define AGENT_GRANT_BATCH (64u * 1024)
 #define AGENT_KILL_GRACE_MS 2000   /* SIGHUP, then SIGKILL after this */
@@ -385,8 +412,9 @@ int fwd_pool_take(struct fwd_pool *p, struct fwd_result *out);
 
 struct chan_table;
 
-/* audit: where each channel's end is recorded (NULL: nowhere). */
-struct chan_table *chans_new(struct bz_audit *audit);
+/* audit: where each channel's end is recorded (NULL: nowhere); lo: where
+ * the sessions of its children are (NULL: nowhere). */
+struct chan_table *chans_new(struct bz_audit *audit, struct leftovers *lo);
 void chans_free(struct chan_table *t);
 size_t chans_count(const struct chan_table *t);
 /* Is (sid, ch) in use? */
@@ -474,6 +502,8 @@ void agent_audit_channel_end(struct bz_audit *au, uint32_t sid,
     uint32_t ch, const char *request_hash, pid_t pid, int wstatus,
     uint64_t bytes_in, uint64_t bytes_out);
 /* Sealed data of session sid (s, if known) did not open on channel ch. */
+/* n processes of a previous run's channel (session of pid) ended. */
+void agent_audit_leftovers(struct bz_audit *au, pid_t pid, int n);
 void agent_audit_integrity(struct bz_audit *au, uint32_t sid, uint32_t ch,
     const struct agent_session *s, const char *reason);
 /* The stderr log line for req: ok (info) or not (warning), and outcome. */

@@ -10,7 +10,8 @@
  * Events: "session" (a SYN accepted or refused), "request" (exec, shell,
  * subsystem or forward: run, refused, denied by bzproxy, failed to
  * start), "channel_end" (exit status or signal, bytes), "integrity"
- * (sealed data that did not open: the session ended). A request whose
+ * (sealed data that did not open: the session ended), "leftovers_ended"
+ * (processes a killed agent left, ended at start). A request whose
  * "run" line cannot be written is not run.
  */
 #include "agent.h"
@@ -147,6 +148,13 @@ agent_audit_channel_end(struct bz_audit *au, uint32_t sid, uint32_t ch,
 		o = NULL;
 	}
 	(void)write_event(au, "channel_end", o);
+}
+
+void
+agent_audit_leftovers(struct bz_audit *au, pid_t pid, int n)
+{
+	(void)write_event(au, "leftovers_ended", json_pack("{s:I, s:i}",
+	    "session_pid", (json_int_t)pid, "processes", n));
 }
 
 void

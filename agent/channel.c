@@ -27,12 +27,14 @@
 #include "util.h"
 
 struct chan_table *
-chans_new(struct bz_audit *audit)
+chans_new(struct bz_audit *audit, struct leftovers *lo)
 {
 	struct chan_table *t = calloc(1, sizeof(struct chan_table));
 
-	if (t != NULL)
+	if (t != NULL) {
 		t->audit = audit;
+		t->leftovers = lo;
+	}
 	return t;
 }
 
@@ -43,6 +45,8 @@ chan_free(struct chan_table *t, struct chan *c)
 	agent_audit_channel_end(t->audit, c->sid, c->ch, c->request_hash,
 	    c->io == CHAN_SOCKET || !c->reaped ? 0 : c->pid, c->wstatus,
 	    c->bytes_in, c->bytes_out);
+	if (c->io != CHAN_SOCKET)
+		leftovers_remove(t->leftovers, c->pid);
 	chan_close_io(c);
 	bz_seal_clear(&c->seal);
 	free(c);
@@ -120,6 +124,8 @@ chans_add(struct chan_table *t, const struct agent_request *req,
 	    req->request_hash)) == NULL)
 		return BZ_ERR_ALLOC;
 	c->pid = cp->pid;
+	/* a failure is logged; the child runs on, unrecorded */
+	(void)leftovers_add(t->leftovers, cp->pid);
 	if (cp->pty_fd >= 0) {
 		c->io = CHAN_PTY;
 		c->in_fd = c->out_fd = cp->pty_fd;

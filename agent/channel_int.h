@@ -47,6 +47,7 @@ struct chan_table {
 	struct chan *head;
 	size_t n;
 	struct bz_audit *audit;  /* each channel's end goes there */
+	struct leftovers *leftovers; /* sessions of running children */
 };
 
 /* channel.c */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -33,11 +34,13 @@
 #define PATH_ROOT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_GROUPS 1024
 #define REPORT_FD 3 /* the error pipe's number in the child */
+#define ARG_PIECE_MAX (128u * 1024 - 1) /* MAX_ARG_STRLEN, NUL aside */
+#define ARG_PIECES_MAX 9                /* commands up to ~1.1 MiB */
 
 /* What failed in the child before exec. */
 enum stage {
 	ST_SIGNALS = 1, ST_SESSION, ST_STDIO, ST_FDS, ST_GROUPS, ST_GID,
-	ST_UID, ST_DROP_CHECK, ST_EXEC,
+	ST_UID, ST_DROP_CHECK, ST_DEATHSIG, ST_EXEC,
 };
 
 static const char *
@@ -52,6 +55,7 @@ stage_name(int st)
 	case ST_GID: return "setting the group id";
 	case ST_UID: return "setting the user id";
 	case ST_DROP_CHECK: return "checking the privilege drop";
+	case ST_DEATHSIG: return "tying it to the agent's life";
 	case ST_EXEC: return "executing the shell";
 	default: return "starting the child";
 	}
@@ -123,30 +127,77 @@ child_build_env(const struct agent_request *req, const char *tty)
 	return NULL;
 }
 
-/* argv: login shell "-bash", or SHELL -c COMMAND (exec and subsystem). */
+/* Shells that take the POSIX script below for a long command. */
+static int
+posix_shell(const char *base)
+{
+	static const char *const names[] = { "sh", "bash", "dash", "ash",
+	    "ksh", "mksh", "ksh93", "zsh", "busybox", "yash", NULL };
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(base, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* argv: login shell "-bash", or SHELL -c COMMAND (exec and subsystem), as
+ * sshd runs them. Linux takes at most ARG_PIECE_MAX bytes in one argument,
+ * so a longer command (SSH allows up to 256 KiB) comes in pieces that
+ * the shell joins and evaluates, with $0 and "$@" as with -c. NULL with
+ * err. */
 static char **
-build_argv(const struct agent_request *req)
+build_argv(const struct agent_request *req, char *err, size_t errlen)
 {
 	const char *base = strrchr(req->shell, '/');
-	char **argv;
+	size_t len = req->command != NULL ? strlen(req->command) : 0;
+	size_t pieces = (len + ARG_PIECE_MAX - 1) / ARG_PIECE_MAX, i;
+	char **argv, script[64 + 4 * ARG_PIECES_MAX], *s = script;
 
 	base = base != NULL ? base + 1 : req->shell;
-	if ((argv = calloc(4, sizeof(char *))) == NULL)
+	if (req->kind != REQ_SHELL && pieces > 1 &&
+	    (pieces > ARG_PIECES_MAX || !posix_shell(base))) {
+		bz_errf(err, errlen, "a command over %u bytes needs a POSIX "
+		    "shell (sh, bash, zsh, ...); %s's shell is %s",
+		    ARG_PIECE_MAX, req->unix_user, req->shell);
 		return NULL;
-	if (req->kind == REQ_SHELL) {
-		if (asprintf(&argv[0], "-%s", base) < 0)
-			argv[0] = NULL;
-	} else {
-		argv[0] = strdup(base);
-		argv[1] = strdup("-c");
-		argv[2] = strdup(req->command);
 	}
-	if (argv[0] == NULL || (req->kind != REQ_SHELL &&
-	    (argv[1] == NULL || argv[2] == NULL))) {
-		child_free_env(argv);
-		return NULL;
+	if ((argv = calloc(5 + ARG_PIECES_MAX, sizeof(char *))) == NULL)
+		goto oom;
+	if (req->kind == REQ_SHELL) {
+		if (asprintf(&argv[0], "-%s", base) < 0) {
+			argv[0] = NULL;
+			goto oom;
+		}
+		return argv;
+	}
+	if ((argv[0] = strdup(base)) == NULL ||
+	    (argv[1] = strdup("-c")) == NULL)
+		goto oom;
+	if (pieces <= 1) {
+		if ((argv[2] = strdup(req->command)) == NULL)
+			goto oom;
+		return argv;
+	}
+	s += sprintf(s, "__bz_cmd=");
+	for (i = 0; i < pieces; i++)
+		s += sprintf(s, "$%zu", i + 1);
+	sprintf(s, "; set --; eval \"unset __bz_cmd; $__bz_cmd\"");
+	if ((argv[2] = strdup(script)) == NULL ||
+	    (argv[3] = strdup(base)) == NULL)
+		goto oom;
+	for (i = 0; i < pieces; i++) {
+		size_t n = len - i * ARG_PIECE_MAX;
+
+		if ((argv[4 + i] = strndup(req->command + i * ARG_PIECE_MAX,
+		    n < ARG_PIECE_MAX ? n : ARG_PIECE_MAX)) == NULL)
+			goto oom;
 	}
 	return argv;
+ oom:
+	child_free_env(argv);
+	bz_errf(err, errlen, "out of memory");
+	return NULL;
 }
 
 /* ---- in the child: system calls only ---- */
@@ -186,6 +237,7 @@ struct child_plan {
 	int pty_slave;    /* -1 for pipes */
 	int stdio[3];     /* pipe ends for fds 0, 1, 2 */
 	int report;       /* write end of the error pipe */
+	pid_t agent;      /* our pid, the child's parent */
 };
 
 static void __attribute__((noreturn))
@@ -245,6 +297,13 @@ child_main(const struct child_plan *p)
 			child_fail(rep, ST_DROP_CHECK);
 		}
 	}
+	/* Dies with the agent (leftovers.c ends the rest of its session).
+	 * A change of credentials clears the setting: after it. An agent
+	 * gone before this point: die now. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		child_fail(rep, ST_DEATHSIG);
+	if (getppid() != p->agent)
+		_exit(127);
 	umask(022);
 	if (chdir(req->home) != 0)
 		(void)!chdir("/");
@@ -312,11 +371,9 @@ child_spawn(const struct agent_request *req, struct child_proc *out,
 	p.req = req;
 	p.pty_slave = -1;
 	p.as_root = geteuid() == 0;
-	if ((p.argv = build_argv(req)) == NULL) {
-		bz_errf(err, errlen, "out of memory");
-		r = BZ_ERR_ALLOC;
+	p.agent = getpid();
+	if ((p.argv = build_argv(req, err, errlen)) == NULL)
 		goto out;
-	}
 	if (p.as_root) {
 		/* initgroups() reads NSS: not allowed after fork here. */
 		p.ngroups = MAX_GROUPS;

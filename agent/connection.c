@@ -439,7 +439,13 @@ agent_run(const struct agent_config *cfg, int sig_fd)
 		bz_error("audit_log: %s", err);
 		goto out;
 	}
-	if ((a.chans = chans_new(a.audit)) == NULL ||
+	/* before anything runs: end what a killed agent left running */
+	if (leftovers_open(cfg->children_file, a.audit, &a.leftovers, err,
+	    sizeof(err)) != 0) {
+		bz_error("children_file: %s", err);
+		goto out;
+	}
+	if ((a.chans = chans_new(a.audit, a.leftovers)) == NULL ||
 	    (a.sessions = sessions_new()) == NULL ||
 	    (a.held = key_wait_new()) == NULL ||
 	    (a.fwd = fwd_pool_new(a.wake[1])) == NULL ||
@@ -464,9 +470,12 @@ agent_run(const struct agent_config *cfg, int sig_fd)
  out:
 	if (a.chans != NULL)
 		chans_shutdown(a.chans, CHILD_SHUTDOWN_GRACE_MS);
+	/* background jobs of the channels' sessions too */
+	leftovers_end_all(a.leftovers);
 	if (a.link != NULL)
 		bz_link_free(a.link);
 	chans_free(a.chans); /* the last channel_end lines */
+	leftovers_free(a.leftovers);
 	bz_audit_close(a.audit);
 	key_wait_free(a.held);
 	fwd_pool_free(a.fwd);

@@ -33,6 +33,7 @@ struct agent {
 	struct session_table *sessions;
 	struct fwd_pool *fwd;    /* forward channels still connecting */
 	struct bz_audit *audit;  /* our own audit log (audit_log.c) */
+	struct leftovers *leftovers; /* sessions of running channels */
 };
 
 /* dispatch.c */

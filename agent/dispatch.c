@@ -261,8 +261,12 @@ run_request(struct agent *a, const struct verify_ctx *v,
 	}
 	s->last_ch = e->ch;
 	if (chans_count(a->chans) + fwd_pool_count(a->fwd) >=
-	    AGENT_MAX_CHANNELS) {
-		refuse_request(a, e, s, "too many channels on this agent");
+	    (size_t)a->cfg->max_channels) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "this target runs %d channels "
+		    "already (its max_channels)", a->cfg->max_channels);
+		refuse_request(a, e, s, why);
 		return;
 	}
 	if (session_request(s, v, e, &req, reason, sizeof(reason)) !=

@@ -81,9 +81,16 @@ usage(FILE *f)
 "  audit_log: audit.jsonl          this target's own record of what it ran,\n"
 "                                  for whom (hash-chained JSON lines, 0600;\n"
 "                                  default: audit.jsonl beside the config)\n"
+"  children_file: children.state   the sessions of running channels; a\n"
+"                                  restarted agent ends what a killed one\n"
+"                                  left (default: beside the config)\n"
+"  max_channels: 256               channels (commands, shells, forwards)\n"
+"                                  running at once, all users (1-1024)\n"
 "\n"
 "Signals: SIGTERM and SIGINT end every running session (SIGHUP, then\n"
-"SIGKILL after 1 s) and exit 0. SIGHUP is ignored.\n"
+"SIGKILL after 1 s; then every process left in their sessions) and\n"
+"exit 0. SIGHUP is ignored. A killed agent's children get SIGKILL from\n"
+"the kernel; what they started is ended when the agent starts again.\n"
 "\n"
 "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure (bad\n"
 "configuration, unreadable key), 2 on a usage error.\n");
@@ -102,7 +109,7 @@ static const char *const config_keys[] = {
 	"name", "proxy_url", "ca_file", "proxy_public_key", "identity_key",
 	"enrol_token", "oidc.issuer", "oidc.audience", "oidc.ca_file",
 	"accept_env", "permit_open", "sftp_server", "allow_root", "unix_users",
-	"audit_log", "login_max_age", NULL,
+	"audit_log", "login_max_age", "children_file", "max_channels", NULL,
 };
 
 static void
@@ -125,7 +132,14 @@ config_free(struct agent_config *c)
 	free(c->sftp_server);
 	free(c->unix_users);
 	free(c->audit_log);
+	free(c->children_file);
 	sodium_memzero(c, sizeof(*c));
+}
+
+static void
+wipe_config(void *c)
+{
+	config_free(c);
 }
 
 /* wss://HOST:PORT/PATH -> "wss://HOST:PORT" and "/PATH" ("/v1/agent"
@@ -203,6 +217,21 @@ find_sftp_server(const struct bz_config *cfg, char **out, char *err,
 	return 0;
 }
 
+/* A decimal number from lo to hi: 0, or -1. */
+static int
+int_in(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 /* The path option key (relative to the config's folder), else dflt in
  * that folder; malloc'ed, or NULL when out of memory. */
 static char *
@@ -275,6 +304,13 @@ load_config(const char *path, const char *enrol_token,
 		bz_errf(err, el, "%s: allow_root must be yes or no", path);
 		goto out;
 	}
+	c->max_channels = AGENT_MAX_CHANNELS_DEFAULT;
+	if ((v = bz_config_get(cfg, "max_channels")) != NULL &&
+	    int_in(v, 1, AGENT_MAX_CHANNELS, &c->max_channels) != 0) {
+		bz_errf(err, el, "%s: max_channels must be a number from 1 "
+		    "to %d, got \"%s\"", path, AGENT_MAX_CHANNELS, v);
+		goto out;
+	}
 	c->login_max_age = AGENT_LOGIN_MAX_AGE_S;
 	if ((v = bz_config_get(cfg, "login_max_age")) != NULL &&
 	    (c->login_max_age = bz_parse_duration(v)) <= 0) {
@@ -292,11 +328,14 @@ load_config(const char *path, const char *enrol_token,
 		goto oom;
 	if (enrol_token != NULL && c->enrol_token == NULL)
 		goto oom;
-	/* identity_key and audit_log default to files beside the config */
+	/* identity_key, audit_log and children_file default to files
+	 * beside the config */
 	if ((key_path = path_opt(cfg, c->path, "identity_key",
 	    "agent_ed25519.key")) == NULL ||
 	    (c->audit_log = path_opt(cfg, c->path, "audit_log",
-	    "audit.jsonl")) == NULL)
+	    "audit.jsonl")) == NULL ||
+	    (c->children_file = path_opt(cfg, c->path, "children_file",
+	    "children.state")) == NULL)
 		goto oom;
 	if (bz_ed25519_load_or_create(key_path, c->pk, c->sk, err, el) != 0)
 		goto out;
@@ -367,7 +406,7 @@ main(int argc, char **argv)
 	struct agent_config cfg;
 	const char *config = NULL, *token = NULL;
 	char err[AGENT_ERRLEN];
-	int c, verbose = 0, sig_fd, rc;
+	int c, verbose = 0, sig_fd, watch_fd, rc;
 
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -412,6 +451,16 @@ main(int argc, char **argv)
 		curl_global_cleanup();
 		return 1;
 	}
+	/* before any thread: a watcher ends the channels' processes should
+	 * this process be killed */
+	if ((watch_fd = leftovers_watch(cfg.children_file, wipe_config,
+	    &cfg)) < 0) {
+		bz_error("cannot start the watcher process: %s",
+		    strerror(errno));
+		config_free(&cfg);
+		curl_global_cleanup();
+		return 1;
+	}
 	if ((sig_fd = setup_signals()) < 0) {
 		bz_error("cannot set up signals: %s", strerror(errno));
 		config_free(&cfg);
@@ -420,6 +469,7 @@ main(int argc, char **argv)
 	}
 	rc = agent_run(&cfg, sig_fd);
 	close(sig_fd);
+	close(watch_fd); /* the watcher finds nothing left, and exits */
 	config_free(&cfg);
 	/* no curl_global_cleanup: a JWKS fetch may still be finishing on
 	 * its thread (bz_jwks_cache_free does not wait for it) */

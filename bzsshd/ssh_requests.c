@@ -183,8 +183,8 @@ on_exec(ssh_session s, ssh_channel channel, const char *command, void *ud)
 	if (strlen(command) > BZ_WIRE_COMMAND_MAX) {
 		/* accepted, so that ssh shows why it ends */
 		ch->started = 1;
-		bz_chan_fail(ch, "command line over 128 KiB (Linux takes no "
-		    "longer argument)");
+		bz_chan_fail(ch, "command line over 256 KiB (as sshd, we take "
+		    "no longer one)");
 		return 0;
 	}
 	return start_request(ch, "exec", command);

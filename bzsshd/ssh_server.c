@@ -506,6 +506,19 @@ event_loop(struct bz_conn *c)
 			bz_debug("signal %d: ending", (int)got_signal);
 			break;
 		}
+		if (ssh_get_status(c->session) & SSH_CLOSED_ERROR) {
+			/* libssh gave up on ssh's side (e.g. a packet over
+			 * its 256 KiB): ssh must not wait for ever */
+			const char *e = ssh_get_error(c->session);
+
+			if (strstr(e, "SSH_MSG_DISCONNECT") == NULL)
+				fprintf(stderr, "bzsshd: the SSH connection "
+				    "failed: %s%s\n", e, strstr(e,
+				    "len too high") != NULL ? " (SSH packets, "
+				    "and so command lines, are at most "
+				    "256 KiB)" : "");
+			break;
+		}
 		if (!c->refused)
 			bz_conn_drain(c);
 		if (c->quit)

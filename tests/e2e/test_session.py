@@ -83,19 +83,29 @@ def test_exit_signal(sandbox):
 
 
 def test_long_command_line(sandbox):
-    # sshd takes it; so do we (one argument to the shell: < 128 KiB)
-    word = "x" * 100000
-    r = sandbox.ssh("web1", "echo %s | wc -c" % word, timeout=30)
-    assert r.returncode == 0, r.stderr[-500:]
-    assert r.stdout.strip() == b"100001"
+    # sshd takes what fits in one SSH packet (256 KiB); so do we, although
+    # Linux takes at most 128 KiB in one argument: 100 KB and 250 KB
+    # (ssh joins its arguments with spaces; each must fit in Linux's)
+    for words in ([100000], [100000, 100000, 49998]):
+        n = sum(words) + len(words) - 1
+        r = sandbox.ssh("web1", "echo", *["x" * w for w in words],
+                        "| wc -c; echo $0 $#", timeout=30)
+        assert r.returncode == 0, r.stderr[-500:]
+        out = r.stdout.split()
+        # as with -c: $0 the shell's name, no positional parameters
+        assert out[0] == b"%d" % (n + 1) and out[2] == b"0", r.stdout[:200]
+        assert out[1] in (b"bash", b"sh", b"dash"), out[1]
+    # and the audit log has the whole command
+    assert any(len(o.get("command", "")) > 250000
+               for o in sandbox.audit_events())
 
 
 def test_command_line_too_long_says_why(sandbox):
-    # ssh joins its arguments with spaces: 140 KB, over what Linux takes
-    # in one argument
-    r = sandbox.ssh("web1", "echo", "y" * 70000, "y" * 70000, timeout=30)
+    # ssh joins its arguments with spaces: 270,007 bytes, over 256 KiB
+    r = sandbox.ssh("web1", "echo", "y" * 90000, "y" * 90000, "y" * 90000,
+                    timeout=30)
     assert r.returncode == 255
-    assert b"128 KiB" in r.stderr, r.stderr[-500:]
+    assert b"256 KiB" in r.stderr, r.stderr[-500:]
 
 
 def test_every_byte_value_both_ways(sandbox):

@@ -2,7 +2,9 @@
  * test_agent_child.c: bzagent's child start-up (agent/child.c) as the
  * user running the test: SHELL -c COMMAND on pipes (stdout and stderr
  * apart, stdin through), on a pty of a given size, the login environment,
- * the login shell's argv[0], and a failure before exec reported back.
+ * the login shell's argv[0], a failure before exec reported back,
+ * commands longer than Linux takes in one argument, and a child that dies
+ * with its agent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +14,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -198,6 +202,88 @@ test_exec_failure_reported(void **state)
 	agent_request_free(&r);
 }
 
+/* A command of 300,000 bytes (over 128 KiB, Linux's most for one
+ * argument) runs whole, with $0 and no positional parameters, as -c. */
+static void
+test_long_command(void **state)
+{
+	struct agent_request r;
+	struct child_proc cp;
+	char err[256], out[4096], errb[4096], *cmd;
+	size_t n = 300000, pre;
+	int st;
+
+	assert_non_null(cmd = malloc(n + 1));
+	pre = (size_t)sprintf(cmd, "echo \"$0 $# ${__bz_cmd-unset}\"; "
+	    "x='");
+	memset(cmd + pre, 'y', n - pre);
+	memcpy(cmd + n - 32, "'; printf '%s' \"${#x}\"; exit 3  ", 32);
+	cmd[n] = '\0';
+	make_req(&r, cmd, 0);
+	free(cmd);
+	assert_int_equal(child_spawn(&r, &cp, err, sizeof(err)), 0);
+	close(cp.in_fd);
+	read_all(cp.out_fd, out, sizeof(out));
+	read_all(cp.err_fd, errb, sizeof(errb));
+	assert_string_equal(errb, "");
+	/* the quoted y's: n - pre - 32 of them */
+	snprintf(errb, sizeof(errb), "sh 0 unset\n%zu", n - pre - 32);
+	assert_string_equal(out, errb);
+	st = wait_status(cp.pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+	close(cp.out_fd);
+	close(cp.err_fd);
+	agent_request_free(&r);
+
+	/* a shell that may not read that script is refused by name */
+	make_req(&r, "true", 0);
+	free(r.command);
+	assert_non_null(r.command = calloc(1, 200000));
+	memset(r.command, ':', 199999);
+	free(r.shell);
+	r.shell = strdup("/usr/bin/fish");
+	assert_int_not_equal(child_spawn(&r, &cp, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "needs a POSIX shell"));
+	assert_non_null(strstr(err, "/usr/bin/fish"));
+	agent_request_free(&r);
+}
+
+/* The child gets SIGKILL when its agent dies: here a middle process plays
+ * the agent and exits; the command (a sleep) must not outlive it. */
+static void
+test_dies_with_agent(void **state)
+{
+	struct agent_request r;
+	struct child_proc cp;
+	char err[256];
+	int pfd[2], st, i;
+	pid_t mid, pid = 0;
+
+	assert_int_equal(pipe(pfd), 0);
+	/* we become the orphans' reaper, to see the sleep end */
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	if ((mid = fork()) == 0) {
+		make_req(&r, "exec sleep 60", 0);
+		if (child_spawn(&r, &cp, err, sizeof(err)) != 0)
+			_exit(1);
+		(void)!write(pfd[1], &cp.pid, sizeof(cp.pid));
+		_exit(0);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &pid, sizeof(pid)), sizeof(pid));
+	close(pfd[0]);
+	assert_int_equal(waitpid(mid, &st, 0), mid);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* reparented to us, and killed */
+	for (i = 0; i < 500 && waitpid(pid, &st, WNOHANG) == 0; i++)
+		usleep(10000);
+	assert_true(i < 500);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
 int
 main(void)
 {
@@ -207,6 +293,8 @@ main(void)
 		cmocka_unit_test(test_pty),
 		cmocka_unit_test(test_login_shell),
 		cmocka_unit_test(test_exec_failure_reported),
+		cmocka_unit_test(test_long_command),
+		cmocka_unit_test(test_dies_with_agent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
