@@ -502,6 +502,9 @@ void agent_audit_channel_end(struct bz_audit *au, uint32_t sid,
     uint32_t ch, const char *request_hash, pid_t pid, int wstatus,
     uint64_t bytes_in, uint64_t bytes_out);
 /* Sealed data of session sid (s, if known) did not open on channel ch. */
+/* A forward's connect failed (after its "run" line). */
+void agent_audit_forward_failed(struct bz_audit *au, uint32_t sid,
+    uint32_t ch, const char *request_hash, const char *reason);
 /* n processes of a previous run's channel (session of pid) ended. */
 void agent_audit_leftovers(struct bz_audit *au, pid_t pid, int n);
 void agent_audit_integrity(struct bz_audit *au, uint32_t sid, uint32_t ch,

@@ -10,7 +10,9 @@
  * Events: "session" (a SYN accepted or refused), "request" (exec, shell,
  * subsystem or forward: run, refused, denied by bzproxy, failed to
  * start), "channel_end" (exit status or signal, bytes), "integrity"
- * (sealed data that did not open: the session ended), "leftovers_ended"
+ * (sealed data that did not open, or an unsigned request: refused),
+ * "forward_failed" (a forward's connect failed after its "run" line),
+ * "leftovers_ended"
  * (processes a killed agent left, ended at start). A request whose
  * "run" line cannot be written is not run.
  */
@@ -148,6 +150,15 @@ agent_audit_channel_end(struct bz_audit *au, uint32_t sid, uint32_t ch,
 		o = NULL;
 	}
 	(void)write_event(au, "channel_end", o);
+}
+
+void
+agent_audit_forward_failed(struct bz_audit *au, uint32_t sid, uint32_t ch,
+    const char *request_hash, const char *reason)
+{
+	(void)write_event(au, "forward_failed", json_pack("{s:I, s:I, s:s, "
+	    "s:s}", "sid", (json_int_t)sid, "ch", (json_int_t)ch,
+	    "request_hash", request_hash, "reason", reason));
 }
 
 void

@@ -65,7 +65,8 @@ set_server_addr(struct agent *a, struct agent_request *req)
 /* A verified forward: connect on a worker thread (take_forwards ends
  * it). */
 static void
-start_forward(struct agent *a, const struct agent_request *req)
+start_forward(struct agent *a, const struct envelope *e,
+    const struct agent_session *s, const struct agent_request *req)
 {
 	int r = fwd_pool_start(a->fwd, req->sid, req->ch, req->fwd_host,
 	    req->fwd_port, req->request_hash);
@@ -75,6 +76,7 @@ start_forward(struct agent *a, const struct agent_request *req)
 		    "connections being opened on this agent" : "out of memory";
 
 		agent_log_request(req, 0, why);
+		(void)agent_audit_request(a->audit, e, s, req, "failed", why);
 		agent_send_failed(a->link, req->sid, req->ch, why);
 		return;
 	}
@@ -98,6 +100,8 @@ dispatch_forwards(struct agent *a)
 		if (res.fd < 0) {
 			bz_warn("channel %u/%u: %s", res.sid, res.ch,
 			    res.reason);
+			agent_audit_forward_failed(a->audit, res.sid, res.ch,
+			    res.request_hash, res.reason);
 			agent_send_failed(a->link, res.sid, res.ch, res.reason);
 			continue;
 		}
@@ -287,7 +291,7 @@ run_request(struct agent *a, const struct verify_ctx *v,
 		goto out;
 	}
 	if (req.kind == REQ_FORWARD) {
-		start_forward(a, &req);
+		start_forward(a, e, s, &req);
 		goto out;
 	}
 	if (set_server_addr(a, &req) != 0 ||
@@ -432,6 +436,9 @@ on_unsigned_control(struct agent *a, const struct bz_frame *f)
 		/* never run anything bzproxy did not sign */
 		bz_warn("channel %u/%u: unsigned %.32s request refused",
 		    f->session_id, f->channel_id, t);
+		agent_audit_integrity(a->audit, f->session_id, f->channel_id,
+		    sessions_find(a->sessions, f->session_id),
+		    "a request not signed by bzproxy: refused");
 		agent_send_failed(a->link, f->session_id, f->channel_id,
 		    "request is not signed by bzproxy");
 	} else

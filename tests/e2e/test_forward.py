@@ -6,6 +6,7 @@
 # ssh -R (refused, audited). The "target" services are servers this test
 # process starts on 127.0.0.1 (the agents run on this machine).
 import hashlib
+import json
 import http.server
 import os
 import random
@@ -514,6 +515,14 @@ def test_stdio_forward_closed_port(sandbox):
     evs = wait_audit(sandbox, since, lambda e: e.get("event") == "channel"
                      and e.get("forward") == "127.0.0.1:%d" % port)
     assert evs and evs[0].get("decision") == "allow", evs
+    # and the target's own log says the connect failed, for that request
+    path = os.path.join(os.path.dirname(sandbox.agent_web1_config),
+                        "audit.jsonl")
+    with open(path) as f:
+        failed = [o for o in map(json.loads, f)
+                  if o.get("event") == "forward_failed"
+                  and o.get("request_hash") == evs[0].get("request_hash")]
+    assert len(failed) == 1 and "refused" in failed[0]["reason"], failed
 
 
 def test_remote_forward_refused(sandbox):
