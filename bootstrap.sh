@@ -26,6 +26,7 @@ packages=(
 	openssh-client openssh-server openssh-sftp-server openssl curl procps
 	passwd git
 	python3 python3-pytest python3-cryptography python3-yaml
+	ansible-core sudo
 )
 
 missing=()
