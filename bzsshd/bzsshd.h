@@ -160,6 +160,17 @@ int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
+
+/* ssh_config_file.c: our block between marker lines in an ssh config. */
+/* old with block (no trailing markers: begin and end are lines of their
+ * own) in place of the lines from begin to end, or first when old has
+ * none; *out malloc'ed. BZ_ERR_FORMAT: begin without end. */
+int bz_ssh_config_merge(const char *old, const char *begin, const char *end,
+    const char *block, char **out);
+/* The same on the file path (created 0600, its mode kept otherwise;
+ * written only when it changes). 0, or BZ_ERR_* with err. */
+int bz_ssh_config_install(const char *path, const char *begin,
+    const char *end, const char *block, char *err, size_t errlen);
 int bz_cmd_forget_target(const struct bzsshd_opts *o, int argc, char **argv);
 
 /* ---- oidc.c ---- */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -152,18 +153,48 @@ static int
 ssh_config_usage(void)
 {
 	fprintf(stderr, "usage: bzsshd ssh-config [--user NAME] "
-	    "[--domain DOMAIN] [--self PATH]\n");
+	    "[--domain DOMAIN] [--self PATH] [--install [--file PATH]]\n");
 	return 2;
+}
+
+/* ~/.ssh/config, with ~/.ssh made (0700) when missing. NULL with err. */
+static char *
+ssh_config_path(char *err, size_t errlen)
+{
+	const char *home = getenv("HOME");
+	char *dir = NULL, *path = NULL;
+
+	if (home == NULL || home[0] != '/') {
+		bz_errf(err, errlen, "HOME is not set: use --file PATH");
+		return NULL;
+	}
+	if (asprintf(&dir, "%s/.ssh", home) < 0 ||
+	    asprintf(&path, "%s/.ssh/config", home) < 0) {
+		free(dir);
+		bz_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		bz_errf(err, errlen, "%s: %s", dir, strerror(errno));
+		free(path);
+		path = NULL;
+	}
+	free(dir);
+	return path;
 }
 
 int
 bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 {
 	char err[BZSSHD_ERRLEN], self[PATH_MAX], user[80] = "", all[512] = "";
-	const char *selfpath = NULL, *given_user = NULL, *domain = "bz";
-	char *dir = NULL;
+	const char *selfpath = NULL, *given_user = NULL, *domain = "bz",
+	    *file = NULL;
+	char *dir = NULL, *block = NULL, *home_file = NULL, begin[320],
+	    end[320];
+	size_t blocklen = 0;
 	ssize_t n;
-	int i, rc = 1;
+	FILE *out = NULL;
+	int i, rc = 1, install = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--self") == 0 && i + 1 < argc)
@@ -172,9 +203,15 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 			given_user = argv[++i];
 		else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
 			domain = argv[++i];
+		else if (strcmp(argv[i], "--install") == 0)
+			install = 1;
+		else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
+			file = argv[++i];
 		else
 			return ssh_config_usage();
 	}
+	if (file != NULL && !install)
+		return ssh_config_usage();
 	if ((given_user != NULL && !plain_name(given_user, 32)) ||
 	    !plain_name(domain, 253)) {
 		fprintf(stderr, "bzsshd: --user and --domain take plain names\n");
@@ -204,28 +241,68 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 		    strerror(errno));
 		goto out;
 	}
-	printf("# Written by `bzsshd ssh-config`: paste into ~/.ssh/config.\n"
+	if ((out = open_memstream(&block, &blocklen)) == NULL) {
+		fprintf(stderr, "bzsshd: out of memory\n");
+		goto out;
+	}
+	fprintf(out, "# Written by `bzsshd ssh-config`%s.\n"
 	    "# Targets are reached as NAME.%s (ssh web1.%s); to use\n"
 	    "# bare names add them to the Host line (Host *.%s web1 db1).\n"
 	    "# %%h is passed to bzproxy as the target name.\n"
 	    "# Host keys: every connection ends at this bzsshd, whose key\n"
 	    "# is pinned in known_hosts under the alias \"bzsshd\".\n",
-	    domain, domain, domain);
+	    install ? " --install: run it again to update this block" :
+	    ": paste into ~/.ssh/config, or use --install", domain, domain,
+	    domain);
 	if (user[0] == '\0' && all[0] != '\0')
-		printf("# The policies name several unix users for you (%s):\n"
+		fprintf(out, "# The policies name several unix users for you (%s):\n"
 		    "# pick one with --user, or give it as ssh USER@HOST.\n",
 		    all);
-	printf("Host *.%s\n", domain);
+	fprintf(out, "Host *.%s\n", domain);
 	if (user[0] != '\0')
-		printf("    User %s\n", user);
-	printf("    ProxyCommand %s%s%s --stdio %%r@%%h:%%p\n"
+		fprintf(out, "    User %s\n", user);
+	fprintf(out, "    ProxyCommand %s%s%s --stdio %%r@%%h:%%p\n"
 	    "    UserKnownHostsFile %s/known_hosts\n"
 	    "    HostKeyAlias bzsshd\n"
 	    "    StrictHostKeyChecking yes\n",
 	    selfpath, o->config_dir_given ? " --config-dir " : "",
 	    o->config_dir_given ? dir : "", dir);
+	if (fclose(out) != 0) {
+		out = NULL;
+		fprintf(stderr, "bzsshd: out of memory\n");
+		goto out;
+	}
+	out = NULL;
+	if (!install) {
+		fputs(block, stdout);
+		rc = 0;
+		goto out;
+	}
+	if (file == NULL) {
+		if ((file = home_file = ssh_config_path(err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "bzsshd: %s\n", err);
+			goto out;
+		}
+	}
+	/* one block per domain: --domain corp and --domain bz may coexist */
+	snprintf(begin, sizeof(begin), "# >>> bzsshd ssh-config --domain %s "
+	    ">>>", domain);
+	snprintf(end, sizeof(end), "# <<< bzsshd ssh-config --domain %s "
+	    "<<<", domain);
+	if (bz_ssh_config_install(file, begin, end, block, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "bzsshd: %s\n", err);
+		goto out;
+	}
+	printf("%s: Host *.%s block installed (ssh NAME.%s)\n", file, domain,
+	    domain);
 	rc = 0;
  out:
+	if (out != NULL)
+		fclose(out);
+	free(block);
+	free(home_file);
 	free(dir);
 	return rc;
 }

@@ -102,12 +102,23 @@ class Fleet:
         self.play = os.path.join(workdir, "play")
         shutil.copytree(EXAMPLE, self.play, ignore=shutil.ignore_patterns(
             "blob.bin", "fetched"))
+        # as a user sets up: `bzsshd ssh-config --install`, into a config
+        # that has a Host * of its own; twice changes nothing more
         self.ssh_config = os.path.join(workdir, "ssh_config")
-        r = run([sandbox.bzsshd, "--config-dir", sandbox.client_dir,
-                 "ssh-config", "--domain", "bz"], timeout=30)
-        assert r.returncode == 0, r.stdout
         with open(self.ssh_config, "w") as f:
-            f.write(r.stdout)
+            f.write("Host *\n    ServerAliveInterval 30\n")
+        texts = []
+        for _ in range(2):
+            r = run([sandbox.bzsshd, "--config-dir", sandbox.client_dir,
+                     "ssh-config", "--domain", "bz", "--install", "--file",
+                     self.ssh_config], timeout=30)
+            assert r.returncode == 0, r.stdout
+            with open(self.ssh_config) as f:
+                texts.append(f.read())
+        assert texts[0] == texts[1]
+        assert texts[0].startswith("# >>> bzsshd ssh-config --domain bz")
+        assert texts[0].count("Host *.bz") == 1
+        assert texts[0].endswith("Host *\n    ServerAliveInterval 30\n")
         with open(os.path.join(self.play, "ansible.cfg")) as f:
             cfg = f.read()
         assert "-F ~/.ssh/config" in cfg
