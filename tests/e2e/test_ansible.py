@@ -117,7 +117,7 @@ class Fleet:
                 texts.append(f.read())
         assert texts[0] == texts[1]
         assert texts[0].startswith("# >>> bzsshd ssh-config --domain bz")
-        assert texts[0].count("Host *.bz") == 1
+        assert texts[0].count("\nHost *.bz\n") == 1
         assert texts[0].endswith("Host *\n    ServerAliveInterval 30\n")
         with open(os.path.join(self.play, "ansible.cfg")) as f:
             cfg = f.read()
