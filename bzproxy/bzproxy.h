@@ -4,7 +4,7 @@
  *   admin_cmd.c    offline commands: user, agent, key, audit verify,
  *                  policy reload
  *   config.c       the YAML config file
- *   store.c        SQLite state: users (TOTP), agents, sessions
+ *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
  *   server.c       the lws context, signals, routing by path, reassembly
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
@@ -12,6 +12,7 @@
  *   client_request.c a channel's signed request: action, policy, audit
  *   client_chain.c the client's signed messages (SYN, requests) in our
  *                  signed envelope toward the agent; its SYNACK back
+ *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
  *   audit_ev.c     audit events with the common fields
@@ -135,6 +136,14 @@ int bzp_store_session_set_mfa(struct bzp_store *s, const uint8_t hash[32],
 /* Delete sessions that expired before now. */
 int bzp_store_session_purge(struct bzp_store *s, time_t now);
 void bzp_session_rec_clear(struct bzp_session_rec *r);
+/*
+ * Reserve n session ids (1..BZP_SID_BLOCK_MAX) never handed out before,
+ * across restarts and crashes: *first..*first+n-1, never 0 (after 2^32-1
+ * they start over at 1). Committed durably before it returns. 0 or an
+ * error.
+ */
+#define BZP_SID_BLOCK_MAX 65536
+int bzp_store_sid_block(struct bzp_store *s, uint32_t n, uint32_t *first);
 /* SQLite's last message, for logs (never contains bound values). */
 const char *bzp_store_errmsg(struct bzp_store *s);
 
@@ -191,7 +200,8 @@ struct bzp_server {
 	struct lws_context *ctx;
 	struct bzp_conn *conns;     /* every live websocket */
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
-	uint32_t next_sid;
+	uint32_t next_sid;          /* sids.c: the reserved block's next */
+	uint32_t sid_left;          /* ... and how many of it are left */
 	int stop;
 	lws_sorted_usec_list_t checkpoint_timer;
 	uint64_t checkpoint_seq;    /* lines the last checkpoint vouches for */
@@ -432,6 +442,11 @@ int bzp_label_value_ok(const char *s, size_t max);
  */
 int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
     size_t *n);
+
+/* ---- sids.c ---- */
+/* A session id never used before (docs/audit.md), not 0; 0 when the
+ * store cannot reserve more (logged): refuse the session. */
+uint32_t bzp_sid_new(struct bzp_server *s);
 
 /* ---- audit_ev.c ---- */
 /* Append one event; fields is stolen. Logs and returns <0 on failure. */

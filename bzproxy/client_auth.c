@@ -370,24 +370,6 @@ hello_refused(struct bzp_client *cl, const char *rule, const char *reason)
 	bzp_conn_fail(cl->conn, reason);
 }
 
-/* A session id unique among live client links (0 is never used). */
-static uint32_t
-new_sid(struct bzp_server *s)
-{
-	struct bzp_conn *c;
-	uint32_t sid;
-	int clash;
-
-	do {
-		if ((sid = s->next_sid++) == 0)
-			sid = s->next_sid++;
-		clash = 0;
-		for (c = s->conns; c != NULL && !clash; c = c->next)
-			clash = c->client != NULL && c->client->sid == sid;
-	} while (clash);
-	return sid;
-}
-
 /* Everything checked: join the agent and pass it the client's SYN with
  * our countersignature; hello_ok waits for its SYNACK. */
 static void
@@ -404,7 +386,10 @@ session_ready(struct bzp_client *cl)
 		hello_refused(cl, cl->rule, why);
 		return;
 	}
-	cl->sid = new_sid(s);
+	if ((cl->sid = bzp_sid_new(s)) == 0) {
+		hello_refused(cl, cl->rule, "bzproxy cannot store its state");
+		return;
+	}
 	bzp_agent_attach(a, cl);
 	v.rule = cl->rule;
 	if (bzp_send_envelope(cl, 0, &cl->syn, &v) != 0) {

@@ -473,7 +473,6 @@ bzp_serve(const struct bzp_config *cfg)
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
-	s.next_sid = 1;
 	/* Signals first: SIGTERM during the JWKS wait still stops us. */
 	install_signals();
 	if (load_policies(cfg->policies, &s.policy) != 0) {
