@@ -5,13 +5,16 @@
  *                  policy reload
  *   config.c       the YAML config file
  *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
- *   server.c       the lws context, signals, routing by path, reassembly
+ *   server.c       the lws context, signals, routing by path, reassembly,
+ *                  stopping
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels and frames, relay
  *   client_request.c a channel's signed request: action, policy, audit
  *   client_chain.c the client's signed messages (SYN, requests) in our
  *                  signed envelope toward the agent; its SYNACK back
+ *   client_end.c   how channels and sessions end on the audit record
+ *                  (agent's exit, target gone, client gone, bzproxy stops)
  *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
@@ -199,7 +202,10 @@ struct bzp_server {
 	char *pk_b64;
 	struct lws_context *ctx;
 	struct bzp_conn *conns;     /* every live websocket */
+	size_t nconns;
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
+	lws_sorted_usec_list_t stop_timer;
+	int stop_expired;           /* the peers had their time to close */
 	uint32_t next_sid;          /* sids.c: the reserved block's next */
 	uint32_t sid_left;          /* ... and how many of it are left */
 	int stop;
@@ -290,6 +296,7 @@ struct bzp_chan {
 	int running;          /* signed request sent to the agent */
 	int client_closed;
 	int agent_closed;
+	int ended;            /* its channel_close/_failed is written */
 	enum bz_action action;
 	char rule[128];
 };
@@ -304,6 +311,8 @@ struct bzp_signed {
 
 /* What bzproxy countersigns about a client's message. */
 #define BZP_NO_LOGIN "no valid login: run bzsshd login"
+/* what users read, and the audit log records, when bzproxy stops */
+#define BZP_STOPPING "bzproxy is shutting down"
 /* what a user reads when we cannot make the record of what they ask */
 #define BZP_NO_AUDIT "bzproxy cannot write its audit log: ask its " \
 	"operators (nothing runs unrecorded)"
@@ -344,6 +353,8 @@ struct bzp_client {
 	size_t nchans;
 	int agent_held;         /* our queue paused the agent */
 	int held_by_agent;      /* the agent's queue paused us */
+	int opened;             /* its session_open (allow) is written */
+	int ended;              /* ... and its session_close */
 };
 
 /* New client state on a /v1/client connection. */
@@ -400,8 +411,21 @@ int bzp_synack_check(struct bzp_client *cl, const struct bz_frame *f,
 /* client_auth.c: the agent answered the SYN on channel 0 (SYNACK or
  * failed): hello_ok or a refusal. */
 void bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f);
-/* The agent went away: fail the open channels and close. */
+/* client_end.c (docs/audit.md, "How sessions and channels end") */
+/* The agent's exit / failed control for running channel ch: its
+ * channel_close / channel_failed record (before it is relayed). */
+void bzp_chan_end_from_agent(struct bzp_client *cl, struct bzp_chan *ch,
+    const struct bz_frame *f);
+/* The session's session_close (once, and only for one that opened), with
+ * why when bzproxy ended it (NULL: the client did). */
+void bzp_client_session_end(struct bzp_client *cl, const char *why);
+/* The agent went away: running channels and the session end on the
+ * record with reason, which the client is told; the link closes. */
 void bzp_client_agent_gone(struct bzp_client *cl, const char *reason);
+/* bzproxy stops: the same, and the agent is told session_closed. */
+void bzp_client_stop(struct bzp_client *cl, const char *reason);
+/* The link is gone (bzp_client_free): what still ran ends on the record. */
+void bzp_client_gone(struct bzp_client *cl);
 /* Our queue drained below BZP_QUEUE_LOW: let the agent go on. */
 void bzp_client_drained(struct bzp_client *cl);
 /* The connection is gone: tell the agent, free everything. */

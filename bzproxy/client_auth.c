@@ -435,6 +435,7 @@ bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f)
 		bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
 		goto out;
 	}
+	cl->opened = 1;
 	if ((ans = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello_ok", "user",
 	    cl->user, "target", cl->target, "synack", synack)) == NULL ||
 	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {

@@ -303,26 +303,6 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 }
 
 void
-bzp_client_agent_gone(struct bzp_client *cl, const char *reason)
-{
-	struct bzp_chan *ch;
-
-	for (ch = cl->chans; ch != NULL; ch = ch->next) {
-		if (!ch->running || ch->agent_closed)
-			continue;
-		bzp_chan_refuse(cl, ch->id, "failed", reason);
-		(void)bzp_conn_send(cl->conn, BZ_FRAME_CLOSE, 0, 0, ch->id,
-		    NULL, 0);
-		ch->agent_closed = 1;
-	}
-	cl->agent = NULL;
-	cl->agent_held = 0;      /* that pause died with the agent */
-	bzp_conn_release(cl->conn, &cl->held_by_agent);
-	cl->state = BZP_CL_DONE;
-	bzp_conn_fail(cl->conn, reason);
-}
-
-void
 bzp_client_drained(struct bzp_client *cl)
 {
 	if (cl->agent != NULL)
@@ -346,10 +326,7 @@ bzp_client_free(struct bzp_client *cl)
 		bzp_conn_release(cl->agent->conn, &cl->agent_held);
 		bzp_agent_detach(cl->agent, cl);
 	}
-	if (cl->sid != 0) {
-		bzp_audit(s, "session_close", bzp_audit_client(cl));
-		bz_info("%s: session %u closed", cl->conn->peer, cl->sid);
-	}
+	bzp_client_gone(cl);
 	while ((ch = cl->chans) != NULL) {
 		cl->chans = ch->next;
 		free(ch);
@@ -378,6 +355,8 @@ bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,
 
 	if (ch == NULL || !ch->running || ch->agent_closed)
 		return; /* late frames for a channel already finished */
+	if (f->type == BZ_FRAME_CONTROL)
+		bzp_chan_end_from_agent(cl, ch, f); /* audited first */
 	if (f->type == BZ_FRAME_CLOSE)
 		ch->agent_closed = 1;
 	if (bzp_conn_relay(cl->conn, msg, 0) == 0 && cl->agent != NULL)

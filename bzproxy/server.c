@@ -47,6 +47,9 @@
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
 #define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
+/* SIGTERM: how long the peers have to read why their links end (bzsshd
+ * closes at once; a peer that does not is cut then) */
+#define STOP_GRACE_S 3
 
 /* Signals: the only globals besides the configuration. */
 static volatile sig_atomic_t sig_stop, sig_hup;
@@ -123,6 +126,44 @@ reload_policies(struct bzp_server *s)
 	    (json_int_t)bz_policy_rule_count(set)));
 }
 
+/* ---- stopping ---- */
+
+static void
+on_stop_grace(lws_sorted_usec_list_t *sul)
+{
+	struct bzp_server *s = lws_container_of(sul, struct bzp_server,
+	    stop_timer);
+
+	s->stop_expired = 1;
+}
+
+/*
+ * SIGTERM/SIGINT: refuse new links, end every session and channel on
+ * the record (docs/audit.md) and tell its user why, close the agents'
+ * links, then let the peers read it for up to STOP_GRACE_S. The final
+ * checkpoint comes after (bzp_serve).
+ */
+static void
+begin_stop(struct bzp_server *s)
+{
+	struct bzp_conn *c;
+
+	if (s->stop)
+		return;
+	s->stop = 1;
+	bz_info("stopping: ending %zu link(s)", s->nconns);
+	/* clients first: their agents hear session_closed before the link
+	 * to them closes */
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->client != NULL)
+			bzp_client_stop(c->client, BZP_STOPPING);
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->client == NULL)
+			bzp_conn_close(c, "%s", BZP_STOPPING);
+	lws_sul_schedule(s->ctx, 0, &s->stop_timer, on_stop_grace,
+	    (lws_usec_t)STOP_GRACE_S * LWS_US_PER_SEC);
+}
+
 /* EVENT_WAIT_CANCELLED: a signal arrived or a JWKS fetch ended. */
 static void
 on_wake(struct bzp_server *s)
@@ -131,7 +172,7 @@ on_wake(struct bzp_server *s)
 	uint64_t fetches;
 
 	if (sig_stop)
-		s->stop = 1;
+		begin_stop(s);
 	if (sig_hup) {
 		sig_hup = 0;
 		reload_policies(s);
@@ -237,6 +278,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	p->c = c;
 	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
@@ -266,6 +308,7 @@ on_closed(struct bzp_server *s, struct pss *p)
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	s->nconns--;
 	bzp_conn_free(c);
 }
 
@@ -526,10 +569,17 @@ bzp_serve(const struct bzp_config *cfg)
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
 	bzp_checkpoint_start(&s);
-	while (!s.stop && !sig_stop)
+	for (;;) {
+		if (sig_stop)
+			begin_stop(&s); /* a signal before sig_ctx was set */
+		if (s.stop && (s.conns == NULL || s.stop_expired))
+			break;
 		if (lws_service(s.ctx, 0) < 0)
 			break;
-	bz_info("stopping");
+	}
+	if (s.conns != NULL)
+		bz_info("stopping: cutting %zu link(s) that did not close",
+		    s.nconns);
 	rc = 0;
  out:
 	s.stop = 1;
