@@ -15,6 +15,8 @@
  *                  signed envelope toward the agent; its SYNACK back
  *   client_end.c   how channels and sessions end on the audit record
  *                  (agent's exit, target gone, client gone, bzproxy stops)
+ *   limits.c       the limits of the config (links, sessions per user,
+ *                  channels per session, command bytes)
  *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
@@ -54,8 +56,27 @@
 #define BZP_DEFAULT_SESSION_TTL (12 * 3600)
 #define BZP_DEFAULT_CHECKPOINT_INTERVAL 60
 
+/* limits: in the config (docs/commands.md): defaults and ceilings */
+#define BZP_DEFAULT_MAX_LINKS 4096
+#define BZP_MAX_LINKS_MAX 1048576
+#define BZP_DEFAULT_SESSIONS_PER_USER 2048
+#define BZP_SESSIONS_PER_USER_MAX 1048576
+#define BZP_DEFAULT_CHANNELS_PER_SESSION 256
+#define BZP_CHANNELS_PER_SESSION_MAX 4096
+#define BZP_DEFAULT_COMMAND_BYTES BZ_WIRE_COMMAND_MAX
+#define BZP_LIMIT_LINKS "limits.max_links"
+#define BZP_LIMIT_SESSIONS "limits.sessions_per_user"
+#define BZP_LIMIT_CHANNELS "limits.channels_per_session"
+#define BZP_LIMIT_COMMAND "limits.command_bytes"
+
 /* ---- config.c ---- */
 struct bz_config;
+struct bzp_limits {
+	long max_links;            /* wss links (agents + clients) at once */
+	long sessions_per_user;    /* client sessions per IdP user at once */
+	long channels_per_session; /* open channels per SSH connection */
+	long command_bytes;        /* longest exec command line */
+};
 struct bzp_config {
 	struct bz_config *raw;
 	char *listen_host;      /* "127.0.0.1" */
@@ -71,6 +92,7 @@ struct bzp_config {
 	const char *groups_claim;
 	char *oidc_ca_file;     /* NULL: system store */
 	long session_ttl;       /* seconds */
+	struct bzp_limits limits;
 };
 int bzp_config_load(const char *path, struct bzp_config *c, char *err,
     size_t errlen);
@@ -203,6 +225,8 @@ struct bzp_server {
 	struct lws_context *ctx;
 	struct bzp_conn *conns;     /* every live websocket */
 	size_t nconns;
+	time_t links_refused_at;    /* limits.c: the last link_refused record */
+	unsigned long links_refused; /* ... and those refused since */
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
 	lws_sorted_usec_list_t stop_timer;
 	int stop_expired;           /* the peers had their time to close */
@@ -466,6 +490,22 @@ int bzp_label_value_ok(const char *s, size_t max);
  */
 int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
     size_t *n);
+
+/* ---- limits.c ---- */
+/* Each: 0, or -1 with a reason for the user naming the limit's key. */
+/* A new session of cl's user (cl not counted). */
+int bzp_limit_sessions(const struct bzp_client *cl, char *why, size_t wl);
+/* A new channel on cl. */
+int bzp_limit_channels(const struct bzp_client *cl, char *why, size_t wl);
+/* An exec command line of len bytes. */
+int bzp_limit_command(const struct bzp_server *s, size_t len, char *why,
+    size_t wl);
+/* A new link from peer, at the handshake; a refusal is logged and
+ * audited here (at most once a second, with a count). */
+int bzp_limit_links(struct bzp_server *s, const char *peer, char *why,
+    size_t wl);
+/* At shutdown: audit the refused links not recorded yet. */
+void bzp_limit_links_flush(struct bzp_server *s);
 
 /* ---- sids.c ---- */
 /* A session id never used before (docs/audit.md), not 0; 0 when the

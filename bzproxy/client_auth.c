@@ -370,6 +370,25 @@ hello_refused(struct bzp_client *cl, const char *rule, const char *reason)
 	bzp_conn_fail(cl->conn, reason);
 }
 
+/* Refused (and audited, naming the limit) when the user already has
+ * limits.sessions_per_user sessions: 1, else 0. */
+static int
+over_session_limit(struct bzp_client *cl, const char *rule)
+{
+	char why[BZP_ERRLEN];
+	json_t *ev;
+
+	if (bzp_limit_sessions(cl, why, sizeof(why)) == 0)
+		return 0;
+	if ((ev = bzp_audit_decision(bzp_audit_client(cl), "connect", 0, rule,
+	    why)) != NULL)
+		json_object_set_new(ev, "limit", json_string(BZP_LIMIT_SESSIONS));
+	bzp_audit(cl->conn->srv, "session_open", ev);
+	cl->state = BZP_CL_DONE;
+	bzp_conn_fail(cl->conn, why);
+	return 1;
+}
+
 /* Everything checked: join the agent and pass it the client's SYN with
  * our countersignature; hello_ok waits for its SYNACK. */
 static void
@@ -386,6 +405,8 @@ session_ready(struct bzp_client *cl)
 		hello_refused(cl, cl->rule, why);
 		return;
 	}
+	if (over_session_limit(cl, cl->rule))
+		return;
 	if ((cl->sid = bzp_sid_new(s)) == 0) {
 		hello_refused(cl, cl->rule, "bzproxy cannot store its state");
 		return;
@@ -654,6 +675,9 @@ do_hello(struct bzp_client *cl, const json_t *req)
 		hello_refused(cl, d.rule, why);
 		goto out;
 	}
+	/* before asking for a code too */
+	if (over_session_limit(cl, d.rule))
+		goto out;
 	cl->mfa_max_age = d.mfa_max_age;
 	cl->mfa_at = rec.mfa_at;
 	if (d.mfa_max_age > 0 && (int64_t)now - rec.mfa_at > d.mfa_max_age) {

@@ -17,8 +17,8 @@
 #include "log.h"
 #include "util.h"
 
-#define CHANNELS_MAX 256          /* open channels per SSH connection */
 #define NOTE_MAX 200
+#define KIND_MAX 32
 
 struct bzp_client *
 bzp_client_new(struct bzp_conn *c)
@@ -101,6 +101,27 @@ bzp_chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
 	json_decref(o);
 }
 
+/* A channel open we refuse: the client is told why, the audit log has
+ * it (limit: the config key of the limit it is over, or NULL). */
+static void
+refuse_open(struct bzp_client *cl, uint32_t id, const char *kind,
+    const char *t, const char *why, const char *limit)
+{
+	json_t *ev;
+
+	if ((ev = bzp_audit_client(cl)) != NULL) {
+		json_object_set_new(ev, "ch", json_integer(id));
+		json_object_set_new(ev, "request", json_string("open"));
+		if (kind != NULL && strlen(kind) <= KIND_MAX)
+			json_object_set_new(ev, "kind", json_string(kind));
+		if (limit != NULL)
+			json_object_set_new(ev, "limit", json_string(limit));
+	}
+	bzp_audit(cl->conn->srv, "request_refused", bzp_audit_decision(ev,
+	    "open", 0, "", why));
+	bzp_chan_refuse(cl, id, t, why);
+}
+
 /* Something bzsshd refused on its own (agent or X11 forwarding, -R, ...):
  * it only tells us so that the audit log has it. */
 static void
@@ -137,7 +158,7 @@ static void
 on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
     const struct bz_frame *f, struct bzp_out **msg)
 {
-	char err[BZP_ERRLEN];
+	char err[BZP_ERRLEN], why[BZP_ERRLEN];
 	const char *t, *kind;
 	json_t *o;
 
@@ -156,14 +177,16 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 		if (ch != NULL)
 			bzp_conn_close(cl->conn, "protocol violation: channel "
 			    "%u opened twice", id);
-		else if (cl->nchans >= CHANNELS_MAX)
-			bzp_chan_refuse(cl, id, "denied", "too many channels");
+		else if (bzp_limit_channels(cl, why, sizeof(why)) != 0)
+			refuse_open(cl, id, kind, "denied", why,
+			    BZP_LIMIT_CHANNELS);
 		else if (!fwd && (kind == NULL ||
 		    strcmp(kind, "session") != 0))
-			bzp_chan_refuse(cl, id, "denied", "unknown channel "
-			    "kind");
+			refuse_open(cl, id, kind, "denied", "unknown channel "
+			    "kind", NULL);
 		else if ((ch = calloc(1, sizeof(*ch))) == NULL)
-			bzp_chan_refuse(cl, id, "failed", "out of memory");
+			refuse_open(cl, id, kind, "failed", "out of memory",
+			    NULL);
 		else {
 			ch->id = id;
 			ch->forward = fwd;

@@ -160,6 +160,7 @@ begin_stop(struct bzp_server *s)
 	for (c = s->conns; c != NULL; c = c->next)
 		if (c->client == NULL)
 			bzp_conn_close(c, "%s", BZP_STOPPING);
+	bzp_limit_links_flush(s);
 	lws_sul_schedule(s->ctx, 0, &s->stop_timer, on_stop_grace,
 	    (lws_usec_t)STOP_GRACE_S * LWS_US_PER_SEC);
 }
@@ -223,14 +224,29 @@ start_jwks(struct bzp_server *s, char *err, size_t errlen)
 
 /* ---- connections ---- */
 
-/* During the handshake: route by path; refuse anything else. */
+/* An HTTP error for a handshake we refuse, with why in its body. */
 static int
-on_filter(struct lws *wsi, struct pss *p)
+refuse_handshake(struct lws *wsi, unsigned status, const char *why)
 {
-	char uri[64], proto[128], peer[64];
+	(void)lws_return_http_status(wsi, status, why);
+	return -1;
+}
+
+/* During the handshake: route by path; refuse anything else, and any
+ * link over limits.max_links. */
+static int
+on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
+{
+	char uri[64], proto[128], peer[64], why[BZP_ERRLEN];
 
 	peer[0] = '\0';
 	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	if (s->stop)
+		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    BZP_STOPPING);
+	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0)
+		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    why);
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
 		uri[0] = '\0';
 	if (strcmp(uri, "/v1/client") == 0)
@@ -404,7 +420,7 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 		return -1;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return p == NULL ? -1 : on_filter(wsi, p);
+		return p == NULL ? -1 : on_filter(s, wsi, p);
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi, p);
 	case LWS_CALLBACK_RECEIVE:
