@@ -1,7 +1,8 @@
 /*
  * store.c: bzproxy's state in SQLite: users (TOTP seed and acceptance
  * state), agents (labels, enrolment token hash, pinned key) and sessions
- * (by the SHA-256 of their token). Only prepared statements with bound
+ * (by the SHA-256 of their token), and the session ids handed out (in
+ * blocks: docs/audit.md). Only prepared statements with bound
  * values; the file is created 0600 before SQLite opens it (its -wal and
  * -shm files inherit that mode).
  */
@@ -49,7 +50,10 @@ static const char schema[] =
 	" client_key TEXT NOT NULL,"
 	" expires INTEGER NOT NULL,"
 	" mfa_at INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);";
+	"CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);"
+	"CREATE TABLE IF NOT EXISTS counters ("
+	" name TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL);";
 
 const char *
 bzp_store_errmsg(struct bzp_store *s)
@@ -394,4 +398,53 @@ bzp_session_rec_clear(struct bzp_session_rec *r)
 	free(r->id_token);
 	free(r->client_key);
 	memset(r, 0, sizeof(*r));
+}
+
+/* ---- session ids ---- */
+
+int
+bzp_store_sid_block(struct bzp_store *s, uint32_t n, uint32_t *first)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 next = 1;
+	int rc, r = BZ_ERR_INVALID;
+
+	if (n == 0 || n > BZP_SID_BLOCK_MAX)
+		return BZ_ERR_INVALID;
+	/* This commit must survive a power cut too, or a block could be
+	 * handed out twice: FULL syncs the WAL at commit. */
+	if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL;BEGIN IMMEDIATE;",
+	    NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if ((st = prep(s, "SELECT value FROM counters WHERE name = 'sid'")) ==
+	    NULL)
+		goto rollback;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		next = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		goto rollback;
+	sqlite3_finalize(st);
+	/* ids are 1..2^32-1: a block that would reach past it starts over
+	 * at 1 (after 4 billion sessions) */
+	if (next < 1 || next > (sqlite3_int64)UINT32_MAX - n + 1)
+		next = 1;
+	if ((st = prep(s, "INSERT INTO counters(name, value) VALUES('sid', ?1) "
+	    "ON CONFLICT(name) DO UPDATE SET value = ?1")) == NULL)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, next + n);
+	rc = run(st);
+	st = NULL;
+	if (rc != BZ_OK ||
+	    sqlite3_exec(s->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	*first = (uint32_t)next;
+	r = BZ_OK;
+	goto out;
+ rollback:
+	sqlite3_finalize(st);
+	(void)sqlite3_exec(s->db, "ROLLBACK;", NULL, NULL, NULL);
+ out:
+	(void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL;", NULL, NULL,
+	    NULL);
+	return r;
 }

@@ -310,8 +310,17 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pthread_mutex_unlock(&l->mu);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		snprintf(why, sizeof(why), "cannot connect to bzproxy: %s",
-		    in != NULL ? (const char *)in : "unknown error");
+		/* bzproxy answers 503 (its reason is in the body, which
+		 * lws does not read) only when stopping or at max_links */
+		if (lws_http_client_http_response(wsi) == 503)
+			snprintf(why, sizeof(why), "bzproxy refused the link "
+			    "(HTTP 503): it is shutting down, or holds as many "
+			    "links as it allows (limits.max_links in its "
+			    "config); try again later");
+		else
+			snprintf(why, sizeof(why), "cannot connect to bzproxy: "
+			    "%s", in != NULL ? (const char *)in :
+			    "unknown error");
 		link_fail(l, why);
 		l->wsi = NULL;
 		l->done = 1;
