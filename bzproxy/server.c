@@ -523,12 +523,31 @@ install_signals(void)
 	signal(SIGXFSZ, SIG_IGN);
 }
 
+/* "proxy_start", saying how the previous run ended: a log whose last
+ * line is not a "proxy_stop" was left by a bzproxy killed or crashed, so
+ * the sessions open then have no close record. */
+static int
+record_start(struct bzp_server *s)
+{
+	const char *last = bz_audit_last_event(s->audit);
+	const char *prev = last[0] == '\0' ? "none" :
+	    strcmp(last, "proxy_stop") == 0 ? "clean" : "unclean";
+
+	if (strcmp(prev, "unclean") == 0)
+		bz_warn("the previous bzproxy did not stop cleanly (killed or "
+		    "crashed): the sessions it had open have no close record "
+		    "in the audit log; recorded as previous_stop: unclean");
+	return bzp_audit(s, "proxy_start", json_pack("{s:s, s:I, s:s}",
+	    "version", BZP_VERSION, "pid", (json_int_t)getpid(),
+	    "previous_stop", prev));
+}
+
 int
 bzp_serve(const struct bzp_config *cfg)
 {
 	struct bzp_server s;
 	char err[BZP_ERRLEN];
-	int rc = 1, pid_written = 0;
+	int rc = 1, pid_written = 0, start_recorded = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -557,6 +576,7 @@ bzp_serve(const struct bzp_config *cfg)
 		bz_error("%s", err);
 		goto out;
 	}
+	start_recorded = record_start(&s) == 0;
 	if (start_jwks(&s, err, sizeof(err)) != 0) {
 		if (sig_stop) {
 			rc = 0; /* asked to stop while waiting for the IdP */
@@ -603,8 +623,13 @@ bzp_serve(const struct bzp_config *cfg)
 	if (s.ctx != NULL) {
 		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
 		lws_context_destroy(s.ctx); /* closes every connection */
-		bzp_checkpoint_now(&s); /* after their close records */
 	}
+	/* after the close records; the checkpoint holds it */
+	if (start_recorded)
+		(void)bzp_audit(&s, "proxy_stop", json_pack("{s:I}", "pid",
+		    (json_int_t)getpid()));
+	if (start_recorded || s.ctx != NULL)
+		bzp_checkpoint_now(&s);
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);
 	bz_jwks_cache_free(s.jwks);
