@@ -110,6 +110,7 @@ agent_unlist(struct bzp_agent *a, const char *why)
 			bzp_client_agent_gone(cl, why);
 	}
 	a->clients = NULL;
+	(void)bzp_store_agent_seen(s->store, a->name, time(NULL));
 	bzp_audit(s, "agent_disconnect", json_pack("{s:s, s:s, s:s}",
 	    "target", a->name, "peer", a->conn->peer, "reason", why));
 }
@@ -232,6 +233,7 @@ on_hello(struct bzp_agent *a, const json_t *o)
 	    sizeof(a->conn->peer) - strlen(a->conn->peer), " (%s)", name);
 	bz_info("%s: agent %s connected (version %.32s)", a->conn->peer, name,
 	    version != NULL ? version : "?");
+	(void)bzp_store_agent_seen(s->store, name, time(NULL));
 	bzp_audit(s, "agent_connect", bzp_audit_decision(json_pack(
 	    "{s:s, s:s, s:O}", "target", name, "peer", a->conn->peer,
 	    "labels", labels), "agent_connect", 1, NULL, NULL));

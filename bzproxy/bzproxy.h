@@ -149,6 +149,13 @@ void bzp_agent_rec_clear(struct bzp_agent_rec *a);
  * its token hash is still token_hash. 0, BZP_NOT_FOUND (lost a race or
  * token gone), or an error.
  */
+/* The time an agent's link came up or went down (for `targets`). */
+int bzp_store_agent_seen(struct bzp_store *s, const char *name, time_t when);
+/* fn for each enrolled agent, by name; stops at fn's first non-zero,
+ * which it returns. last_seen 0: never. */
+int bzp_store_agent_each(struct bzp_store *s,
+    int (*fn)(const char *name, const char *labels, int64_t last_seen,
+    void *arg), void *arg);
 int bzp_store_agent_pin(struct bzp_store *s, const char *name,
     const uint8_t token_hash[32], const uint8_t key[32], time_t now);
 int bzp_store_session_put(struct bzp_store *s, const uint8_t hash[32],
@@ -490,6 +497,11 @@ int bzp_label_value_ok(const char *s, size_t max);
  */
 int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
     size_t *n);
+
+/* ---- client_targets.c ---- */
+/* {"t":"targets_ok","targets":[...]} for cl's user; NULL when out of
+ * memory or the store fails. */
+json_t *bzp_targets_answer(struct bzp_server *s, const struct bzp_client *cl);
 
 /* ---- limits.c ---- */
 /* Each: 0, or -1 with a reason for the user naming the limit's key. */

@@ -535,9 +535,11 @@ add_unix_user(const char *name, void *arg)
 }
 
 /* whoami: who the session is, and the unix users the policies name for
- * them (bzsshd ssh-config's default User). Answered, then closed. */
+ * them (bzsshd ssh-config's default User); targets: what they may reach
+ * (client_targets.c). A logged-in session's questions, signed with its
+ * client key like a hello; answered, then closed. */
 static void
-do_whoami(struct bzp_client *cl, const json_t *req)
+do_query(struct bzp_client *cl, const json_t *req, const char *t)
 {
 	struct bzp_server *s = cl->conn->srv;
 	struct bzp_session_rec rec;
@@ -548,14 +550,14 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 	memset(&rec, 0, sizeof(rec));
 	cl->state = BZP_CL_DONE;
 	if (token == NULL) {
-		bzp_conn_fail(cl->conn, "malformed whoami");
+		bzp_conn_fail(cl->conn, "malformed request");
 		return;
 	}
 	if (load_session(cl, token, &rec, why, sizeof(why)) != 0) {
 		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
-	if (!pop_ok(cl, req, "whoami", rec.client_key, NULL, 0)) {
+	if (!pop_ok(cl, req, t, rec.client_key, NULL, 0)) {
 		bzp_conn_fail(cl->conn, NO_POP);
 		goto out;
 	}
@@ -566,17 +568,21 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
-	if ((users = json_array()) == NULL)
+	if (strcmp(t, "targets") == 0)
+		ans = bzp_targets_answer(s, cl);
+	else {
+		if ((users = json_array()) == NULL)
+			goto oom;
+		bz_policy_unix_users(s->policy, cl->user, cl->group_v,
+		    cl->ngroups, add_unix_user, users);
+		ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
+		    "whoami_ok", "user", cl->user, "groups", cl->groups,
+		    "unix_users", users, "expires", (json_int_t)rec.expires,
+		    "mfa_at", (json_int_t)rec.mfa_at);
+	}
+	if (ans == NULL || bzp_conn_send_json(cl->conn, 0, 0, ans) != 0)
 		goto oom;
-	bz_policy_unix_users(s->policy, cl->user, cl->group_v, cl->ngroups,
-	    add_unix_user, users);
-	if ((ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
-	    "whoami_ok", "user", cl->user, "groups", cl->groups, "unix_users",
-	    users, "expires", (json_int_t)rec.expires, "mfa_at",
-	    (json_int_t)rec.mfa_at)) == NULL ||
-	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0)
-		goto oom;
-	bzp_conn_close(cl->conn, "whoami answered");
+	bzp_conn_close(cl->conn, "answered");
 	goto out;
  oom:
 	bzp_conn_close(cl->conn, "out of memory");
@@ -742,8 +748,9 @@ bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f)
 		do_login(cl, o, 1);
 	else if (cl->state == BZP_CL_START && strcmp(t, "hello") == 0)
 		do_hello(cl, o);
-	else if (cl->state == BZP_CL_START && strcmp(t, "whoami") == 0)
-		do_whoami(cl, o);
+	else if (cl->state == BZP_CL_START && (strcmp(t, "whoami") == 0 ||
+	    strcmp(t, "targets") == 0))
+		do_query(cl, o, t);
 	else if (cl->state == BZP_CL_MFA && strcmp(t, "mfa") == 0)
 		do_mfa(cl, o);
 	else

@@ -41,7 +41,8 @@ static const char schema[] =
 	" token_hash BLOB,"          /* NULL once burnt */
 	" pinned_key BLOB,"          /* NULL until enrolled */
 	" enrolled_at INTEGER,"
-	" created_at INTEGER NOT NULL);"
+	" created_at INTEGER NOT NULL,"
+	" last_seen INTEGER);"       /* link up or down, for `targets` */
 	"CREATE TABLE IF NOT EXISTS sessions ("
 	" token_hash BLOB PRIMARY KEY,"
 	" user TEXT NOT NULL,"
@@ -54,6 +55,17 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS counters ("
 	" name TEXT PRIMARY KEY,"
 	" value INTEGER NOT NULL);";
+
+/* State files from before last_seen get the column (NULL: never seen). */
+static int
+add_last_seen(sqlite3 *db, char **emsg)
+{
+	if (sqlite3_exec(db, "SELECT last_seen FROM agents LIMIT 0;", NULL,
+	    NULL, NULL) == SQLITE_OK)
+		return SQLITE_OK;
+	return sqlite3_exec(db, "ALTER TABLE agents ADD COLUMN last_seen "
+	    "INTEGER;", NULL, NULL, emsg);
+}
 
 const char *
 bzp_store_errmsg(struct bzp_store *s)
@@ -102,6 +114,7 @@ bzp_store_open(const char *path, struct bzp_store **out, char *err,
 	    "PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;", NULL, NULL,
 	    &emsg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, &emsg) != SQLITE_OK ||
+	    add_last_seen(s->db, &emsg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, "PRAGMA user_version=1;", NULL, NULL,
 	    &emsg) != SQLITE_OK) {
 		bz_errf(err, errlen, "%s: %s", path,
@@ -446,5 +459,45 @@ bzp_store_sid_block(struct bzp_store *s, uint32_t n, uint32_t *first)
  out:
 	(void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL;", NULL, NULL,
 	    NULL);
+	return r;
+}
+
+int
+bzp_store_agent_seen(struct bzp_store *s, const char *name, time_t when)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = prep(s, "UPDATE agents SET last_seen = ?2 WHERE name = "
+	    "?1")) == NULL)
+		return BZ_ERR_INVALID;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? BZ_OK : BZ_ERR_INVALID;
+}
+
+int
+bzp_store_agent_each(struct bzp_store *s,
+    int (*fn)(const char *name, const char *labels, int64_t last_seen,
+    void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, r = BZ_OK;
+
+	if ((st = prep(s, "SELECT name, labels, last_seen FROM agents WHERE "
+	    "pinned_key IS NOT NULL ORDER BY name")) == NULL)
+		return BZ_ERR_INVALID;
+	while (r == BZ_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *labels = (const char *)sqlite3_column_text(st, 1);
+
+		if (name != NULL && labels != NULL)
+			r = fn(name, labels, sqlite3_column_int64(st, 2), arg);
+	}
+	if (r == BZ_OK && rc != SQLITE_DONE)
+		r = BZ_ERR_INVALID;
+	sqlite3_finalize(st);
 	return r;
 }

@@ -161,6 +161,14 @@ int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
 
+/* query_cmd.c: `bzsshd status` and `targets`. */
+int bz_cmd_targets(const struct bzsshd_opts *o, int argc, char **argv);
+/* Ask bzproxy t ("whoami", "targets") as session s (its ID token
+ * refreshed first when due): 0 with the "<t>_ok" answer in *ans, or -1
+ * with bzproxy's reason or the link's failure in err. */
+int bz_session_query(const char *dir, struct bz_session *s, const char *t,
+    json_t **ans, char *err, size_t errlen);
+
 /* ssh_config_file.c: our block between marker lines in an ssh config. */
 /* old with block (no trailing markers: begin and end are lines of their
  * own) in place of the lines from begin to end, or first when old has

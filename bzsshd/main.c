@@ -35,7 +35,10 @@ usage(FILE *f)
 "        TOTP code (read from stdin with --totp-stdin). --ca names the\n"
 "        CA file that verifies the IdP and bzproxy.\n"
 "  logout      Delete the saved session.\n"
-"  status      Print user, proxy and expiry; exit 1 when not logged in.\n"
+"  status      Print user, groups, proxy, MFA age and expiries (bzproxy\n"
+"              is asked); exit 1 when not logged in.\n"
+"  targets     List the targets your policies let you reach: online or\n"
+"              when last seen, the unix users the rules name, labels.\n"
 "  ssh-config [--user NAME] [--domain DOMAIN] [--self PATH]\n"
 "             [--install [--file FILE]]\n"
 "        Print a Host block (Host *.DOMAIN, default bz) for ~/.ssh/config\n"
@@ -164,6 +167,8 @@ main(int argc, char **argv)
 		rc = bz_cmd_logout(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "status") == 0)
 		rc = bz_cmd_status(&o, argc - i, argv + i);
+	else if (strcmp(argv[i], "targets") == 0)
+		rc = bz_cmd_targets(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "ssh-config") == 0)
 		rc = bz_cmd_ssh_config(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "forget-target") == 0)
