@@ -1,10 +1,13 @@
 /*
  * bzsshd.h: the contracts between bzsshd's files. Each file has one job:
  *   main.c           command line, dispatch
+ *   settings.c       CONFIGDIR/bzsshd.yaml (the user's settings)
  *   session_file.c   config dir, session file, host key, known_hosts
  *   stdio_relay.c    stdin/stdout <-> socketpair for libssh
  *   ws_link.c        the lws thread and its two locked queues
  *   ssh_server.c     libssh session, auth (hello / mfa), event loop
+ *   proxy_link.c     the connection's link to bzproxy: started, retried
+ *                    while bzproxy restarts, its loss explained
  *   ssh_channel_map.c SSH channels <-> wire frames, flow control
  *   ssh_requests.c   a session channel's requests (exec, pty, env, ...)
  *   ssh_forward.c    direct-tcpip opens (-L, -W, -D); -R refused
@@ -31,12 +34,20 @@
 /* our SSH version string (after "SSH-2.0-"): see make_bind */
 #define BZSSHD_BANNER "OpenSSH_9.2-compatible bzsshd_" BZSSHD_VERSION
 
-/* ---- configuration (main.c) ---- */
+/* ---- configuration (main.c, settings.c) ---- */
+/* How long --stdio keeps trying to reach bzproxy (a restart). */
+#define BZSSHD_PROXY_RETRY_DEFAULT_S 30
 struct bzsshd_opts {
 	char *config_dir;       /* resolved, malloc'ed */
 	int config_dir_given;   /* --config-dir was on the command line */
 	int verbose;
+	long proxy_retry_s;     /* bzsshd.yaml proxy_retry (0: never) */
 };
+
+/* ---- settings.c ---- */
+/* Read CONFIGDIR/bzsshd.yaml into o (defaults when there is none). 0 or
+ * BZ_ERR_* with "FILE:LINE:COLUMN: reason" in err. */
+int bz_settings_load(struct bzsshd_opts *o, char *err, size_t errlen);
 
 /* ---- session_file.c ---- */
 struct bz_session {

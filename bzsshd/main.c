@@ -59,8 +59,11 @@ usage(FILE *f)
 "\n"
 "Options:\n"
 "  --config-dir DIR  Files: session (0600), host_ed25519_key (0600),\n"
-"                    known_hosts, known_targets. Default $BZ_CONFIG_DIR, else\n"
-"                    $XDG_CONFIG_HOME/bz, else ~/.config/bz.\n"
+"                    known_hosts, known_targets, bzsshd.yaml (optional\n"
+"                    settings: \"proxy_retry: 30s\", how long --stdio keeps\n"
+"                    trying to reach bzproxy; 0 never). Default\n"
+"                    $BZ_CONFIG_DIR, else $XDG_CONFIG_HOME/bz, else\n"
+"                    ~/.config/bz.\n"
 "  -v                Debug messages on stderr (never secrets).\n"
 "  -h, --help        This help.  --version  Print the version.\n"
 "\n"
@@ -153,6 +156,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (stdio_arg != NULL) {
+		if (bz_settings_load(&o, err, sizeof(err)) != 0) {
+			fprintf(stderr, "bzsshd: %s\n", err);
+			rc = 1;
+			goto out;
+		}
 		if (parse_target(stdio_arg, &t) != 0) {
 			fprintf(stderr, "bzsshd: --stdio wants "
 			    "USER@TARGET[:PORT], got \"%s\"\n", stdio_arg);
