@@ -114,6 +114,7 @@ struct bzp_agent_rec {
 	int pinned;
 	uint8_t key[32];            /* pinned Ed25519 public key */
 	int64_t enrolled_at;
+	int64_t last_seen;          /* link up or down; 0: never */
 };
 
 struct bzp_session_rec {
@@ -502,6 +503,10 @@ int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
 /* {"t":"targets_ok","targets":[...]} for cl's user; NULL when out of
  * memory or the store fails. */
 json_t *bzp_targets_answer(struct bzp_server *s, const struct bzp_client *cl);
+/* Up to 3 names within 2 edits of want that cl may reach, ", "-separated
+ * into buf; how many. */
+size_t bzp_targets_close(struct bzp_server *s, const struct bzp_client *cl,
+    const char *want, char *buf, size_t len);
 
 /* ---- limits.c ---- */
 /* Each: 0, or -1 with a reason for the user naming the limit's key. */

@@ -391,6 +391,23 @@ over_session_limit(struct bzp_client *cl, const char *rule)
 
 /* Everything checked: join the agent and pass it the client's SYN with
  * our countersignature; hello_ok waits for its SYNACK. */
+/* "target web1 is not connected: its agent is offline (last seen 5m
+ * ago); ..." The text starts as bzsshd's retry after a restart expects. */
+static void
+offline_reason(const char *target, int64_t last_seen, time_t now,
+    char *why, size_t len)
+{
+	char seen[64] = "never connected since its enrolment";
+	long d = (long)(now - last_seen);
+
+	if (last_seen > 0 && d >= 0)
+		snprintf(seen, sizeof(seen), "last seen %ldh %ldm ago",
+		    d / 3600, d % 3600 / 60);
+	snprintf(why, len, "target %s is not connected: its agent is "
+	    "offline (%s); ask the target's operators to check bzagent "
+	    "there", target, seen);
+}
+
 static void
 session_ready(struct bzp_client *cl)
 {
@@ -651,9 +668,20 @@ do_hello(struct bzp_client *cl, const json_t *req)
 		goto out;
 	}
 	if ((r = bzp_store_agent_get(s->store, target, &arec)) != 0) {
-		snprintf(why, sizeof(why), r == BZP_NOT_FOUND ? "unknown "
-		    "target %s: no agent of that name is enrolled" :
-		    "bzproxy cannot read the agent %s", target);
+		char near[160];
+
+		if (r != BZP_NOT_FOUND)
+			snprintf(why, sizeof(why), "bzproxy cannot read the "
+			    "agent %s", target);
+		else if (bzp_targets_close(s, cl, target, near,
+		    sizeof(near)) > 0)
+			snprintf(why, sizeof(why), "unknown target %s: no "
+			    "agent of that name is enrolled; did you mean %s?",
+			    target, near);
+		else
+			snprintf(why, sizeof(why), "unknown target %s: no "
+			    "agent of that name is enrolled (bzsshd targets "
+			    "lists yours)", target);
 		hello_refused(cl, NULL, why);
 		goto out;
 	}
@@ -676,8 +704,8 @@ do_hello(struct bzp_client *cl, const json_t *req)
 	snprintf(cl->rule, sizeof(cl->rule), "%s", d.rule);
 	if (bzp_agent_find(s, cl->target) == NULL) {
 		/* before asking for a code the user could not use */
-		snprintf(why, sizeof(why), "target %s is not connected",
-		    cl->target);
+		offline_reason(cl->target, arec.last_seen, now, why,
+		    sizeof(why));
 		hello_refused(cl, d.rule, why);
 		goto out;
 	}

@@ -3,10 +3,12 @@
  * the asking user's policies let them reach (an allow rule matches them,
  * the agent and the time; deny rules are for the real request to apply),
  * each with its labels, whether it is connected now, when its link last
- * came up or went down, and the unix users those rules name.
+ * came up or went down, and the unix users those rules name. And, for
+ * an unknown target's refusal, the names close to it among those.
  */
 #include "bzproxy.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,4 +94,80 @@ bzp_targets_answer(struct bzp_server *s, const struct bzp_client *cl)
 	}
 	ans = json_pack("{s:s, s:o}", "t", "targets_ok", "targets", t.list);
 	return ans;
+}
+
+/* Edit distance of a and b (names of at most BZP_NAME_MAX), capped. */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, prev, cur, up;
+	size_t row[BZP_NAME_MAX + 1];
+
+	if (la > BZP_NAME_MAX || lb > BZP_NAME_MAX)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			cur = prev + (a[i - 1] != b[j - 1]);
+			if (row[j] + 1 < cur)
+				cur = row[j] + 1;
+			if (row[j - 1] + 1 < cur)
+				cur = row[j - 1] + 1;
+			row[j] = cur;
+			prev = up;
+		}
+	}
+	return row[lb];
+}
+
+struct close_ctx {
+	struct targets_ctx t;
+	const char *want;
+	char *buf;
+	size_t len, used, found;
+};
+
+static int
+one_close(const char *name, const char *labels, int64_t last_seen,
+    void *arg)
+{
+	struct close_ctx *c = arg;
+	size_t before;
+
+	(void)last_seen;
+	if (c->found >= 3 || distance(name, c->want) > 2)
+		return BZ_OK;
+	before = json_array_size(c->t.list);
+	if (one_target(name, labels, 0, &c->t) != BZ_OK ||
+	    json_array_size(c->t.list) == before)
+		return BZ_OK; /* not one the user may reach: not named */
+	c->used += (size_t)snprintf(c->buf + c->used, c->len > c->used ?
+	    c->len - c->used : 0, "%s%s", c->found ? ", " : "", name);
+	c->found++;
+	return BZ_OK;
+}
+
+size_t
+bzp_targets_close(struct bzp_server *s, const struct bzp_client *cl,
+    const char *want, char *buf, size_t len)
+{
+	struct close_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.t.s = s;
+	c.t.cl = cl;
+	c.t.now = time(NULL);
+	c.want = want;
+	c.buf = buf;
+	c.len = len;
+	buf[0] = '\0';
+	if ((c.t.list = json_array()) == NULL)
+		return 0;
+	(void)bzp_store_agent_each(s->store, one_close, &c);
+	json_decref(c.t.list);
+	return c.found;
 }

@@ -92,7 +92,10 @@ bzp_conn_send_json(struct bzp_conn *c, uint32_t session_id,
 void
 bzp_conn_fail(struct bzp_conn *c, const char *reason)
 {
-	json_t *o = json_pack("{s:s, s:s}", "t", "error", "reason", reason);
+	/* while stopping, every refusal is "come back later": bzsshd tries
+	 * again rather than report a denial */
+	json_t *o = json_pack("{s:s, s:s, s:b}", "t", "error", "reason",
+	    reason, "retry", c->srv->stop != 0);
 
 	if (o != NULL)
 		(void)bzp_conn_send_json(c, 0, 0, o);

@@ -278,7 +278,7 @@ bzp_store_agent_get(struct bzp_store *s, const char *name,
 
 	memset(a, 0, sizeof(*a));
 	if ((st = prep(s, "SELECT labels, token_hash, pinned_key, "
-	    "enrolled_at FROM agents WHERE name = ?1")) == NULL)
+	    "enrolled_at, last_seen FROM agents WHERE name = ?1")) == NULL)
 		return BZ_ERR_INVALID;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE)
@@ -288,6 +288,7 @@ bzp_store_agent_get(struct bzp_store *s, const char *name,
 		a->has_token = col_blob(st, 1, a->token_hash, 32);
 		a->pinned = col_blob(st, 2, a->key, 32);
 		a->enrolled_at = sqlite3_column_int64(st, 3);
+		a->last_seen = sqlite3_column_int64(st, 4);
 		r = a->labels != NULL ? BZ_OK : BZ_ERR_ALLOC;
 	}
 	sqlite3_finalize(st);

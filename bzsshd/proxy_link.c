@@ -55,7 +55,7 @@ target_not_back(const struct bz_conn *c)
 	snprintf(want, sizeof(want), "target %s is not connected",
 	    c->target->host);
 	return c->proxy_said_no && c->retry.proxy_was_down &&
-	    strcmp(c->reason, want) == 0;
+	    strncmp(c->reason, want, strlen(want)) == 0;
 }
 
 /* What happened, naming bzproxy, into what (no trailing punctuation).
@@ -74,6 +74,11 @@ describe(struct bz_conn *c, char *what, size_t len)
 	}
 	if (c->proxy_said_no || c->link == NULL)
 		return -1;
+	if (c->proxy_going[0] != '\0' && c->link_lost) {
+		snprintf(what, len, "bzproxy (%s) is restarting (%s)", proxy,
+		    c->proxy_going);
+		return 1;
+	}
 	bz_link_get_failure(c->link, &f);
 	switch (f.kind) {
 	case BZ_LINK_FAIL_NONE:
@@ -147,6 +152,7 @@ bz_proxy_link_retry(struct bz_conn *c)
 	c->proxy_said_no = 0;
 	c->auth = BZ_AUTH_PENDING;
 	c->reason[0] = '\0';
+	c->proxy_going[0] = '\0';
 	c->retry.next_ms = now + delay;
 	return 1;
 }

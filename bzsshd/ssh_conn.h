@@ -107,6 +107,9 @@ struct bz_conn {
 	char reason[BZSSHD_ERRLEN];
 	int mfa_tries;
 	int proxy_said_no;      /* reason came from an "error" message */
+	char proxy_going[200];  /* an "error" marked retry (bzproxy is
+	                         * stopping): the link's end is a restart,
+	                         * tried again (proxy_link.c) */
 	int authed;
 
 	int refused;            /* no access (reason says why): SSH auth

@@ -139,6 +139,11 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 		c->auth = BZ_AUTH_MFA;
 		snprintf(c->reason, sizeof(c->reason), "%.200s",
 		    reason != NULL ? reason : "");
+	} else if (strcmp(t, "error") == 0 && !c->authed &&
+	    json_is_true(json_object_get(o, "retry"))) {
+		/* not a denial: the link is about to go, and comes back */
+		snprintf(c->proxy_going, sizeof(c->proxy_going), "%.190s",
+		    reason != NULL ? reason : "bzproxy is stopping");
 	} else if (strcmp(t, "error") == 0) {
 		c->auth = BZ_AUTH_DENIED;
 		c->proxy_said_no = 1;

@@ -2,7 +2,8 @@
 # The long fault suite (make fault-test): tests/e2e/test_zz_faults.py with
 # 1 GiB transfers, 20 s stops and 50 sessions across a bzproxy restart,
 # then a table of what the user saw, time to recovery, the audit records
-# and `audit verify`'s verdict per fault (also kept as JSON lines).
+# and `audit verify`'s verdict per fault (also kept as JSON lines); then
+# the Ansible stress test (20 pings and 5 copies of 10 MiB over 10 hosts).
 #
 # usage: tests/fault-test.sh [BUILDDIR]   (environment overrides:
 # BZ_FAULT_BYTES, BZ_FAULT_STOP_S, BZ_FAULT_SESSIONS, BZ_FAULT_REPORT)
@@ -18,6 +19,8 @@ export PYTHONDONTWRITEBYTECODE=1
 rm -f "$BZ_FAULT_REPORT"
 /usr/bin/pytest-3 -v -p no:cacheprovider "$SRCDIR/tests/e2e/test_zz_faults.py"
 rc=$?
+BZ_ANSIBLE_STRESS=1 /usr/bin/pytest-3 -v -s -p no:cacheprovider \
+	"$SRCDIR/tests/e2e/test_ansible.py::test_stress" || rc=1
 [ -s "$BZ_FAULT_REPORT" ] && python3 - "$BZ_FAULT_REPORT" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -70,3 +70,47 @@ def test_status_and_targets_not_logged_in(sandbox, tmp_client_dir):
                            stderr=subprocess.STDOUT, text=True, timeout=30)
         assert r.returncode == 1
         assert "not logged in: run bzsshd login" in r.stdout, r.stdout
+
+
+def ssh_bz(sandbox, tmp_path, host):
+    """ssh HOST.bz through the Host *.bz block a user installs."""
+    cfg = str(tmp_path / "ssh_config")
+    if not os.path.exists(cfg):
+        r = bzsshd(sandbox, "ssh-config", "--install", "--file", cfg)
+        assert r.returncode == 0, r.stderr
+    return subprocess.run(["ssh", "-F", cfg, "-o", "BatchMode=yes", host,
+                           "true"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def test_errors_say_what_to_do(sandbox, tmp_path):
+    # a typo: the close names the user may reach
+    r = ssh_bz(sandbox, tmp_path, "webl.bz")
+    assert r.returncode == 255
+    assert "unknown target webl" in r.stderr and "did you mean web1?" in \
+        r.stderr, r.stderr
+    # nothing close: where to look
+    r = ssh_bz(sandbox, tmp_path, "zzzzzz.bz")
+    assert "bzsshd targets lists yours" in r.stderr, r.stderr
+    # a denial names its rule
+    r = ssh_bz(sandbox, tmp_path, "root@db1.bz")
+    assert r.returncode == 255
+    assert 'denied by rule "no-root-on-db"' in r.stderr, r.stderr
+    # an agent that is offline: since when, and whom to ask
+    with open(sandbox.agent_db1_pidfile) as f:
+        os.kill(int(f.read()), signal.SIGTERM)
+    try:
+        assert wait_until(lambda: "offline" in rows(
+            bzsshd(sandbox, "targets").stdout).get("db1", ""), 10)
+        r = ssh_bz(sandbox, tmp_path, "db1.bz")
+        assert r.returncode == 255
+        assert "target db1 is not connected: its agent is offline (last " \
+            "seen 0h 0m ago); ask the target's operators" in r.stderr, \
+            r.stderr
+    finally:
+        subprocess.run([SANDBOX, "start-agent", sandbox.dir, "db1"],
+                       timeout=30, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+        sandbox.reload()
+    assert wait_until(lambda: ssh_bz(sandbox, tmp_path, "db1.bz")
+                      .returncode == 0, 30)
