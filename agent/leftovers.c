@@ -146,45 +146,31 @@ end_session(const struct leader *l)
 	return killed;
 }
 
-/* The file, rewritten whole (a new file renamed over the old). */
+/* The file, rewritten whole (a new file renamed over the old). Not
+ * fsync'ed: after a crash of the machine nothing it names is running. */
 static int
 save(const struct leftovers *l)
 {
-	char *tmp = NULL;
-	FILE *f = NULL;
-	size_t i;
-	int fd = -1, r = -1;
+	char err[256], *text = NULL;
+	size_t len = 0, i;
+	FILE *f;
+	int r = -1;
 
-	if (asprintf(&tmp, "%s.new", l->path) < 0) {
-		tmp = NULL;
+	if ((f = open_memstream(&text, &len)) == NULL)
 		goto out;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0 || (f = fdopen(fd, "w")) == NULL)
-		goto out;
-	fd = -1;
 	fputs(HEADER, f);
 	for (i = 0; i < l->n; i++)
 		fprintf(f, "%d %llu\n", (int)l->v[i].pid, l->v[i].start);
-	if (fclose(f) != 0) {
-		f = NULL;
+	if (fclose(f) != 0)
+		goto out;
+	if (bz_write_file_atomic(l->path, text, len, 0600, 0, err,
+	    sizeof(err)) != 0) {
+		bz_warn("cannot record the running channels: %s", err);
 		goto out;
 	}
-	f = NULL;
-	if (rename(tmp, l->path) != 0)
-		goto out;
 	r = 0;
  out:
-	if (r != 0)
-		bz_warn("%s: cannot record the running channels: %s", l->path,
-		    strerror(errno));
-	if (f != NULL)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	if (tmp != NULL)
-		unlink(tmp);
-	free(tmp);
+	free(text);
 	return r;
 }
 

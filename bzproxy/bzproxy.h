@@ -500,6 +500,8 @@ int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
     size_t *n);
 
 /* ---- client_targets.c ---- */
+/* A policy callback: append unix_user to the JSON array arg, once. */
+void bzp_collect_unix_user(const char *unix_user, void *arg);
 /* {"t":"targets_ok","targets":[...]} for cl's user; NULL when out of
  * memory or the store fails. */
 json_t *bzp_targets_answer(struct bzp_server *s, const struct bzp_client *cl);

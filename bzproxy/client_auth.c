@@ -538,19 +538,6 @@ load_session(struct bzp_client *cl, const char *token,
 	return 0;
 }
 
-static void
-add_unix_user(const char *name, void *arg)
-{
-	json_t *list = arg;
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(list, i, v)
-		if (strcmp(json_string_value(v), name) == 0)
-			return;
-	json_array_append_new(list, json_string(name));
-}
-
 /* whoami: who the session is, and the unix users the policies name for
  * them (bzsshd ssh-config's default User); targets: what they may reach
  * (client_targets.c). A logged-in session's questions, signed with its
@@ -591,7 +578,7 @@ do_query(struct bzp_client *cl, const json_t *req, const char *t)
 		if ((users = json_array()) == NULL)
 			goto oom;
 		bz_policy_unix_users(s->policy, cl->user, cl->group_v,
-		    cl->ngroups, add_unix_user, users);
+		    cl->ngroups, bzp_collect_unix_user, users);
 		ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
 		    "whoami_ok", "user", cl->user, "groups", cl->groups,
 		    "unix_users", users, "expires", (json_int_t)rec.expires,

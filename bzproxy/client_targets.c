@@ -22,8 +22,8 @@ struct targets_ctx {
 	time_t now;
 };
 
-static void
-add_pattern(const char *unix_user, void *arg)
+void
+bzp_collect_unix_user(const char *unix_user, void *arg)
 {
 	json_t *users = arg;
 	size_t i;
@@ -58,7 +58,7 @@ one_target(const char *name, const char *labels, int64_t last_seen,
 	req.now = t->now;
 	if ((users = json_array()) == NULL)
 		goto out;
-	if (bz_policy_target_users(t->s->policy, &req, add_pattern,
+	if (bz_policy_target_users(t->s->policy, &req, bzp_collect_unix_user,
 	    users) == 0) {
 		r = BZ_OK;
 		goto out;

@@ -76,13 +76,12 @@ int
 bz_ssh_config_install(const char *path, const char *begin, const char *end,
     const char *block, char *err, size_t errlen)
 {
-	char real[PATH_MAX], *tmp = NULL, *merged = NULL, *old = NULL;
+	char real[PATH_MAX], *merged = NULL, *old = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
 	struct stat st;
 	mode_t mode = 0600;
-	FILE *f = NULL;
-	int fd = -1, r = BZ_ERR_INVALID;
+	int r = BZ_ERR_INVALID;
 
 	/* a symlinked config (dotfiles repositories) is edited where it is */
 	if (realpath(path, real) == NULL) {
@@ -116,50 +115,13 @@ bz_ssh_config_install(const char *path, const char *begin, const char *end,
 		r = BZ_OK; /* already there, as it would be written */
 		goto out;
 	}
-	if (asprintf(&tmp, "%s.bzsshd-new", real) < 0) {
-		tmp = NULL;
-		goto oom;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) < 0 ||
-	    fchmod(fd, mode) != 0 || (f = fdopen(fd, "w")) == NULL) {
-		bz_errf(err, errlen, "%s: %s", tmp, strerror(errno));
-		r = BZ_ERR_INVALID;
-		goto out;
-	}
-	fd = -1;
-	if (fputs(merged, f) == EOF || fflush(f) != 0 ||
-	    fsync(fileno(f)) != 0) {
-		bz_errf(err, errlen, "%s: %s", tmp, strerror(errno));
-		r = BZ_ERR_INVALID;
-		goto out;
-	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		bz_errf(err, errlen, "%s: %s", tmp, strerror(errno));
-		r = BZ_ERR_INVALID;
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, real) != 0) {
-		bz_errf(err, errlen, "%s: %s", real, strerror(errno));
-		r = BZ_ERR_INVALID;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	r = BZ_OK;
+	r = bz_write_file_atomic(real, merged, strlen(merged), mode, 1, err,
+	    errlen);
 	goto out;
  oom:
 	bz_errf(err, errlen, "out of memory");
 	r = BZ_ERR_ALLOC;
  out:
-	if (f != NULL)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	if (tmp != NULL)
-		unlink(tmp);
-	free(tmp);
 	free(merged);
 	free(old);
 	free(data);

@@ -245,8 +245,8 @@ write_all(int fd, const void *data, size_t len)
  * *tmp (malloc'ed) names it; the caller renames or links it into place.
  */
 static int
-write_temp(const char *path, const void *data, size_t len, char **tmp,
-    char *err, size_t errlen)
+write_temp(const char *path, const void *data, size_t len, mode_t mode,
+    int durable, char **tmp, char *err, size_t errlen)
 {
 	char *dir = NULL, *t = NULL;
 	int fd = -1, r;
@@ -266,8 +266,8 @@ write_temp(const char *path, const void *data, size_t len, char **tmp,
 		bz_errf(err, errlen, "create %s: %s", t, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0 ||
-	    fsync(fd) != 0) {
+	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
+	    (durable && fsync(fd) != 0)) {
 		bz_errf(err, errlen, "write %s: %s", t, strerror(errno));
 		goto out;
 	}
@@ -306,13 +306,14 @@ sync_dir(const char *path)
 }
 
 int
-bz_write_secret_file(const char *path, const void *data, size_t len,
-    char *err, size_t errlen)
+bz_write_file_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, int durable, char *err, size_t errlen)
 {
 	char *tmp = NULL;
 	int r;
 
-	if ((r = write_temp(path, data, len, &tmp, err, errlen)) != 0)
+	if ((r = write_temp(path, data, len, mode, durable, &tmp, err,
+	    errlen)) != 0)
 		return r;
 	if (rename(tmp, path) != 0) {
 		bz_errf(err, errlen, "rename to %s: %s", path, strerror(errno));
@@ -321,8 +322,16 @@ bz_write_secret_file(const char *path, const void *data, size_t len,
 		return BZ_ERR_INVALID;
 	}
 	free(tmp);
-	sync_dir(path);
+	if (durable)
+		sync_dir(path);
 	return BZ_OK;
+}
+
+int
+bz_write_secret_file(const char *path, const void *data, size_t len,
+    char *err, size_t errlen)
+{
+	return bz_write_file_atomic(path, data, len, 0600, 1, err, errlen);
 }
 
 int
@@ -491,7 +500,8 @@ bz_ed25519_load_or_create(const char *path, uint8_t pk[32], uint8_t sk[64],
 	if ((line = malloc(llen + 1)) == NULL)
 		goto out;
 	snprintf(line, llen + 1, "%s\n", b64);
-	if ((r = write_temp(path, line, llen, &tmp, err, errlen)) != 0)
+	if ((r = write_temp(path, line, llen, 0600, 1, &tmp, err,
+	    errlen)) != 0)
 		goto out;
 	/* link() never replaces: if another process created the key first,
 	 * use theirs so both agree on one identity. */

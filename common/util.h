@@ -55,6 +55,10 @@ int bz_env_name_ok(const char *name);
  */
 int bz_write_secret_file(const char *path, const void *data, size_t len,
     char *err, size_t errlen);
+/* The same with the file's mode given, and fsync'ed (file and folder)
+ * only when durable: a file whose loss a crash makes moot may skip it. */
+int bz_write_file_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, int durable, char *err, size_t errlen);
 /* Read a whole file of at most max bytes; *data malloc'ed, NUL-terminated. */
 int bz_read_file(const char *path, size_t max, uint8_t **data, size_t *len,
     char *err, size_t errlen);

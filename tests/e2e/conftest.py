@@ -261,6 +261,41 @@ def pgrep(pattern, user=None):
     return [int(p) for p in r.stdout.split()]
 
 
+def alive(pid):
+    """Running (not gone, not a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_proxy(sandbox, sig=signal.SIGTERM):
+    pid = int(sandbox.proxy_pid)
+    os.kill(pid, sig)
+    assert wait_until(lambda: not alive(pid), 10)
+
+
+def start_proxy(sandbox, wait_ssh=True):
+    """(Re)start the sandbox's bzproxy with its usual command line; the
+    result of tests/sandbox. With wait_ssh it must start, and web1 serve
+    again (agents come back with a backoff)."""
+    r = subprocess.run([SANDBOX, "start-proxy", sandbox.dir],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    sandbox.reload()
+    if wait_ssh:
+        assert r.returncode == 0, r.stdout
+        assert wait_until(lambda: sandbox.ssh("web1", "true", timeout=20)
+                          .returncode == 0, 40, interval=0.5)
+    return r
+
+
+def restart_proxy(sandbox):
+    stop_proxy(sandbox)
+    start_proxy(sandbox)
+
+
 def wait_until(pred, timeout, interval=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -7,32 +7,9 @@ import glob
 import json
 import os
 import resource
-import signal
 import subprocess
 
-from conftest import SANDBOX, wait_until
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def stop_proxy(sandbox):
-    pid = int(sandbox.proxy_pid)
-    os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: not alive(pid), 10)
-
-
-def start_proxy(sandbox):
-    r = subprocess.run([SANDBOX, "start-proxy", sandbox.dir],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    sandbox.reload()
-    return r
+from conftest import start_proxy, stop_proxy, wait_until
 
 
 def ssh_works(sandbox):
@@ -80,7 +57,7 @@ def test_torn_tail_moved_aside(sandbox):
     torn = b'{"time":"2026-11-29T23:59:59.999Z","event":"channel_cl'
     with open(sandbox.audit_log, "ab") as f:
         f.write(torn)
-    r = start_proxy(sandbox)
+    r = start_proxy(sandbox, wait_ssh=False)
     assert r.returncode == 0, r.stdout
     assert "torn line" in sandbox.log_tail("bzproxy", 50)
     moved = glob.glob(sandbox.audit_log + ".torn-*")
@@ -111,13 +88,13 @@ def test_cut_tail_stops_bzproxy(sandbox):
         assert v.returncode == 1, v.stdout
         assert b"cut: it has %d lines, but a checkpoint vouches for %d" % (
             len(lines) - 3, len(lines)) in v.stdout, v.stdout
-        r = start_proxy(sandbox)
+        r = start_proxy(sandbox, wait_ssh=False)
         assert r.returncode != 0, r.stdout
         assert "was cut" in sandbox.log_tail("bzproxy", 30)
     finally:
         with open(sandbox.audit_log, "wb") as f:
             f.write(whole)
-    r = start_proxy(sandbox)
+    r = start_proxy(sandbox, wait_ssh=False)
     assert r.returncode == 0, r.stdout
     v = verify(sandbox)
     assert v.returncode == 0 and b"holds the checkpoint" in v.stdout, v.stdout

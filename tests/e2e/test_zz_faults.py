@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import SANDBOX, pgrep, wait_until
+from conftest import SANDBOX, alive, pgrep, wait_until
 
 MiB = 1024 * 1024
 BYTES = int(os.environ.get("BZ_FAULT_BYTES", 64 * MiB))
@@ -34,14 +34,6 @@ def report(**fig):
     if REPORT:
         with open(REPORT, "a") as f:
             f.write(json.dumps(fig) + "\n")
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -7,41 +7,19 @@
 # and again without: runs late, file names sort.)
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 
 import pytest
 
-from conftest import SANDBOX, SRCDIR, wait_until
+from conftest import SRCDIR, restart_proxy, wait_until
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
 from bzwire import WS  # noqa: E402
 
 LIMITS = {"max_links": 8, "sessions_per_user": 2, "channels_per_session": 2,
           "command_bytes": 1000}
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def restart_proxy(sandbox):
-    pid = int(sandbox.proxy_pid)
-    os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: not alive(pid), 10)
-    r = subprocess.run([SANDBOX, "start-proxy", sandbox.dir],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    sandbox.reload()
-    assert r.returncode == 0, r.stdout
-    assert wait_until(lambda: sandbox.ssh("web1", "true", timeout=20)
-                      .returncode == 0, 40, interval=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,7 @@ import subprocess
 import threading
 import time
 
-from conftest import SANDBOX, PtyProc, wait_until
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
+from conftest import PtyProc, alive, start_proxy, stop_proxy, wait_until
 
 
 def proxy_pid(sandbox):
@@ -36,24 +28,17 @@ def proxy_pid(sandbox):
     return pid if alive(pid) else None
 
 
-def stop_proxy(sandbox, sig=signal.SIGTERM):
-    pid = int(sandbox.proxy_pid)
-    os.kill(pid, sig)
-    assert wait_until(lambda: not alive(pid), 10)
-
-
-def start_proxy(sandbox):
-    subprocess.run([SANDBOX, "start-proxy", sandbox.dir], check=True,
-                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                   timeout=60)
-    sandbox.reload()
+def start_proxy_now(sandbox):
+    """Started; whether agents are back yet is the test's business."""
+    r = start_proxy(sandbox, wait_ssh=False)
+    assert r.returncode == 0, r.stdout
 
 
 def proxy_back(sandbox):
     """For the tests after us: bzproxy running, and web1 reachable (agents
     reconnect with a backoff after bzproxy was away)."""
     if proxy_pid(sandbox) is None:
-        start_proxy(sandbox)
+        start_proxy_now(sandbox)
     sandbox.reload()
     assert wait_until(lambda: sandbox.ssh("web1", "true", timeout=20)
                       .returncode == 0, 60, interval=1)
@@ -94,7 +79,7 @@ def test_ssh_waits_for_a_restarting_bzproxy(sandbox, tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(3)
         assert p.poll() is None, p.communicate()
-        start_proxy(sandbox)
+        start_proxy_now(sandbox)
         out, err = p.communicate(timeout=75)
     finally:
         if p.poll() is None:
@@ -171,7 +156,7 @@ def test_totp_prompt_outlives_a_restart(sandbox):
                      "echo MFA-$((40+2))"])
         p.expect(rb"Verification code", timeout=30)
         stop_proxy(sandbox)
-        start_proxy(sandbox)  # with the short rule still
+        start_proxy_now(sandbox)  # with the short rule still
         p.write(sandbox.totp() + "\n")
         p.expect(rb"MFA-42", timeout=60)
         assert p.wait(20) == 0
@@ -181,7 +166,7 @@ def test_totp_prompt_outlives_a_restart(sandbox):
         if p is not None:
             p.close()
         if proxy_pid(sandbox) is None:
-            start_proxy(sandbox)
+            start_proxy_now(sandbox)
         sandbox.reload()
         put(orig)
         time.sleep(1)

@@ -3,39 +3,12 @@
 # the reason) before the final checkpoint, and tells the user why, ssh
 # ending at once; the session ids of the audit log are never handed out
 # again after a restart. (Restarts bzproxy: runs late, file names sort.)
-import os
-import signal
 import subprocess
 import time
 
-from conftest import SANDBOX, wait_until
+from conftest import start_proxy, stop_proxy, wait_until
 
 STOPPING = "bzproxy is shutting down"
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def stop_proxy(sandbox, sig=signal.SIGTERM):
-    pid = int(sandbox.proxy_pid)
-    os.kill(pid, sig)
-    assert wait_until(lambda: not alive(pid), 10)
-
-
-def start_proxy(sandbox):
-    r = subprocess.run([SANDBOX, "start-proxy", sandbox.dir],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    sandbox.reload()
-    assert r.returncode == 0, r.stdout
-    # agents come back within a second or so of bzproxy
-    assert wait_until(lambda: sandbox.ssh("web1", "true", timeout=20)
-                      .returncode == 0, 40, interval=0.5)
 
 
 def verify(sandbox):

@@ -7,15 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import SANDBOX, wait_until
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
+from conftest import SANDBOX, alive, wait_until
 
 
 def test_agent_restart(sandbox):
