@@ -110,6 +110,7 @@ agent_unlist(struct bzp_agent *a, const char *why)
 			bzp_client_agent_gone(cl, why);
 	}
 	a->clients = NULL;
+	(void)bzp_store_agent_seen(s->store, a->name, time(NULL));
 	bzp_audit(s, "agent_disconnect", json_pack("{s:s, s:s, s:s}",
 	    "target", a->name, "peer", a->conn->peer, "reason", why));
 }
@@ -232,6 +233,7 @@ on_hello(struct bzp_agent *a, const json_t *o)
 	    sizeof(a->conn->peer) - strlen(a->conn->peer), " (%s)", name);
 	bz_info("%s: agent %s connected (version %.32s)", a->conn->peer, name,
 	    version != NULL ? version : "?");
+	(void)bzp_store_agent_seen(s->store, name, time(NULL));
 	bzp_audit(s, "agent_connect", bzp_audit_decision(json_pack(
 	    "{s:s, s:s, s:O}", "target", name, "peer", a->conn->peer,
 	    "labels", labels), "agent_connect", 1, NULL, NULL));
@@ -239,37 +241,6 @@ on_hello(struct bzp_agent *a, const json_t *o)
 	json_decref(labels);
 	json_decref(ans);
 	bzp_agent_rec_clear(&rec);
-}
-
-/* exit / failed on a channel: audited, then relayed like any frame. */
-static void
-audit_channel_end(struct bzp_client *cl, const struct bz_frame *f)
-{
-	json_t *o, *ev, *v;
-	const char *t;
-
-	if ((o = bz_json_parse_object(f->payload, f->length, NULL, 0)) == NULL)
-		return;
-	t = bz_json_str(o, "t");
-	if (t != NULL && (strcmp(t, "exit") == 0 || strcmp(t, "failed") == 0) &&
-	    (ev = bzp_audit_client(cl)) != NULL) {
-		json_object_set_new(ev, "ch", json_integer(f->channel_id));
-		if ((v = json_object_get(o, "status")) != NULL &&
-		    json_is_integer(v))
-			json_object_set(ev, "status", v);
-		if ((v = json_object_get(o, "signal")) != NULL &&
-		    json_is_string(v) && json_string_length(v) < 32)
-			json_object_set(ev, "signal", v);
-		if ((v = json_object_get(o, "reason")) != NULL &&
-		    json_is_string(v) && json_string_length(v) < 512)
-			json_object_set(ev, "reason", v);
-		/* a session whose records cannot be made goes on no
-		 * further */
-		if (bzp_audit(cl->conn->srv, strcmp(t, "exit") == 0 ?
-		    "channel_close" : "channel_failed", ev) != 0)
-			bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
-	}
-	json_decref(o);
 }
 
 void
@@ -336,8 +307,6 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 		bzp_client_agent_answer(cl, f);
 		return;
 	}
-	if (f->type == BZ_FRAME_CONTROL)
-		audit_channel_end(cl, f);
 	bzp_client_from_agent(cl, f, msg);
 }
 
@@ -347,7 +316,11 @@ bzp_agent_free(struct bzp_agent *a)
 	char why[BZP_ERRLEN];
 
 	if (a->ready) {
-		snprintf(why, sizeof(why), "target %s disconnected", a->name);
+		if (a->conn->srv->stop)
+			snprintf(why, sizeof(why), "%s", BZP_STOPPING);
+		else
+			snprintf(why, sizeof(why), "target %s disconnected",
+			    a->name);
 		bz_info("%s: agent %s disconnected", a->conn->peer, a->name);
 		agent_unlist(a, why);
 	}

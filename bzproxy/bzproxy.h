@@ -4,14 +4,20 @@
  *   admin_cmd.c    offline commands: user, agent, key, audit verify,
  *                  policy reload
  *   config.c       the YAML config file
- *   store.c        SQLite state: users (TOTP), agents, sessions
- *   server.c       the lws context, signals, routing by path, reassembly
+ *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
+ *   server.c       the lws context, signals, routing by path, reassembly,
+ *                  stopping
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels and frames, relay
  *   client_request.c a channel's signed request: action, policy, audit
  *   client_chain.c the client's signed messages (SYN, requests) in our
  *                  signed envelope toward the agent; its SYNACK back
+ *   client_end.c   how channels and sessions end on the audit record
+ *                  (agent's exit, target gone, client gone, bzproxy stops)
+ *   limits.c       the limits of the config (links, sessions per user,
+ *                  channels per session, command bytes)
+ *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
  *   audit_ev.c     audit events with the common fields
@@ -50,8 +56,27 @@
 #define BZP_DEFAULT_SESSION_TTL (12 * 3600)
 #define BZP_DEFAULT_CHECKPOINT_INTERVAL 60
 
+/* limits: in the config (docs/commands.md): defaults and ceilings */
+#define BZP_DEFAULT_MAX_LINKS 4096
+#define BZP_MAX_LINKS_MAX 1048576
+#define BZP_DEFAULT_SESSIONS_PER_USER 2048
+#define BZP_SESSIONS_PER_USER_MAX 1048576
+#define BZP_DEFAULT_CHANNELS_PER_SESSION 256
+#define BZP_CHANNELS_PER_SESSION_MAX 4096
+#define BZP_DEFAULT_COMMAND_BYTES BZ_WIRE_COMMAND_MAX
+#define BZP_LIMIT_LINKS "limits.max_links"
+#define BZP_LIMIT_SESSIONS "limits.sessions_per_user"
+#define BZP_LIMIT_CHANNELS "limits.channels_per_session"
+#define BZP_LIMIT_COMMAND "limits.command_bytes"
+
 /* ---- config.c ---- */
 struct bz_config;
+struct bzp_limits {
+	long max_links;            /* wss links (agents + clients) at once */
+	long sessions_per_user;    /* client sessions per IdP user at once */
+	long channels_per_session; /* open channels per SSH connection */
+	long command_bytes;        /* longest exec command line */
+};
 struct bzp_config {
 	struct bz_config *raw;
 	char *listen_host;      /* "127.0.0.1" */
@@ -67,6 +92,7 @@ struct bzp_config {
 	const char *groups_claim;
 	char *oidc_ca_file;     /* NULL: system store */
 	long session_ttl;       /* seconds */
+	struct bzp_limits limits;
 };
 int bzp_config_load(const char *path, struct bzp_config *c, char *err,
     size_t errlen);
@@ -123,6 +149,13 @@ void bzp_agent_rec_clear(struct bzp_agent_rec *a);
  * its token hash is still token_hash. 0, BZP_NOT_FOUND (lost a race or
  * token gone), or an error.
  */
+/* The time an agent's link came up or went down (for `targets`). */
+int bzp_store_agent_seen(struct bzp_store *s, const char *name, time_t when);
+/* fn for each enrolled agent, by name; stops at fn's first non-zero,
+ * which it returns. last_seen 0: never. */
+int bzp_store_agent_each(struct bzp_store *s,
+    int (*fn)(const char *name, const char *labels, int64_t last_seen,
+    void *arg), void *arg);
 int bzp_store_agent_pin(struct bzp_store *s, const char *name,
     const uint8_t token_hash[32], const uint8_t key[32], time_t now);
 int bzp_store_session_put(struct bzp_store *s, const uint8_t hash[32],
@@ -135,6 +168,14 @@ int bzp_store_session_set_mfa(struct bzp_store *s, const uint8_t hash[32],
 /* Delete sessions that expired before now. */
 int bzp_store_session_purge(struct bzp_store *s, time_t now);
 void bzp_session_rec_clear(struct bzp_session_rec *r);
+/*
+ * Reserve n session ids (1..BZP_SID_BLOCK_MAX) never handed out before,
+ * across restarts and crashes: *first..*first+n-1, never 0 (after 2^32-1
+ * they start over at 1). Committed durably before it returns. 0 or an
+ * error.
+ */
+#define BZP_SID_BLOCK_MAX 65536
+int bzp_store_sid_block(struct bzp_store *s, uint32_t n, uint32_t *first);
 /* SQLite's last message, for logs (never contains bound values). */
 const char *bzp_store_errmsg(struct bzp_store *s);
 
@@ -190,8 +231,14 @@ struct bzp_server {
 	char *pk_b64;
 	struct lws_context *ctx;
 	struct bzp_conn *conns;     /* every live websocket */
+	size_t nconns;
+	time_t links_refused_at;    /* limits.c: the last link_refused record */
+	unsigned long links_refused; /* ... and those refused since */
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
-	uint32_t next_sid;
+	lws_sorted_usec_list_t stop_timer;
+	int stop_expired;           /* the peers had their time to close */
+	uint32_t next_sid;          /* sids.c: the reserved block's next */
+	uint32_t sid_left;          /* ... and how many of it are left */
 	int stop;
 	lws_sorted_usec_list_t checkpoint_timer;
 	uint64_t checkpoint_seq;    /* lines the last checkpoint vouches for */
@@ -280,6 +327,7 @@ struct bzp_chan {
 	int running;          /* signed request sent to the agent */
 	int client_closed;
 	int agent_closed;
+	int ended;            /* its channel_close/_failed is written */
 	enum bz_action action;
 	char rule[128];
 };
@@ -294,6 +342,8 @@ struct bzp_signed {
 
 /* What bzproxy countersigns about a client's message. */
 #define BZP_NO_LOGIN "no valid login: run bzsshd login"
+/* what users read, and the audit log records, when bzproxy stops */
+#define BZP_STOPPING "bzproxy is shutting down"
 /* what a user reads when we cannot make the record of what they ask */
 #define BZP_NO_AUDIT "bzproxy cannot write its audit log: ask its " \
 	"operators (nothing runs unrecorded)"
@@ -334,6 +384,8 @@ struct bzp_client {
 	size_t nchans;
 	int agent_held;         /* our queue paused the agent */
 	int held_by_agent;      /* the agent's queue paused us */
+	int opened;             /* its session_open (allow) is written */
+	int ended;              /* ... and its session_close */
 };
 
 /* New client state on a /v1/client connection. */
@@ -390,8 +442,21 @@ int bzp_synack_check(struct bzp_client *cl, const struct bz_frame *f,
 /* client_auth.c: the agent answered the SYN on channel 0 (SYNACK or
  * failed): hello_ok or a refusal. */
 void bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f);
-/* The agent went away: fail the open channels and close. */
+/* client_end.c (docs/audit.md, "How sessions and channels end") */
+/* The agent's exit / failed control for running channel ch: its
+ * channel_close / channel_failed record (before it is relayed). */
+void bzp_chan_end_from_agent(struct bzp_client *cl, struct bzp_chan *ch,
+    const struct bz_frame *f);
+/* The session's session_close (once, and only for one that opened), with
+ * why when bzproxy ended it (NULL: the client did). */
+void bzp_client_session_end(struct bzp_client *cl, const char *why);
+/* The agent went away: running channels and the session end on the
+ * record with reason, which the client is told; the link closes. */
 void bzp_client_agent_gone(struct bzp_client *cl, const char *reason);
+/* bzproxy stops: the same, and the agent is told session_closed. */
+void bzp_client_stop(struct bzp_client *cl, const char *reason);
+/* The link is gone (bzp_client_free): what still ran ends on the record. */
+void bzp_client_gone(struct bzp_client *cl);
 /* Our queue drained below BZP_QUEUE_LOW: let the agent go on. */
 void bzp_client_drained(struct bzp_client *cl);
 /* The connection is gone: tell the agent, free everything. */
@@ -432,6 +497,32 @@ int bzp_label_value_ok(const char *s, size_t max);
  */
 int bzp_labels_parse(const char *text, json_t **obj, struct bz_label **v,
     size_t *n);
+
+/* ---- client_targets.c ---- */
+/* {"t":"targets_ok","targets":[...]} for cl's user; NULL when out of
+ * memory or the store fails. */
+json_t *bzp_targets_answer(struct bzp_server *s, const struct bzp_client *cl);
+
+/* ---- limits.c ---- */
+/* Each: 0, or -1 with a reason for the user naming the limit's key. */
+/* A new session of cl's user (cl not counted). */
+int bzp_limit_sessions(const struct bzp_client *cl, char *why, size_t wl);
+/* A new channel on cl. */
+int bzp_limit_channels(const struct bzp_client *cl, char *why, size_t wl);
+/* An exec command line of len bytes. */
+int bzp_limit_command(const struct bzp_server *s, size_t len, char *why,
+    size_t wl);
+/* A new link from peer, at the handshake; a refusal is logged and
+ * audited here (at most once a second, with a count). */
+int bzp_limit_links(struct bzp_server *s, const char *peer, char *why,
+    size_t wl);
+/* At shutdown: audit the refused links not recorded yet. */
+void bzp_limit_links_flush(struct bzp_server *s);
+
+/* ---- sids.c ---- */
+/* A session id never used before (docs/audit.md), not 0; 0 when the
+ * store cannot reserve more (logged): refuse the session. */
+uint32_t bzp_sid_new(struct bzp_server *s);
 
 /* ---- audit_ev.c ---- */
 /* Append one event; fields is stolen. Logs and returns <0 on failure. */

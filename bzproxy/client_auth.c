@@ -370,22 +370,23 @@ hello_refused(struct bzp_client *cl, const char *rule, const char *reason)
 	bzp_conn_fail(cl->conn, reason);
 }
 
-/* A session id unique among live client links (0 is never used). */
-static uint32_t
-new_sid(struct bzp_server *s)
+/* Refused (and audited, naming the limit) when the user already has
+ * limits.sessions_per_user sessions: 1, else 0. */
+static int
+over_session_limit(struct bzp_client *cl, const char *rule)
 {
-	struct bzp_conn *c;
-	uint32_t sid;
-	int clash;
+	char why[BZP_ERRLEN];
+	json_t *ev;
 
-	do {
-		if ((sid = s->next_sid++) == 0)
-			sid = s->next_sid++;
-		clash = 0;
-		for (c = s->conns; c != NULL && !clash; c = c->next)
-			clash = c->client != NULL && c->client->sid == sid;
-	} while (clash);
-	return sid;
+	if (bzp_limit_sessions(cl, why, sizeof(why)) == 0)
+		return 0;
+	if ((ev = bzp_audit_decision(bzp_audit_client(cl), "connect", 0, rule,
+	    why)) != NULL)
+		json_object_set_new(ev, "limit", json_string(BZP_LIMIT_SESSIONS));
+	bzp_audit(cl->conn->srv, "session_open", ev);
+	cl->state = BZP_CL_DONE;
+	bzp_conn_fail(cl->conn, why);
+	return 1;
 }
 
 /* Everything checked: join the agent and pass it the client's SYN with
@@ -404,7 +405,12 @@ session_ready(struct bzp_client *cl)
 		hello_refused(cl, cl->rule, why);
 		return;
 	}
-	cl->sid = new_sid(s);
+	if (over_session_limit(cl, cl->rule))
+		return;
+	if ((cl->sid = bzp_sid_new(s)) == 0) {
+		hello_refused(cl, cl->rule, "bzproxy cannot store its state");
+		return;
+	}
 	bzp_agent_attach(a, cl);
 	v.rule = cl->rule;
 	if (bzp_send_envelope(cl, 0, &cl->syn, &v) != 0) {
@@ -450,6 +456,7 @@ bzp_client_agent_answer(struct bzp_client *cl, const struct bz_frame *f)
 		bzp_conn_fail(cl->conn, BZP_NO_AUDIT);
 		goto out;
 	}
+	cl->opened = 1;
 	if ((ans = json_pack("{s:s, s:s, s:s, s:s}", "t", "hello_ok", "user",
 	    cl->user, "target", cl->target, "synack", synack)) == NULL ||
 	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0) {
@@ -528,9 +535,11 @@ add_unix_user(const char *name, void *arg)
 }
 
 /* whoami: who the session is, and the unix users the policies name for
- * them (bzsshd ssh-config's default User). Answered, then closed. */
+ * them (bzsshd ssh-config's default User); targets: what they may reach
+ * (client_targets.c). A logged-in session's questions, signed with its
+ * client key like a hello; answered, then closed. */
 static void
-do_whoami(struct bzp_client *cl, const json_t *req)
+do_query(struct bzp_client *cl, const json_t *req, const char *t)
 {
 	struct bzp_server *s = cl->conn->srv;
 	struct bzp_session_rec rec;
@@ -541,14 +550,14 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 	memset(&rec, 0, sizeof(rec));
 	cl->state = BZP_CL_DONE;
 	if (token == NULL) {
-		bzp_conn_fail(cl->conn, "malformed whoami");
+		bzp_conn_fail(cl->conn, "malformed request");
 		return;
 	}
 	if (load_session(cl, token, &rec, why, sizeof(why)) != 0) {
 		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
-	if (!pop_ok(cl, req, "whoami", rec.client_key, NULL, 0)) {
+	if (!pop_ok(cl, req, t, rec.client_key, NULL, 0)) {
 		bzp_conn_fail(cl->conn, NO_POP);
 		goto out;
 	}
@@ -559,17 +568,21 @@ do_whoami(struct bzp_client *cl, const json_t *req)
 		bzp_conn_fail(cl->conn, why);
 		goto out;
 	}
-	if ((users = json_array()) == NULL)
+	if (strcmp(t, "targets") == 0)
+		ans = bzp_targets_answer(s, cl);
+	else {
+		if ((users = json_array()) == NULL)
+			goto oom;
+		bz_policy_unix_users(s->policy, cl->user, cl->group_v,
+		    cl->ngroups, add_unix_user, users);
+		ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
+		    "whoami_ok", "user", cl->user, "groups", cl->groups,
+		    "unix_users", users, "expires", (json_int_t)rec.expires,
+		    "mfa_at", (json_int_t)rec.mfa_at);
+	}
+	if (ans == NULL || bzp_conn_send_json(cl->conn, 0, 0, ans) != 0)
 		goto oom;
-	bz_policy_unix_users(s->policy, cl->user, cl->group_v, cl->ngroups,
-	    add_unix_user, users);
-	if ((ans = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "t",
-	    "whoami_ok", "user", cl->user, "groups", cl->groups, "unix_users",
-	    users, "expires", (json_int_t)rec.expires, "mfa_at",
-	    (json_int_t)rec.mfa_at)) == NULL ||
-	    bzp_conn_send_json(cl->conn, 0, 0, ans) != 0)
-		goto oom;
-	bzp_conn_close(cl->conn, "whoami answered");
+	bzp_conn_close(cl->conn, "answered");
 	goto out;
  oom:
 	bzp_conn_close(cl->conn, "out of memory");
@@ -668,6 +681,9 @@ do_hello(struct bzp_client *cl, const json_t *req)
 		hello_refused(cl, d.rule, why);
 		goto out;
 	}
+	/* before asking for a code too */
+	if (over_session_limit(cl, d.rule))
+		goto out;
 	cl->mfa_max_age = d.mfa_max_age;
 	cl->mfa_at = rec.mfa_at;
 	if (d.mfa_max_age > 0 && (int64_t)now - rec.mfa_at > d.mfa_max_age) {
@@ -732,8 +748,9 @@ bzp_client_auth(struct bzp_client *cl, const struct bz_frame *f)
 		do_login(cl, o, 1);
 	else if (cl->state == BZP_CL_START && strcmp(t, "hello") == 0)
 		do_hello(cl, o);
-	else if (cl->state == BZP_CL_START && strcmp(t, "whoami") == 0)
-		do_whoami(cl, o);
+	else if (cl->state == BZP_CL_START && (strcmp(t, "whoami") == 0 ||
+	    strcmp(t, "targets") == 0))
+		do_query(cl, o, t);
 	else if (cl->state == BZP_CL_MFA && strcmp(t, "mfa") == 0)
 		do_mfa(cl, o);
 	else

@@ -17,8 +17,8 @@
 #include "log.h"
 #include "util.h"
 
-#define CHANNELS_MAX 256          /* open channels per SSH connection */
 #define NOTE_MAX 200
+#define KIND_MAX 32
 
 struct bzp_client *
 bzp_client_new(struct bzp_conn *c)
@@ -101,6 +101,27 @@ bzp_chan_refuse(struct bzp_client *cl, uint32_t id, const char *t,
 	json_decref(o);
 }
 
+/* A channel open we refuse: the client is told why, the audit log has
+ * it (limit: the config key of the limit it is over, or NULL). */
+static void
+refuse_open(struct bzp_client *cl, uint32_t id, const char *kind,
+    const char *t, const char *why, const char *limit)
+{
+	json_t *ev;
+
+	if ((ev = bzp_audit_client(cl)) != NULL) {
+		json_object_set_new(ev, "ch", json_integer(id));
+		json_object_set_new(ev, "request", json_string("open"));
+		if (kind != NULL && strlen(kind) <= KIND_MAX)
+			json_object_set_new(ev, "kind", json_string(kind));
+		if (limit != NULL)
+			json_object_set_new(ev, "limit", json_string(limit));
+	}
+	bzp_audit(cl->conn->srv, "request_refused", bzp_audit_decision(ev,
+	    "open", 0, "", why));
+	bzp_chan_refuse(cl, id, t, why);
+}
+
 /* Something bzsshd refused on its own (agent or X11 forwarding, -R, ...):
  * it only tells us so that the audit log has it. */
 static void
@@ -137,7 +158,7 @@ static void
 on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
     const struct bz_frame *f, struct bzp_out **msg)
 {
-	char err[BZP_ERRLEN];
+	char err[BZP_ERRLEN], why[BZP_ERRLEN];
 	const char *t, *kind;
 	json_t *o;
 
@@ -156,14 +177,16 @@ on_control(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 		if (ch != NULL)
 			bzp_conn_close(cl->conn, "protocol violation: channel "
 			    "%u opened twice", id);
-		else if (cl->nchans >= CHANNELS_MAX)
-			bzp_chan_refuse(cl, id, "denied", "too many channels");
+		else if (bzp_limit_channels(cl, why, sizeof(why)) != 0)
+			refuse_open(cl, id, kind, "denied", why,
+			    BZP_LIMIT_CHANNELS);
 		else if (!fwd && (kind == NULL ||
 		    strcmp(kind, "session") != 0))
-			bzp_chan_refuse(cl, id, "denied", "unknown channel "
-			    "kind");
+			refuse_open(cl, id, kind, "denied", "unknown channel "
+			    "kind", NULL);
 		else if ((ch = calloc(1, sizeof(*ch))) == NULL)
-			bzp_chan_refuse(cl, id, "failed", "out of memory");
+			refuse_open(cl, id, kind, "failed", "out of memory",
+			    NULL);
 		else {
 			ch->id = id;
 			ch->forward = fwd;
@@ -303,26 +326,6 @@ bzp_client_frame(struct bzp_client *cl, const struct bz_frame *f,
 }
 
 void
-bzp_client_agent_gone(struct bzp_client *cl, const char *reason)
-{
-	struct bzp_chan *ch;
-
-	for (ch = cl->chans; ch != NULL; ch = ch->next) {
-		if (!ch->running || ch->agent_closed)
-			continue;
-		bzp_chan_refuse(cl, ch->id, "failed", reason);
-		(void)bzp_conn_send(cl->conn, BZ_FRAME_CLOSE, 0, 0, ch->id,
-		    NULL, 0);
-		ch->agent_closed = 1;
-	}
-	cl->agent = NULL;
-	cl->agent_held = 0;      /* that pause died with the agent */
-	bzp_conn_release(cl->conn, &cl->held_by_agent);
-	cl->state = BZP_CL_DONE;
-	bzp_conn_fail(cl->conn, reason);
-}
-
-void
 bzp_client_drained(struct bzp_client *cl)
 {
 	if (cl->agent != NULL)
@@ -346,10 +349,7 @@ bzp_client_free(struct bzp_client *cl)
 		bzp_conn_release(cl->agent->conn, &cl->agent_held);
 		bzp_agent_detach(cl->agent, cl);
 	}
-	if (cl->sid != 0) {
-		bzp_audit(s, "session_close", bzp_audit_client(cl));
-		bz_info("%s: session %u closed", cl->conn->peer, cl->sid);
-	}
+	bzp_client_gone(cl);
 	while ((ch = cl->chans) != NULL) {
 		cl->chans = ch->next;
 		free(ch);
@@ -378,6 +378,8 @@ bzp_client_from_agent(struct bzp_client *cl, const struct bz_frame *f,
 
 	if (ch == NULL || !ch->running || ch->agent_closed)
 		return; /* late frames for a channel already finished */
+	if (f->type == BZ_FRAME_CONTROL)
+		bzp_chan_end_from_agent(cl, ch, f); /* audited first */
 	if (f->type == BZ_FRAME_CLOSE)
 		ch->agent_closed = 1;
 	if (bzp_conn_relay(cl->conn, msg, 0) == 0 && cl->agent != NULL)

@@ -4,8 +4,9 @@
  * into a policy action (common/classify.h), decided, audited, and passed
  * to the agent inside bzproxy's signed envelope (client_chain.c) with the
  * decision: an allowed one runs, a denied one only moves the session's
- * chain on. The agent reads what to run from the client's own signed
- * bytes, never from us.
+ * chain on. One that cannot be decided (malformed, over a limit, for no
+ * open channel) is audited and passed on denied all the same. The agent
+ * reads what to run from the client's own signed bytes, never from us.
  */
 #include "bzproxy.h"
 
@@ -18,16 +19,19 @@
 #include "log.h"
 #include "util.h"
 
-#define COMMAND_MAX BZ_WIRE_COMMAND_MAX
 #define SUBSYSTEM_MAX 64
 #define HOST_MAX 255
 #define SIGNAL_MAX 32
+#define KIND_MAX 32
 
 /* What a request is about, for the policy and the audit. */
 struct chan_req {
 	const char *kind;        /* "exec", "shell", "subsystem", "forward" */
 	enum bz_action action;
+	const char *action_name; /* instead: "none" (undecided), "signal" */
+	const char *limit;       /* the config key of a limit it is over */
 	const char *command;     /* exec */
+	size_t command_len;      /* an exec's, also when not logged */
 	const char *subsystem;   /* subsystem */
 	const char *host;        /* forward */
 	json_int_t port;
@@ -44,9 +48,17 @@ audit_channel(struct bzp_client *cl, uint32_t id, const struct chan_req *r,
 
 	if (o != NULL) {
 		json_object_set_new(o, "ch", json_integer(id));
+		if (r->action_name != NULL && r->kind != NULL)
+			json_object_set_new(o, "request", json_string(
+			    strlen(r->kind) <= KIND_MAX ? r->kind : "?"));
+		if (r->limit != NULL)
+			json_object_set_new(o, "limit", json_string(r->limit));
 		if (r->command != NULL)
 			json_object_set_new(o, "command",
 			    json_string(r->command));
+		else if (r->command_len > 0)
+			json_object_set_new(o, "command_bytes",
+			    json_integer((json_int_t)r->command_len));
 		if (r->subsystem != NULL)
 			json_object_set_new(o, "subsystem",
 			    json_string(r->subsystem));
@@ -59,6 +71,7 @@ audit_channel(struct bzp_client *cl, uint32_t id, const struct chan_req *r,
 		free(h);
 	}
 	return bzp_audit(cl->conn->srv, "channel", bzp_audit_decision(o,
+	    r->action_name != NULL ? r->action_name :
 	    bz_action_name(r->action), allowed, rule, reason));
 }
 
@@ -129,14 +142,16 @@ run_request(struct bzp_client *cl, struct bzp_chan *ch,
 	    d.rule);
 }
 
-/* A request that cannot even be decided: refused, and passed on as
- * denied so that the agent's chain stays whole. */
+/* A request refused before (or instead of) the policy's decision:
+ * audited, refused, and passed on as denied so that the agent's chain
+ * stays whole. */
 static void
 refuse_request(struct bzp_client *cl, uint32_t id, const struct bzp_signed *m,
-    const char *why)
+    const struct chan_req *r, const char *why)
 {
 	struct bzp_verdict v;
 
+	audit_channel(cl, id, r, m, 0, "", why);
 	memset(&v, 0, sizeof(v));
 	v.action = "none";
 	v.rule = "";
@@ -151,17 +166,26 @@ session_request(struct bzp_client *cl, struct bzp_chan *ch, const char *t,
     const struct bzp_signed *m)
 {
 	struct chan_req r;
-	char why[128];
+	char why[BZP_ERRLEN];
 
 	memset(&r, 0, sizeof(r));
 	r.kind = t;
 	if (strcmp(t, "exec") == 0) {
-		if ((r.command = bz_json_str(m->json, "command")) == NULL ||
-		    strlen(r.command) > COMMAND_MAX) {
-			refuse_request(cl, ch->id, m, "malformed exec request "
-			    "(or a command line over 128 KiB)");
+		r.action_name = "none";
+		if ((r.command = bz_json_str(m->json, "command")) == NULL) {
+			refuse_request(cl, ch->id, m, &r, "malformed exec "
+			    "request");
 			return;
 		}
+		r.command_len = strlen(r.command);
+		if (bzp_limit_command(cl->conn->srv, r.command_len, why,
+		    sizeof(why)) != 0) {
+			r.command = NULL; /* its size and hash are recorded */
+			r.limit = BZP_LIMIT_COMMAND;
+			refuse_request(cl, ch->id, m, &r, why);
+			return;
+		}
+		r.action_name = NULL;
 		r.action = bz_classify_exec(r.command);
 	} else if (strcmp(t, "shell") == 0)
 		r.action = BZ_ACTION_SHELL;
@@ -169,16 +193,17 @@ session_request(struct bzp_client *cl, struct bzp_chan *ch, const char *t,
 		r.action = BZ_ACTION_SFTP;
 		if ((r.subsystem = bz_json_str(m->json, "name")) == NULL ||
 		    strlen(r.subsystem) > SUBSYSTEM_MAX) {
-			refuse_request(cl, ch->id, m, "malformed subsystem "
+			r.subsystem = NULL;
+			r.action_name = "none";
+			refuse_request(cl, ch->id, m, &r, "malformed subsystem "
 			    "request");
 			return;
 		}
 		if (strcmp(r.subsystem, "sftp") != 0) {
-			/* the policy language knows sftp only: say so, log it */
+			/* the policy language knows sftp only: say so */
 			snprintf(why, sizeof(why), "subsystem %s is not "
 			    "available (only sftp)", r.subsystem);
-			audit_channel(cl, ch->id, &r, m, 0, "", why);
-			refuse_request(cl, ch->id, m, why);
+			refuse_request(cl, ch->id, m, &r, why);
 			return;
 		}
 	}
@@ -200,7 +225,9 @@ forward_request(struct bzp_client *cl, struct bzp_chan *ch,
 	    r.host[0] == '\0' || strlen(r.host) > HOST_MAX ||
 	    strpbrk(r.host, " \t\r\n") != NULL || !json_is_integer(port) ||
 	    json_integer_value(port) < 1 || json_integer_value(port) > 65535) {
-		refuse_request(cl, ch->id, m, "malformed forward request");
+		r.host = NULL;
+		r.action_name = "none";
+		refuse_request(cl, ch->id, m, &r, "malformed forward request");
 		return;
 	}
 	r.port = json_integer_value(port);
@@ -210,13 +237,15 @@ forward_request(struct bzp_client *cl, struct bzp_chan *ch,
 	run_request(cl, ch, &r, m);
 }
 
-/* A signal for a running channel: no decision of the policy's. */
+/* A signal for a running channel: no decision of the policy's (a
+ * refused one is audited; ssh shows nothing for it, as with sshd). */
 static void
 signal_request(struct bzp_client *cl, struct bzp_chan *ch,
     const struct bzp_signed *m)
 {
 	const char *name = bz_json_str(m->json, "name");
 	struct bzp_verdict v;
+	struct chan_req r;
 
 	memset(&v, 0, sizeof(v));
 	v.allowed = ch->running && !ch->agent_closed && name != NULL &&
@@ -224,6 +253,12 @@ signal_request(struct bzp_client *cl, struct bzp_chan *ch,
 	v.action = "signal";
 	v.rule = ch->rule;
 	v.reason = v.allowed ? NULL : "no running channel for the signal";
+	if (!v.allowed) {
+		memset(&r, 0, sizeof(r));
+		r.kind = "signal";
+		r.action_name = "signal";
+		audit_channel(cl, ch->id, &r, m, 0, ch->rule, v.reason);
+	}
 	(void)bzp_send_envelope(cl, ch->id, m, &v);
 }
 
@@ -232,11 +267,15 @@ bzp_client_request(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
     const struct bzp_signed *m)
 {
 	const char *t = bz_json_str(m->json, "t");
+	struct chan_req r;
 
 	if (t == NULL)
 		t = "";
+	memset(&r, 0, sizeof(r));
+	r.kind = t;
+	r.action_name = "none";
 	if (ch == NULL) {
-		refuse_request(cl, id, m, "channel not open");
+		refuse_request(cl, id, m, &r, "channel not open");
 		return;
 	}
 	if (strcmp(t, "signal") == 0) {
@@ -244,19 +283,19 @@ bzp_client_request(struct bzp_client *cl, struct bzp_chan *ch, uint32_t id,
 		return;
 	}
 	if (ch->requested) {
-		refuse_request(cl, id, m, "one exec, shell, subsystem or "
+		refuse_request(cl, id, m, &r, "one exec, shell, subsystem or "
 		    "forward per channel");
 		return;
 	}
 	ch->requested = 1;
 	if (ch->forward != (strcmp(t, "forward") == 0))
-		refuse_request(cl, id, m, "request of the wrong kind for the "
-		    "channel");
+		refuse_request(cl, id, m, &r, "request of the wrong kind for "
+		    "the channel");
 	else if (ch->forward)
 		forward_request(cl, ch, m);
 	else if (strcmp(t, "exec") == 0 || strcmp(t, "shell") == 0 ||
 	    strcmp(t, "subsystem") == 0)
 		session_request(cl, ch, t, m);
 	else
-		refuse_request(cl, id, m, "unknown request");
+		refuse_request(cl, id, m, &r, "unknown request");
 }

@@ -14,8 +14,60 @@ static const char *const known_keys[] = {
 	"listen", "tls_cert", "tls_key", "state_db", "signing_key",
 	"policies", "audit_log", "oidc.issuer", "oidc.audience",
 	"oidc.ca_file", "oidc.groups_claim", "session_ttl",
-	"audit_checkpoints", "audit_checkpoint_interval", NULL,
+	"audit_checkpoints", "audit_checkpoint_interval", BZP_LIMIT_LINKS,
+	BZP_LIMIT_SESSIONS, BZP_LIMIT_CHANNELS, BZP_LIMIT_COMMAND, NULL,
 };
+
+/* A whole number of 1..max, digits only; -1 otherwise. */
+static long
+parse_count(const char *v, long max)
+{
+	long n = 0;
+	size_t i;
+
+	for (i = 0; v[i] >= '0' && v[i] <= '9'; i++) {
+		n = n * 10 + (v[i] - '0');
+		if (n > max)
+			return -1;
+	}
+	return i == 0 || v[i] != '\0' || n < 1 ? -1 : n;
+}
+
+/* limits.*: each a whole number with a default and a ceiling. */
+static int
+parse_limits(struct bzp_config *c, const char *path, char *err,
+    size_t errlen)
+{
+	struct bzp_limits *l = &c->limits;
+	const struct {
+		const char *key;
+		long *dst, def, max;
+	} keys[] = {
+		{ BZP_LIMIT_LINKS, &l->max_links, BZP_DEFAULT_MAX_LINKS,
+		    BZP_MAX_LINKS_MAX },
+		{ BZP_LIMIT_SESSIONS, &l->sessions_per_user,
+		    BZP_DEFAULT_SESSIONS_PER_USER, BZP_SESSIONS_PER_USER_MAX },
+		{ BZP_LIMIT_CHANNELS, &l->channels_per_session,
+		    BZP_DEFAULT_CHANNELS_PER_SESSION,
+		    BZP_CHANNELS_PER_SESSION_MAX },
+		{ BZP_LIMIT_COMMAND, &l->command_bytes,
+		    BZP_DEFAULT_COMMAND_BYTES, BZ_WIRE_COMMAND_MAX },
+	};
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		*keys[i].dst = keys[i].def;
+		if ((v = bz_config_get(c->raw, keys[i].key)) != NULL &&
+		    (*keys[i].dst = parse_count(v, keys[i].max)) < 0) {
+			bz_errf(err, errlen, "%s: %s must be a whole number from "
+			    "1 to %ld, got \"%.40s\"", path, keys[i].key,
+			    keys[i].max, v);
+			return BZ_ERR_INVALID;
+		}
+	}
+	return BZ_OK;
+}
 
 /* host:port, host non-empty, port 1..65535. */
 static int
@@ -107,6 +159,8 @@ bzp_config_load(const char *path, struct bzp_config *c, char *err,
 		    "duration like 60s, got \"%s\"", path, v);
 		goto fail;
 	}
+	if ((r = parse_limits(c, path, err, errlen)) != 0)
+		goto fail;
 	if (bz_config_get(c->raw, "audit_checkpoints") != NULL)
 		c->audit_checkpoints = bz_config_path(c->raw,
 		    "audit_checkpoints");

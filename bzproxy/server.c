@@ -47,6 +47,9 @@
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
 #define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
+/* SIGTERM: how long the peers have to read why their links end (bzsshd
+ * closes at once; a peer that does not is cut then) */
+#define STOP_GRACE_S 3
 
 /* Signals: the only globals besides the configuration. */
 static volatile sig_atomic_t sig_stop, sig_hup;
@@ -123,6 +126,45 @@ reload_policies(struct bzp_server *s)
 	    (json_int_t)bz_policy_rule_count(set)));
 }
 
+/* ---- stopping ---- */
+
+static void
+on_stop_grace(lws_sorted_usec_list_t *sul)
+{
+	struct bzp_server *s = lws_container_of(sul, struct bzp_server,
+	    stop_timer);
+
+	s->stop_expired = 1;
+}
+
+/*
+ * SIGTERM/SIGINT: refuse new links, end every session and channel on
+ * the record (docs/audit.md) and tell its user why, close the agents'
+ * links, then let the peers read it for up to STOP_GRACE_S. The final
+ * checkpoint comes after (bzp_serve).
+ */
+static void
+begin_stop(struct bzp_server *s)
+{
+	struct bzp_conn *c;
+
+	if (s->stop)
+		return;
+	s->stop = 1;
+	bz_info("stopping: ending %zu link(s)", s->nconns);
+	/* clients first: their agents hear session_closed before the link
+	 * to them closes */
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->client != NULL)
+			bzp_client_stop(c->client, BZP_STOPPING);
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->client == NULL)
+			bzp_conn_close(c, "%s", BZP_STOPPING);
+	bzp_limit_links_flush(s);
+	lws_sul_schedule(s->ctx, 0, &s->stop_timer, on_stop_grace,
+	    (lws_usec_t)STOP_GRACE_S * LWS_US_PER_SEC);
+}
+
 /* EVENT_WAIT_CANCELLED: a signal arrived or a JWKS fetch ended. */
 static void
 on_wake(struct bzp_server *s)
@@ -131,7 +173,7 @@ on_wake(struct bzp_server *s)
 	uint64_t fetches;
 
 	if (sig_stop)
-		s->stop = 1;
+		begin_stop(s);
 	if (sig_hup) {
 		sig_hup = 0;
 		reload_policies(s);
@@ -182,14 +224,29 @@ start_jwks(struct bzp_server *s, char *err, size_t errlen)
 
 /* ---- connections ---- */
 
-/* During the handshake: route by path; refuse anything else. */
+/* An HTTP error for a handshake we refuse, with why in its body. */
 static int
-on_filter(struct lws *wsi, struct pss *p)
+refuse_handshake(struct lws *wsi, unsigned status, const char *why)
 {
-	char uri[64], proto[128], peer[64];
+	(void)lws_return_http_status(wsi, status, why);
+	return -1;
+}
+
+/* During the handshake: route by path; refuse anything else, and any
+ * link over limits.max_links. */
+static int
+on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
+{
+	char uri[64], proto[128], peer[64], why[BZP_ERRLEN];
 
 	peer[0] = '\0';
 	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	if (s->stop)
+		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    BZP_STOPPING);
+	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0)
+		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    why);
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
 		uri[0] = '\0';
 	if (strcmp(uri, "/v1/client") == 0)
@@ -237,6 +294,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	p->c = c;
 	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
@@ -266,6 +324,7 @@ on_closed(struct bzp_server *s, struct pss *p)
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	s->nconns--;
 	bzp_conn_free(c);
 }
 
@@ -361,7 +420,7 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 		return -1;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return p == NULL ? -1 : on_filter(wsi, p);
+		return p == NULL ? -1 : on_filter(s, wsi, p);
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi, p);
 	case LWS_CALLBACK_RECEIVE:
@@ -464,16 +523,34 @@ install_signals(void)
 	signal(SIGXFSZ, SIG_IGN);
 }
 
+/* "proxy_start", saying how the previous run ended: a log whose last
+ * line is not a "proxy_stop" was left by a bzproxy killed or crashed, so
+ * the sessions open then have no close record. */
+static int
+record_start(struct bzp_server *s)
+{
+	const char *last = bz_audit_last_event(s->audit);
+	const char *prev = last[0] == '\0' ? "none" :
+	    strcmp(last, "proxy_stop") == 0 ? "clean" : "unclean";
+
+	if (strcmp(prev, "unclean") == 0)
+		bz_warn("the previous bzproxy did not stop cleanly (killed or "
+		    "crashed): the sessions it had open have no close record "
+		    "in the audit log; recorded as previous_stop: unclean");
+	return bzp_audit(s, "proxy_start", json_pack("{s:s, s:I, s:s}",
+	    "version", BZP_VERSION, "pid", (json_int_t)getpid(),
+	    "previous_stop", prev));
+}
+
 int
 bzp_serve(const struct bzp_config *cfg)
 {
 	struct bzp_server s;
 	char err[BZP_ERRLEN];
-	int rc = 1, pid_written = 0;
+	int rc = 1, pid_written = 0, start_recorded = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
-	s.next_sid = 1;
 	/* Signals first: SIGTERM during the JWKS wait still stops us. */
 	install_signals();
 	if (load_policies(cfg->policies, &s.policy) != 0) {
@@ -499,6 +576,7 @@ bzp_serve(const struct bzp_config *cfg)
 		bz_error("%s", err);
 		goto out;
 	}
+	start_recorded = record_start(&s) == 0;
 	if (start_jwks(&s, err, sizeof(err)) != 0) {
 		if (sig_stop) {
 			rc = 0; /* asked to stop while waiting for the IdP */
@@ -527,10 +605,17 @@ bzp_serve(const struct bzp_config *cfg)
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
 	bzp_checkpoint_start(&s);
-	while (!s.stop && !sig_stop)
+	for (;;) {
+		if (sig_stop)
+			begin_stop(&s); /* a signal before sig_ctx was set */
+		if (s.stop && (s.conns == NULL || s.stop_expired))
+			break;
 		if (lws_service(s.ctx, 0) < 0)
 			break;
-	bz_info("stopping");
+	}
+	if (s.conns != NULL)
+		bz_info("stopping: cutting %zu link(s) that did not close",
+		    s.nconns);
 	rc = 0;
  out:
 	s.stop = 1;
@@ -538,8 +623,13 @@ bzp_serve(const struct bzp_config *cfg)
 	if (s.ctx != NULL) {
 		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
 		lws_context_destroy(s.ctx); /* closes every connection */
-		bzp_checkpoint_now(&s); /* after their close records */
 	}
+	/* after the close records; the checkpoint holds it */
+	if (start_recorded)
+		(void)bzp_audit(&s, "proxy_stop", json_pack("{s:I}", "pid",
+		    (json_int_t)getpid()));
+	if (start_recorded || s.ctx != NULL)
+		bzp_checkpoint_now(&s);
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);
 	bz_jwks_cache_free(s.jwks);

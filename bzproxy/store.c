@@ -1,7 +1,8 @@
 /*
  * store.c: bzproxy's state in SQLite: users (TOTP seed and acceptance
  * state), agents (labels, enrolment token hash, pinned key) and sessions
- * (by the SHA-256 of their token). Only prepared statements with bound
+ * (by the SHA-256 of their token), and the session ids handed out (in
+ * blocks: docs/audit.md). Only prepared statements with bound
  * values; the file is created 0600 before SQLite opens it (its -wal and
  * -shm files inherit that mode).
  */
@@ -40,7 +41,8 @@ static const char schema[] =
 	" token_hash BLOB,"          /* NULL once burnt */
 	" pinned_key BLOB,"          /* NULL until enrolled */
 	" enrolled_at INTEGER,"
-	" created_at INTEGER NOT NULL);"
+	" created_at INTEGER NOT NULL,"
+	" last_seen INTEGER);"       /* link up or down, for `targets` */
 	"CREATE TABLE IF NOT EXISTS sessions ("
 	" token_hash BLOB PRIMARY KEY,"
 	" user TEXT NOT NULL,"
@@ -49,7 +51,21 @@ static const char schema[] =
 	" client_key TEXT NOT NULL,"
 	" expires INTEGER NOT NULL,"
 	" mfa_at INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);";
+	"CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);"
+	"CREATE TABLE IF NOT EXISTS counters ("
+	" name TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL);";
+
+/* State files from before last_seen get the column (NULL: never seen). */
+static int
+add_last_seen(sqlite3 *db, char **emsg)
+{
+	if (sqlite3_exec(db, "SELECT last_seen FROM agents LIMIT 0;", NULL,
+	    NULL, NULL) == SQLITE_OK)
+		return SQLITE_OK;
+	return sqlite3_exec(db, "ALTER TABLE agents ADD COLUMN last_seen "
+	    "INTEGER;", NULL, NULL, emsg);
+}
 
 const char *
 bzp_store_errmsg(struct bzp_store *s)
@@ -98,6 +114,7 @@ bzp_store_open(const char *path, struct bzp_store **out, char *err,
 	    "PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;", NULL, NULL,
 	    &emsg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, &emsg) != SQLITE_OK ||
+	    add_last_seen(s->db, &emsg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, "PRAGMA user_version=1;", NULL, NULL,
 	    &emsg) != SQLITE_OK) {
 		bz_errf(err, errlen, "%s: %s", path,
@@ -394,4 +411,93 @@ bzp_session_rec_clear(struct bzp_session_rec *r)
 	free(r->id_token);
 	free(r->client_key);
 	memset(r, 0, sizeof(*r));
+}
+
+/* ---- session ids ---- */
+
+int
+bzp_store_sid_block(struct bzp_store *s, uint32_t n, uint32_t *first)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 next = 1;
+	int rc, r = BZ_ERR_INVALID;
+
+	if (n == 0 || n > BZP_SID_BLOCK_MAX)
+		return BZ_ERR_INVALID;
+	/* This commit must survive a power cut too, or a block could be
+	 * handed out twice: FULL syncs the WAL at commit. */
+	if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL;BEGIN IMMEDIATE;",
+	    NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if ((st = prep(s, "SELECT value FROM counters WHERE name = 'sid'")) ==
+	    NULL)
+		goto rollback;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		next = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		goto rollback;
+	sqlite3_finalize(st);
+	/* ids are 1..2^32-1: a block that would reach past it starts over
+	 * at 1 (after 4 billion sessions) */
+	if (next < 1 || next > (sqlite3_int64)UINT32_MAX - n + 1)
+		next = 1;
+	if ((st = prep(s, "INSERT INTO counters(name, value) VALUES('sid', ?1) "
+	    "ON CONFLICT(name) DO UPDATE SET value = ?1")) == NULL)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, next + n);
+	rc = run(st);
+	st = NULL;
+	if (rc != BZ_OK ||
+	    sqlite3_exec(s->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	*first = (uint32_t)next;
+	r = BZ_OK;
+	goto out;
+ rollback:
+	sqlite3_finalize(st);
+	(void)sqlite3_exec(s->db, "ROLLBACK;", NULL, NULL, NULL);
+ out:
+	(void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL;", NULL, NULL,
+	    NULL);
+	return r;
+}
+
+int
+bzp_store_agent_seen(struct bzp_store *s, const char *name, time_t when)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = prep(s, "UPDATE agents SET last_seen = ?2 WHERE name = "
+	    "?1")) == NULL)
+		return BZ_ERR_INVALID;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? BZ_OK : BZ_ERR_INVALID;
+}
+
+int
+bzp_store_agent_each(struct bzp_store *s,
+    int (*fn)(const char *name, const char *labels, int64_t last_seen,
+    void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, r = BZ_OK;
+
+	if ((st = prep(s, "SELECT name, labels, last_seen FROM agents WHERE "
+	    "pinned_key IS NOT NULL ORDER BY name")) == NULL)
+		return BZ_ERR_INVALID;
+	while (r == BZ_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *labels = (const char *)sqlite3_column_text(st, 1);
+
+		if (name != NULL && labels != NULL)
+			r = fn(name, labels, sqlite3_column_int64(st, 2), arg);
+	}
+	if (r == BZ_OK && rc != SQLITE_DONE)
+		r = BZ_ERR_INVALID;
+	sqlite3_finalize(st);
+	return r;
 }

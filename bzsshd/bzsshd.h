@@ -1,10 +1,13 @@
 /*
  * bzsshd.h: the contracts between bzsshd's files. Each file has one job:
  *   main.c           command line, dispatch
+ *   settings.c       CONFIGDIR/bzsshd.yaml (the user's settings)
  *   session_file.c   config dir, session file, host key, known_hosts
  *   stdio_relay.c    stdin/stdout <-> socketpair for libssh
  *   ws_link.c        the lws thread and its two locked queues
  *   ssh_server.c     libssh session, auth (hello / mfa), event loop
+ *   proxy_link.c     the connection's link to bzproxy: started, retried
+ *                    while bzproxy restarts, its loss explained
  *   ssh_channel_map.c SSH channels <-> wire frames, flow control
  *   ssh_requests.c   a session channel's requests (exec, pty, env, ...)
  *   ssh_forward.c    direct-tcpip opens (-L, -W, -D); -R refused
@@ -31,12 +34,20 @@
 /* our SSH version string (after "SSH-2.0-"): see make_bind */
 #define BZSSHD_BANNER "OpenSSH_9.2-compatible bzsshd_" BZSSHD_VERSION
 
-/* ---- configuration (main.c) ---- */
+/* ---- configuration (main.c, settings.c) ---- */
+/* How long --stdio keeps trying to reach bzproxy (a restart). */
+#define BZSSHD_PROXY_RETRY_DEFAULT_S 30
 struct bzsshd_opts {
 	char *config_dir;       /* resolved, malloc'ed */
 	int config_dir_given;   /* --config-dir was on the command line */
 	int verbose;
+	long proxy_retry_s;     /* bzsshd.yaml proxy_retry (0: never) */
 };
+
+/* ---- settings.c ---- */
+/* Read CONFIGDIR/bzsshd.yaml into o (defaults when there is none). 0 or
+ * BZ_ERR_* with "FILE:LINE:COLUMN: reason" in err. */
+int bz_settings_load(struct bzsshd_opts *o, char *err, size_t errlen);
 
 /* ---- session_file.c ---- */
 struct bz_session {
@@ -160,6 +171,14 @@ int bz_cmd_login(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv);
 int bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv);
+
+/* query_cmd.c: `bzsshd status` and `targets`. */
+int bz_cmd_targets(const struct bzsshd_opts *o, int argc, char **argv);
+/* Ask bzproxy t ("whoami", "targets") as session s (its ID token
+ * refreshed first when due): 0 with the "<t>_ok" answer in *ans, or -1
+ * with bzproxy's reason or the link's failure in err. */
+int bz_session_query(const char *dir, struct bz_session *s, const char *t,
+    json_t **ans, char *err, size_t errlen);
 
 /* ssh_config_file.c: our block between marker lines in an ssh config. */
 /* old with block (no trailing markers: begin and end are lines of their

@@ -1,4 +1,4 @@
-/* config_cmd.c: `bzsshd status`, `logout` and `ssh-config`. */
+/* config_cmd.c: `bzsshd logout` and `ssh-config`. */
 #include "bzsshd.h"
 
 #include <errno.h>
@@ -14,36 +14,6 @@
 #include "buf.h"
 #include "log.h"
 #include "util.h"
-
-int
-bz_cmd_status(const struct bzsshd_opts *o, int argc, char **argv)
-{
-	char err[BZSSHD_ERRLEN], when[64] = "?";
-	struct bz_session s;
-	struct tm tm;
-
-	if (argc > 1) {
-		fprintf(stderr, "usage: bzsshd status\n");
-		return 2;
-	}
-	if (bz_session_load(o->config_dir, &s, err, sizeof(err)) != 0) {
-		bz_debug("%s", err);
-		printf("not logged in\n");
-		return 1;
-	}
-	if (localtime_r(&s.expires, &tm) != NULL)
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
-	if (s.expires <= time(NULL)) {
-		printf("not logged in (session of %s expired %s)\n", s.user,
-		    when);
-		bz_session_clear(&s);
-		return 1;
-	}
-	printf("user:    %s\nproxy:   %s\nexpires: %s\n", s.user, s.proxy,
-	    when);
-	bz_session_clear(&s);
-	return 0;
-}
 
 int
 bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv)
@@ -67,25 +37,6 @@ bz_cmd_logout(const struct bzsshd_opts *o, int argc, char **argv)
 	return rc;
 }
 
-/* whoami, signed over the challenge with the session's client key. */
-static json_t *
-build_whoami(const uint8_t challenge[BZ_POP_CHALLENGE_LEN], void *arg)
-{
-	const struct bz_session *s = arg;
-	uint8_t sk[64];
-	json_t *req = NULL;
-
-	if (bz_session_client_key(s, sk) == 0 &&
-	    (req = json_pack("{s:s, s:s, s:s?}", "t", "whoami", "session",
-	    s->session, "id_token", s->id_token)) != NULL &&
-	    bz_sign_pop(req, sk, "whoami", challenge, NULL, 0) != 0) {
-		json_decref(req);
-		req = NULL;
-	}
-	sodium_memzero(sk, sizeof(sk));
-	return req;
-}
-
 /* Unix users allowed literally (2 = "several"); *one is the user when
  * exactly one. A hint from the policies, through bzproxy's whoami. */
 static void
@@ -95,7 +46,6 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 	char err[BZSSHD_ERRLEN];
 	struct bz_session s;
 	json_t *ans = NULL, *v;
-	const char *t;
 	size_t i, used = 0;
 
 	one[0] = all[0] = '\0';
@@ -104,16 +54,8 @@ policy_unix_users(const struct bzsshd_opts *o, char *one, size_t len,
 		    "use --user or run `bzsshd login` first\n", err);
 		return;
 	}
-	if (bz_token_refresh_at(&s) != 0 && time(NULL) >=
-	    bz_token_refresh_at(&s) && bz_session_refresh(o->config_dir, &s,
-	    err, sizeof(err)) != 0)
-		bz_warn("cannot refresh the ID token: %s", err);
-	if (bz_proxy_ask(s.proxy, s.ca_file, build_whoami, &s, &ans, err,
-	    sizeof(err)) != 0 || (t = bz_json_str(ans, "t")) == NULL ||
-	    strcmp(t, "whoami_ok") != 0) {
-		if (ans != NULL && bz_json_str(ans, "reason") != NULL)
-			snprintf(err, sizeof(err), "%.200s",
-			    bz_json_str(ans, "reason"));
+	if (bz_session_query(o->config_dir, &s, "whoami", &ans, err,
+	    sizeof(err)) != 0) {
 		fprintf(stderr, "bzsshd: cannot ask bzproxy which unix user "
 		    "to use (%s): no User written; use --user\n", err);
 		goto out;

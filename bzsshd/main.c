@@ -35,7 +35,10 @@ usage(FILE *f)
 "        TOTP code (read from stdin with --totp-stdin). --ca names the\n"
 "        CA file that verifies the IdP and bzproxy.\n"
 "  logout      Delete the saved session.\n"
-"  status      Print user, proxy and expiry; exit 1 when not logged in.\n"
+"  status      Print user, groups, proxy, MFA age and expiries (bzproxy\n"
+"              is asked); exit 1 when not logged in.\n"
+"  targets     List the targets your policies let you reach: online or\n"
+"              when last seen, the unix users the rules name, labels.\n"
 "  ssh-config [--user NAME] [--domain DOMAIN] [--self PATH]\n"
 "             [--install [--file FILE]]\n"
 "        Print a Host block (Host *.DOMAIN, default bz) for ~/.ssh/config\n"
@@ -56,8 +59,11 @@ usage(FILE *f)
 "\n"
 "Options:\n"
 "  --config-dir DIR  Files: session (0600), host_ed25519_key (0600),\n"
-"                    known_hosts, known_targets. Default $BZ_CONFIG_DIR, else\n"
-"                    $XDG_CONFIG_HOME/bz, else ~/.config/bz.\n"
+"                    known_hosts, known_targets, bzsshd.yaml (optional\n"
+"                    settings: \"proxy_retry: 30s\", how long --stdio keeps\n"
+"                    trying to reach bzproxy; 0 never). Default\n"
+"                    $BZ_CONFIG_DIR, else $XDG_CONFIG_HOME/bz, else\n"
+"                    ~/.config/bz.\n"
 "  -v                Debug messages on stderr (never secrets).\n"
 "  -h, --help        This help.  --version  Print the version.\n"
 "\n"
@@ -150,6 +156,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (stdio_arg != NULL) {
+		if (bz_settings_load(&o, err, sizeof(err)) != 0) {
+			fprintf(stderr, "bzsshd: %s\n", err);
+			rc = 1;
+			goto out;
+		}
 		if (parse_target(stdio_arg, &t) != 0) {
 			fprintf(stderr, "bzsshd: --stdio wants "
 			    "USER@TARGET[:PORT], got \"%s\"\n", stdio_arg);
@@ -164,6 +175,8 @@ main(int argc, char **argv)
 		rc = bz_cmd_logout(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "status") == 0)
 		rc = bz_cmd_status(&o, argc - i, argv + i);
+	else if (strcmp(argv[i], "targets") == 0)
+		rc = bz_cmd_targets(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "ssh-config") == 0)
 		rc = bz_cmd_ssh_config(&o, argc - i, argv + i);
 	else if (strcmp(argv[i], "forget-target") == 0)

@@ -76,10 +76,24 @@ struct bz_chan {
 	uint64_t sealed_n, opened_n;
 };
 
+/* The link to bzproxy until the session is set up (proxy_link.c): after a
+ * failure that may pass (bzproxy restarting), a new link after a backoff,
+ * for at most window_ms. */
+struct bz_link_retry {
+	int64_t window_ms;      /* bzsshd.yaml proxy_retry */
+	int64_t give_up_ms;     /* the first failure + window_ms (0: none) */
+	int64_t next_ms;        /* start the next link then (0: none due) */
+	unsigned attempt;       /* failures so far */
+	unsigned links;         /* links started: wait_auth sees a new one */
+	int proxy_was_down;     /* bzproxy could not be reached meanwhile */
+};
+
 struct bz_conn {
 	ssh_session session;
 	ssh_event event;
-	struct bz_link *link;
+	struct bz_link *link;    /* NULL between two tries */
+	struct bz_link_retry retry;
+	int wake_fd;            /* a link's news wakes the loop here */
 	const struct bz_target *target;
 	const char *config_dir; /* known_targets lives there */
 	struct ssh_server_callbacks_struct scb;
@@ -130,6 +144,23 @@ void bz_conn_note_refused(struct bz_conn *c, uint32_t id,
 /* A sealed frame for ch did not open: the whole connection ends (the
  * reason goes to every channel and to bzproxy's audit log). */
 void bz_conn_integrity_failed(struct bz_conn *c, const struct bz_chan *ch);
+
+/* proxy_link.c */
+/* Start a link to bzproxy; hello follows its challenge. One that cannot
+ * even start (bad URL, unreadable CA file) denies access. */
+void bz_proxy_link_start(struct bz_conn *c);
+/* After bz_conn_drain, before SSH auth is done: when the link failed in
+ * a way that may pass (bzproxy restarting: refused, cut, HTTP 502-504,
+ * closed before hello_ok; or bzproxy back without the target yet) and
+ * time is left, say so on stderr, drop the link and plan the next (1).
+ * Else 0, and c->reason names bzproxy and what happened. */
+int bz_proxy_link_retry(struct bz_conn *c);
+/* Start the planned link when it is due. Returns the ms until then, or
+ * -1 when none is planned. */
+int bz_proxy_link_tick(struct bz_conn *c);
+/* The link closed: c->reason says why, naming bzproxy (after SSH auth:
+ * that what runs on the target is in an unknown state). */
+void bz_proxy_link_explain(struct bz_conn *c);
 
 /* libssh_log.c */
 /* Route libssh's log lines through ours, and learn the names of channel

@@ -187,37 +187,45 @@ bz_conn_drain(struct bz_conn *c)
 	if (!c->link_lost && closed) {
 		c->link_lost = 1;
 		if (!c->proxy_said_no)
-			bz_link_get_state(c->link, c->reason,
-			    sizeof(c->reason));
+			bz_proxy_link_explain(c);
 	}
+	/* before SSH auth, bzproxy restarting is worth waiting for */
+	bz_proxy_link_retry(c);
 }
 
-/* Block (inside an auth callback) until bzproxy answered. */
+/* Block (inside an auth callback) until bzproxy answered, on this link
+ * or on the ones that replace it while bzproxy restarts
+ * (proxy_link.c). */
 static void
 wait_auth(struct bz_conn *c)
 {
-	struct timespec t0, t;
-	long ms;
+	int64_t t0 = bz_now_ms();
+	unsigned links = c->retry.links;
+	int next;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		bz_conn_drain(c);
+		next = bz_proxy_link_tick(c);
+		if (c->retry.links != links) {
+			links = c->retry.links; /* a new link: a new wait */
+			t0 = bz_now_ms();
+		}
 		if (c->auth != BZ_AUTH_PENDING)
 			return;
 		if (c->link_lost) {
 			c->auth = BZ_AUTH_DENIED;
 			return;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		ms = (t.tv_sec - t0.tv_sec) * 1000 +
-		    (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms >= AUTH_WAIT_MS || got_signal) {
+		if (bz_now_ms() - t0 >= AUTH_WAIT_MS || got_signal) {
 			c->auth = BZ_AUTH_DENIED;
 			snprintf(c->reason, sizeof(c->reason),
-			    "no answer from bzproxy");
+			    "no answer from bzproxy (%.200s)", c->sess->proxy);
 			return;
 		}
-		bz_link_wait(c->link, 200);
+		if (c->link != NULL)
+			bz_link_wait(c->link, 200);
+		else
+			poll(NULL, 0, next >= 0 && next < 200 ? next : 200);
 	}
 }
 
@@ -345,15 +353,59 @@ valid_totp(const char *a)
 	return 1;
 }
 
+/* Send the code bzproxy asked for and wait for its answer. The link
+ * may go meanwhile (bzproxy restarting): a new one asks anew. */
+static void
+send_totp(struct bz_conn *c, const char *code)
+{
+	unsigned links = c->retry.links;
+	json_t *o;
+
+	if ((o = json_pack("{s:s, s:s}", "t", "mfa", "totp", code)) ==
+	    NULL) {
+		c->auth = BZ_AUTH_DENIED;
+		snprintf(c->reason, sizeof(c->reason), "out of memory");
+		return;
+	}
+	c->auth = BZ_AUTH_PENDING;
+	/* a link closed meanwhile refuses it: wait_auth sees the close */
+	if (c->link == NULL || (bz_link_send_json(c->link, 0, o) != 0 &&
+	    bz_link_get_state(c->link, NULL, 0) != BZ_LINK_CLOSED)) {
+		c->auth = BZ_AUTH_DENIED;
+		snprintf(c->reason, sizeof(c->reason), "cannot send the code "
+		    "to bzproxy");
+	}
+	json_object_clear(o);
+	json_decref(o);
+	if (c->auth == BZ_AUTH_PENDING)
+		wait_auth(c);
+	if (c->retry.links != links && c->auth == BZ_AUTH_MFA) {
+		c->mfa_tries--; /* not the user's fault */
+		snprintf(c->reason, sizeof(c->reason), "the link to bzproxy "
+		    "was lost while it checked the code: enter a new one");
+	}
+}
+
 /* Keyboard-interactive: the TOTP code bzproxy asked for. */
 static int
 on_kbdint(struct bz_conn *c, ssh_message m)
 {
 	const char *answer = NULL;
-	json_t *o;
 
-	if (c->auth != BZ_AUTH_MFA)
-		return 1; /* not asked for: default reply (failure) */
+	/* a new link to bzproxy may be on its way (bzproxy restarted while
+	 * ssh asked for the code): its answer first */
+	if (c->auth == BZ_AUTH_PENDING)
+		wait_auth(c);
+	if (c->auth == BZ_AUTH_OK) {
+		c->authed = 1; /* the new link needs no code */
+		ssh_message_auth_reply_success(m, 0);
+		return 0;
+	}
+	if (c->auth != BZ_AUTH_MFA) {
+		refuse(c); /* the channel says why */
+		ssh_message_auth_reply_success(m, 0);
+		return 0;
+	}
 	if (!ssh_message_auth_kbdint_is_response(m)) {
 		ask_totp(c, m);
 		return 0;
@@ -361,15 +413,9 @@ on_kbdint(struct bz_conn *c, ssh_message m)
 	if (ssh_userauth_kbdint_getnanswers(c->session) >= 1)
 		answer = ssh_userauth_kbdint_getanswer(c->session, 0);
 	c->mfa_tries++;
-	if (valid_totp(answer)) {
-		o = json_pack("{s:s, s:s}", "t", "mfa", "totp", answer);
-		c->auth = BZ_AUTH_PENDING;
-		if (o == NULL || bz_link_send_json(c->link, 0, o) != 0)
-			c->auth = BZ_AUTH_DENIED;
-		json_decref(o);
-		if (c->auth == BZ_AUTH_PENDING)
-			wait_auth(c);
-	} else
+	if (valid_totp(answer))
+		send_totp(c, answer);
+	else
 		snprintf(c->reason, sizeof(c->reason),
 		    "the code is 6 to %d digits", TOTP_MAX);
 	if (c->auth == BZ_AUTH_OK) {
@@ -398,10 +444,14 @@ on_message(ssh_session s, ssh_message m, void *ud)
 		return 1;
 	switch (ssh_message_type(m)) {
 	case SSH_REQUEST_AUTH:
-		if (ssh_message_subtype(m) == SSH_AUTH_METHOD_INTERACTIVE &&
-		    !c->refused)
+		if (ssh_message_subtype(m) != SSH_AUTH_METHOD_INTERACTIVE)
+			break; /* password, publickey: refused */
+		if (!c->refused)
 			return on_kbdint(c, m);
-		break; /* password, publickey: refused */
+		/* refused while ssh asked for a code (bzproxy gone for
+		 * good): as for "none", the channel says why */
+		ssh_message_auth_reply_success(m, 0);
+		return 0;
 	case SSH_REQUEST_CHANNEL_OPEN:
 		if (ssh_message_subtype(m) == SSH_CHANNEL_DIRECT_TCPIP)
 			return bz_forward_open(c, m);
@@ -497,9 +547,11 @@ static void
 event_loop(struct bz_conn *c)
 {
 	int ended_for_link = 0;
+	int next = -1;
 
 	while (!c->quit) {
-		if (ssh_event_dopoll(c->event, LOOP_TIMEOUT_MS) == SSH_ERROR &&
+		if (ssh_event_dopoll(c->event, next >= 0 && next <
+		    LOOP_TIMEOUT_MS ? next : LOOP_TIMEOUT_MS) == SSH_ERROR &&
 		    !ssh_is_connected(c->session))
 			break;
 		if (got_signal) {
@@ -519,8 +571,10 @@ event_loop(struct bz_conn *c)
 				    "256 KiB)" : "");
 			break;
 		}
-		if (!c->refused)
+		if (!c->refused) {
 			bz_conn_drain(c);
+			next = bz_proxy_link_tick(c);
+		}
 		if (c->quit)
 			break;
 		if (!c->authed && (c->link_lost || c->auth == BZ_AUTH_DENIED))
@@ -542,23 +596,6 @@ event_loop(struct bz_conn *c)
 		ended_before_auth(c);
 }
 
-/* bzproxy first: its TLS handshake runs during the SSH key exchange;
- * hello answers its challenge. */
-static void
-start_link(struct bz_conn *c, const struct bz_session *sess,
-    const uint8_t sk[64], int wake_fd)
-{
-	char err[BZSSHD_ERRLEN] = "";
-
-	bz_chain_init(&c->chain, sk);
-	if (bz_link_start(sess->proxy, "/v1/client", sess->ca_file, wake_fd,
-	    &c->link, err, sizeof(err)) != 0) {
-		snprintf(c->reason, sizeof(c->reason), "%s", err[0] ? err :
-		    "cannot reach bzproxy");
-		refuse(c);
-	}
-}
-
 int
 bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 {
@@ -576,6 +613,8 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	c.target = t;
 	c.config_dir = o->config_dir;
 	c.exit_code = 1;
+	c.sess = &sess;
+	c.retry.window_ms = (int64_t)o->proxy_retry_s * 1000;
 	if ((r = bz_host_key_ensure(o->config_dir, &keypath, err,
 	    sizeof(err))) != 0) {
 		bz_error("%s", err);
@@ -586,6 +625,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		goto out;
 	}
 	setup_signals(wake[1]);
+	c.wake_fd = wake[1];
 	if ((r = bz_session_load(o->config_dir, &sess, err,
 	    sizeof(err))) != 0 || sess.expires <= time(NULL)) {
 		if (r == BZ_OK)
@@ -600,9 +640,12 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	} else if (bz_conn_token_fresh(&c, &sess, c.reason,
 	    sizeof(c.reason)) != 0)
 		refuse(&c);
-	else
-		start_link(&c, &sess, sk, wake[1]);
-	c.sess = &sess;
+	else {
+		/* bzproxy first: its TLS handshake runs during the SSH key
+		 * exchange; hello answers its challenge */
+		bz_chain_init(&c.chain, sk);
+		bz_proxy_link_start(&c);
+	}
 	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
 	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
 		bz_error("%s", err);

@@ -32,6 +32,7 @@ struct bz_audit {
 	uint64_t seq;         /* lines in the file */
 	off_t size;           /* file size after our last write or read */
 	char *torn;           /* where a torn tail went at open, or NULL */
+	char last_event[32];  /* "event" of the last line ("" for none) */
 };
 
 _Static_assert(BZ_AUDIT_HASH_HEX == crypto_hash_sha256_BYTES * 2 + 1,
@@ -125,15 +126,17 @@ count_lines(struct bz_audit *a, off_t size, uint64_t *n)
 	return 0;
 }
 
-/* The "seq" of a line, or 0 when it has none. */
+/* The "seq" of a line, or 0 when it has none; its "event" into ev. */
 static uint64_t
-line_seq(const uint8_t *line, size_t n)
+line_seq(const uint8_t *line, size_t n, char *ev, size_t evlen)
 {
 	json_t *o = bz_json_parse_object(line, n, NULL, 0);
 	json_t *v = json_object_get(o, "seq");
 	uint64_t seq = json_is_integer(v) && json_integer_value(v) > 0 ?
 	    (uint64_t)json_integer_value(v) : 0;
+	const char *e = bz_json_str(o, "event");
 
+	snprintf(ev, evlen, "%s", e != NULL ? e : "");
 	json_decref(o);
 	return seq;
 }
@@ -206,7 +209,8 @@ load_head(struct bz_audit *a, char *err, size_t errlen)
 		goto out;
 	}
 	line_hash(last, lastn, a->head);
-	if ((a->seq = line_seq(last, lastn)) == 0 &&
+	if ((a->seq = line_seq(last, lastn, a->last_event,
+	    sizeof(a->last_event))) == 0 &&
 	    count_lines(a, st.st_size, &a->seq) != 0) {
 		bz_errf(err, errlen, "%s: read failed", a->path);
 		r = BZ_ERR_INVALID;
@@ -345,6 +349,12 @@ bz_audit_open(const char *path, struct bz_audit **out, char *err,
 }
 
 const char *
+bz_audit_last_event(const struct bz_audit *a)
+{
+	return a->last_event;
+}
+
+const char *
 bz_audit_torn(const struct bz_audit *a)
 {
 	return a->torn;
@@ -476,6 +486,7 @@ bz_audit_write(struct bz_audit *a, const char *event, const json_t *fields,
 	}
 	line_hash((const uint8_t *)line, n, a->head);
 	a->seq++;
+	snprintf(a->last_event, sizeof(a->last_event), "%s", event);
 	a->size = st.st_size + (off_t)n + 1;
 	r = BZ_OK;
  out:
@@ -491,7 +502,7 @@ static int
 verify_line(const char *path, uint64_t lineno, const uint8_t *p, size_t n,
     char prev[HASH_HEX], char *err, size_t errlen)
 {
-	char why[256];
+	char why[256], ev[32];
 	uint64_t seq;
 
 	if (check_line(p, n, NULL, why, sizeof(why)) != 0) {
@@ -499,7 +510,7 @@ verify_line(const char *path, uint64_t lineno, const uint8_t *p, size_t n,
 		    (unsigned long long)lineno, why);
 		return BZ_ERR_FORMAT;
 	}
-	seq = line_seq(p, n);
+	seq = line_seq(p, n, ev, sizeof(ev));
 	if (seq != 0 && seq != lineno) {
 		bz_errf(err, errlen, "%s:%llu: the line says it is line %llu: "
 		    "lines before it were %s", path,

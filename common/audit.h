@@ -32,6 +32,8 @@ int bz_audit_open(const char *path, struct bz_audit **out, char *err,
     size_t errlen);
 /* The file a torn tail was moved to at open, or NULL. */
 const char *bz_audit_torn(const struct bz_audit *a);
+/* The "event" of the log's last line: "" for an empty log. */
+const char *bz_audit_last_event(const struct bz_audit *a);
 /*
  * Append one event. fields is borrowed (not stolen); it must not contain
  * "time", "event", "seq" or "prev". Returns 0, or a negative BZ_ERR_* with

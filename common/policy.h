@@ -107,6 +107,16 @@ void bz_policy_unix_users(const struct bz_policy_set *set, const char *user,
     void (*fn)(const char *unix_user, void *arg), void *arg);
 
 /*
+ * The allow rules whose subjects, targets and times match req (its
+ * unix_user, action, command and forward are not looked at): fn gets each
+ * unix_users pattern of them (globs too); returns how many rules. A hint
+ * for `bzsshd targets`, never a decision: deny rules are not applied.
+ */
+size_t bz_policy_target_users(const struct bz_policy_set *set,
+    const struct bz_policy_request *req,
+    void (*fn)(const char *unix_user, void *arg), void *arg);
+
+/*
  * Evaluate as bz_policy_evaluate and say why in one line: the deciding
  * rule with its file:line:column, or for a default deny the closest allow
  * rule (the one matching most of subject, target, unix user, action and

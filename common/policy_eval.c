@@ -476,6 +476,34 @@ bz_policy_unix_users(const struct bz_policy_set *set, const char *user,
 	}
 }
 
+size_t
+bz_policy_target_users(const struct bz_policy_set *set,
+    const struct bz_policy_request *req,
+    void (*fn)(const char *unix_user, void *arg), void *arg)
+{
+	struct bz_policy_request q = *req;
+	struct ctx c;
+	size_t i, j, n = 0;
+
+	q.unix_user = "";
+	q.action = BZ_ACTION_CONNECT;
+	q.command = q.forward = NULL;
+	if (!valid_request(set, &q))
+		return 0;
+	ctx_init(&c, &q);
+	for (i = 0; i < set->nrules; i++) {
+		const struct rule *r = &set->rules[i];
+
+		if (r->deny || !match_subject(r, &c) || !match_target(r, &c) ||
+		    !match_time(r, &c))
+			continue;
+		n++;
+		for (j = 0; j < r->unix_users.n; j++)
+			fn(r->unix_users.v[j].s, arg);
+	}
+	return n;
+}
+
 int
 bz_policy_rule_matches(const struct bz_policy_set *set, size_t i,
     const struct bz_policy_request *req)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 
 #include "buf.h"
@@ -32,6 +33,7 @@
 #define RX_HIGH (8u * 1024 * 1024)
 #define RX_LOW (2u * 1024 * 1024)
 #define CLOSE_GRACE_S 3 /* time allowed to flush on close */
+#define PROBE_MS 1000   /* our own connect, to learn why lws's failed */
 /*
  * lws reads the socket into one per-thread buffer of this size (default
  * 4 KiB): each read is a trip round the service loop (poll, SSL_read,
@@ -64,9 +66,14 @@ struct bz_link {
 	int paused;       /* rx flow control applied (under mu) */
 	int ctx_alive;    /* lws_cancel_service allowed (under mu) */
 
+	char *host;       /* bzproxy's, for the connect probe */
+	int port;
+	char cert_err[96]; /* why bzproxy's certificate did not verify */
+
 	/* shared, under mu */
 	enum bz_link_state state;
 	char reason[BZ_LINK_REASON_LEN];
+	struct bz_link_failure fail; /* the first cause, once closed */
 	struct out_msg *out_head, *out_tail;
 	size_t out_bytes;
 	uint64_t seq;
@@ -108,25 +115,107 @@ wake(struct bz_link *l)
 	}
 }
 
-/* Called in the lws thread with mu held. */
+/* Called in the lws thread with mu held. kind and detail say why for
+ * callers that act on it (link_fail.h), why says it in full. */
 static void
-set_closed(struct bz_link *l, const char *why)
+set_closed(struct bz_link *l, enum bz_link_fail kind, const char *detail,
+    const char *why)
 {
 	if (l->state != BZ_LINK_CLOSED) {
+		if (l->state == BZ_LINK_OPEN && kind != BZ_LINK_FAIL_LOCAL)
+			kind = BZ_LINK_FAIL_LOST;
 		l->state = BZ_LINK_CLOSED;
 		if (l->reason[0] == '\0')
 			snprintf(l->reason, sizeof(l->reason), "%s", why);
+		if (l->fail.kind == BZ_LINK_FAIL_NONE) {
+			l->fail.kind = kind;
+			snprintf(l->fail.detail, sizeof(l->fail.detail), "%s",
+			    detail);
+		}
 		bz_debug("link closed: %s", l->reason);
 	}
 	wake(l);
 }
 
 static void
-link_fail(struct bz_link *l, const char *why)
+link_fail(struct bz_link *l, enum bz_link_fail kind, const char *detail,
+    const char *why)
 {
 	pthread_mutex_lock(&l->mu);
-	set_closed(l, why);
+	set_closed(l, kind, detail, why);
 	pthread_mutex_unlock(&l->mu);
+}
+
+/*
+ * lws says why a connection attempt failed in words of its own; sort them
+ * into kinds. Its "Unable to connect" hides the errno: a connect of our
+ * own tells it (at once for a refused port, the usual case: bzproxy is
+ * restarting).
+ */
+static void
+connect_failed(struct bz_link *l, struct lws *wsi, const char *lws_why)
+{
+	struct bz_link_failure f;
+	char why[BZ_LINK_REASON_LEN], probe[BZ_LINK_DETAIL_LEN];
+	unsigned int status = wsi != NULL ?
+	    lws_http_client_http_response(wsi) : 0;
+
+	memset(&f, 0, sizeof(f));
+	if (lws_why == NULL)
+		lws_why = "unknown error";
+	bz_debug("link: lws: %s", lws_why);
+	if (l->cert_err[0] != '\0') {
+		f.kind = BZ_LINK_FAIL_CERT;
+		snprintf(f.detail, sizeof(f.detail), "its certificate did not "
+		    "verify: %s", l->cert_err);
+	} else if (status >= 200 && status != 101) {
+		f.kind = BZ_LINK_FAIL_HTTP;
+		f.http_status = (int)status;
+		/* bzproxy's reason is in the body, which lws does not
+		 * read: a 503 is its "stopping, or at limits.max_links" */
+		snprintf(f.detail, sizeof(f.detail), "HTTP %u at the websocket "
+		    "upgrade%s", status, status == 503 ? " (bzproxy is "
+		    "stopping, or holds limits.max_links links)" : "");
+	} else if (strncmp(lws_why, "HS:", 3) == 0) {
+		f.kind = BZ_LINK_FAIL_HANDSHAKE;
+		snprintf(f.detail, sizeof(f.detail), "websocket handshake "
+		    "failed (%s)", lws_why + 3 + strspn(lws_why + 3, " "));
+	} else if (strstr(lws_why, "SSL") != NULL) {
+		f.kind = BZ_LINK_FAIL_TLS;
+		snprintf(f.detail, sizeof(f.detail), "the TLS handshake was "
+		    "cut off");
+	} else {
+		f.kind = BZ_LINK_FAIL_CONNECT;
+		if (l->host == NULL)
+			snprintf(f.detail, sizeof(f.detail), "%s", lws_why);
+		else if (bz_tcp_probe(l->host, l->port, PROBE_MS, probe,
+		    sizeof(probe)) == 0)
+			snprintf(f.detail, sizeof(f.detail), "the connection "
+			    "failed");
+		else
+			snprintf(f.detail, sizeof(f.detail), "%s", probe);
+	}
+	snprintf(why, sizeof(why), "cannot connect to bzproxy: %s", f.detail);
+	pthread_mutex_lock(&l->mu);
+	set_closed(l, f.kind, f.detail, why);
+	if (l->fail.kind == BZ_LINK_FAIL_HTTP)
+		l->fail.http_status = f.http_status;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* OpenSSL's verdict on bzproxy's certificate chain, one call per
+ * certificate: keep the first error, which lws reports only as "SSL err".
+ * The verdict itself stays OpenSSL's (a failure is not overridden here). */
+static void
+note_cert(struct bz_link *l, void *x509_ctx, size_t preverify_ok)
+{
+	int e;
+
+	if (preverify_ok || x509_ctx == NULL || l->cert_err[0] != '\0')
+		return;
+	e = X509_STORE_CTX_get_error((X509_STORE_CTX *)x509_ctx);
+	snprintf(l->cert_err, sizeof(l->cert_err), "%s",
+	    X509_verify_cert_error_string(e));
 }
 
 /* Remember the address and port of our end of the socket (numeric). */
@@ -159,17 +248,20 @@ on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
 	struct bz_link_msg *m;
 
 	if (!lws_frame_is_binary(wsi)) {
-		link_fail(l, "protocol error: text message from bzproxy");
+		link_fail(l, BZ_LINK_FAIL_LOCAL, "protocol error",
+		    "protocol error: text message from bzproxy");
 		return -1;
 	}
 	if (len > BZ_WIRE_MAX_FRAME - l->rx_len) {
-		link_fail(l, "protocol error: message from bzproxy too large");
+		link_fail(l, BZ_LINK_FAIL_LOCAL, "protocol error",
+		    "protocol error: message from bzproxy too large");
 		return -1;
 	}
 	if (l->rx_len == 0 && lws_is_final_fragment(wsi)) {
 		/* the common case, the whole message in one piece: one copy */
 		if ((m = malloc(sizeof(*m) + len)) == NULL) {
-			link_fail(l, "out of memory");
+			link_fail(l, BZ_LINK_FAIL_LOCAL, "out of memory",
+			    "out of memory");
 			return -1;
 		}
 		m->len = len;
@@ -180,7 +272,8 @@ on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
 		if (!lws_is_final_fragment(wsi))
 			return 0;
 		if ((m = malloc(sizeof(*m) + l->rx_len)) == NULL) {
-			link_fail(l, "out of memory");
+			link_fail(l, BZ_LINK_FAIL_LOCAL, "out of memory",
+			    "out of memory");
 			return -1;
 		}
 		m->len = l->rx_len;
@@ -237,7 +330,8 @@ on_writeable(struct bz_link *l, struct lws *wsi)
 		free(m->buf);
 		free(m);
 		if (w < 0) {
-			link_fail(l, "write to bzproxy failed");
+			link_fail(l, BZ_LINK_FAIL_LOST, "a write failed",
+			    "write to bzproxy failed");
 			return -1;
 		}
 		if (!more || burst >= WRITE_BURST ||
@@ -294,7 +388,6 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct bz_link *l = lws_context_user(lws_get_context(wsi));
-	char why[BZ_LINK_REASON_LEN];
 
 	if (l == NULL)
 		return 0;
@@ -309,10 +402,12 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		wake(l);
 		pthread_mutex_unlock(&l->mu);
 		break;
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/* lws passes OpenSSL's X509_STORE_CTX as user, SSL as in */
+		note_cert(l, user, len);
+		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		snprintf(why, sizeof(why), "cannot connect to bzproxy: %s",
-		    in != NULL ? (const char *)in : "unknown error");
-		link_fail(l, why);
+		connect_failed(l, wsi, in);
 		l->wsi = NULL;
 		l->done = 1;
 		break;
@@ -321,10 +416,12 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return on_writeable(l, wsi);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		link_fail(l, "bzproxy closed the connection");
+		link_fail(l, BZ_LINK_FAIL_LOST, "closed by bzproxy",
+		    "bzproxy closed the connection");
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		link_fail(l, "connection to bzproxy closed");
+		link_fail(l, BZ_LINK_FAIL_LOST, "connection closed",
+		    "connection to bzproxy closed");
 		l->wsi = NULL;
 		l->done = 1;
 		break;
@@ -351,7 +448,8 @@ link_thread(void *arg)
 		if (lws_service(l->ctx, 0) < 0)
 			break;
 	pthread_mutex_lock(&l->mu);
-	set_closed(l, "link stopped");
+	set_closed(l, l->stop ? BZ_LINK_FAIL_LOCAL : BZ_LINK_FAIL_LOST,
+	    "link stopped", "link stopped");
 	l->ctx_alive = 0;
 	pthread_mutex_unlock(&l->mu);
 	lws_context_destroy(l->ctx);
@@ -410,8 +508,7 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 		return r;
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
 	    (l->rx = malloc(BZ_WIRE_MAX_FRAME)) == NULL) {
-		if (l != NULL)
-			free(l);
+		free(l);
 		free(host);
 		return BZ_ERR_ALLOC;
 	}
@@ -419,6 +516,8 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 	pthread_cond_init(&l->cv, NULL);
 	l->wake_fd = wake_fd;
 	l->state = BZ_LINK_CONNECTING;
+	l->host = host; /* the link's from here */
+	l->port = port;
 
 	lws_set_log_level(bz_log_get_level() >= BZ_LOG_DEBUG ?
 	    LLL_ERR | LLL_WARN : 0, NULL);
@@ -451,15 +550,16 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 	ci.ssl_connection = LCCSCF_USE_SSL;
 	ci.retry_and_idle_policy = &link_retry;
 	ci.pwsi = &l->wsi;
-	/* Errors may be reported through the callback already here. */
+	/*
+	 * Errors may be reported through the callback already here. Such a
+	 * link is returned closed, its failure kind set, as one that failed
+	 * a moment later: the caller handles both alike.
+	 */
 	if (lws_client_connect_via_info(&ci) == NULL) {
 		l->wsi = NULL;
-		pthread_mutex_lock(&l->mu);
-		set_closed(l, "cannot connect to bzproxy");
-		pthread_mutex_unlock(&l->mu);
-		bz_errf(err, errlen, "%s", l->reason);
-		r = BZ_ERR_INVALID;
-		goto fail;
+		connect_failed(l, NULL, "cannot connect");
+		*out = l;
+		return BZ_OK;
 	}
 	l->ctx_alive = 1;
 	if (pthread_create(&l->thread, NULL, link_thread, l) != 0) {
@@ -469,11 +569,9 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 		goto fail;
 	}
 	l->thread_started = 1;
-	free(host);
 	*out = l;
 	return BZ_OK;
  fail:
-	free(host);
 	bz_link_free(l);
 	return r;
 }
@@ -583,6 +681,14 @@ bz_link_recv(struct bz_link *l)
 	return m;
 }
 
+void
+bz_link_get_failure(struct bz_link *l, struct bz_link_failure *f)
+{
+	pthread_mutex_lock(&l->mu);
+	*f = l->fail;
+	pthread_mutex_unlock(&l->mu);
+}
+
 enum bz_link_state
 bz_link_get_state(struct bz_link *l, char *reason, size_t len)
 {
@@ -658,6 +764,7 @@ bz_link_free(struct bz_link *l)
 	}
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	free(l->host);
 	free(l->rx);
 	free(l);
 }

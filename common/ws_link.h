@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "link_fail.h"
+
 #define BZ_LINK_REASON_LEN 256
 
 enum bz_link_state {
@@ -52,6 +54,8 @@ struct bz_link_msg *bz_link_recv(struct bz_link *l);
 /* Current state; reason of a close copied into reason. */
 enum bz_link_state bz_link_get_state(struct bz_link *l, char *reason,
     size_t len);
+/* Why the link closed (kind BZ_LINK_FAIL_NONE while it has not). */
+void bz_link_get_failure(struct bz_link *l, struct bz_link_failure *f);
 /* Our end of the connection (numeric address, port) once it is open:
  * 0, or BZ_ERR_INVALID before that. */
 int bz_link_local_addr(struct bz_link *l, char *addr, size_t len,

@@ -1,9 +1,14 @@
 # The audit log: JSON lines, hash-chained (each line's "prev" is the hex
-# SHA-256 of the previous line, 64 zeros for the first), covering a session.
+# SHA-256 of the previous line, 64 zeros for the first), covering a session;
+# a channel whose client vanishes still ends on the record.
 import hashlib
 import json
+import os
 import random
+import signal
 import subprocess
+
+from conftest import pgrep, ppid, wait_until
 
 
 def read_chain(path):
@@ -38,3 +43,34 @@ def test_audit_verify_command(sandbox):
     r = subprocess.run([sandbox.bzproxy, "-c", sandbox.proxy_config, "audit", "verify"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     assert r.returncode == 0, r.stdout
+
+
+def test_channel_of_a_vanished_client_ends_on_the_record(sandbox):
+    # bzsshd killed mid-command: its link is gone before the agent's exit
+    # status could come, and bzproxy records the end itself
+    since = sandbox.audit_mark()
+    p = subprocess.Popen(["ssh", "-F", sandbox.ssh_config, "-o",
+                          "BatchMode=yes", "web1", "sleep 31"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        ran = wait_until(lambda: [
+            e for e in sandbox.audit_events(since, "channel")
+            if e.get("command") == "sleep 31"], 20)
+        assert ran, sandbox.audit_events(since)
+        sid, ch = ran[0]["sid"], ran[0]["ch"]
+        mine = [pid for pid in pgrep("bzsshd.*--stdio") if ppid(pid) == p.pid]
+        assert len(mine) == 1, mine
+        os.kill(mine[0], signal.SIGKILL)
+        closes = wait_until(lambda: [
+            e for e in sandbox.audit_events(since, "channel_close")
+            if e.get("sid") == sid and e.get("ch") == ch], 10)
+        assert closes and closes[0]["reason"] == \
+            "the client's link closed", closes
+        ends = wait_until(lambda: [
+            e for e in sandbox.audit_events(since, "session_close")
+            if e.get("sid") == sid], 10)
+        assert len(ends) == 1, ends
+    finally:
+        p.kill()
+        p.wait()

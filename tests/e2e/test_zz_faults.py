@@ -166,6 +166,11 @@ def events_since(sandbox, mark):
     return [e.get("event") for e in sandbox.audit_events(since=mark)]
 
 
+def proxy_starts(sandbox, mark):
+    return [e.get("previous_stop") for e in
+            sandbox.audit_events(since=mark, event="proxy_start")]
+
+
 def last_line(err):
     lines = [l for l in err.splitlines() if l.strip()]
     return lines[-1] if lines else ""
@@ -196,6 +201,13 @@ def test_kill9_mid_transfer(sandbox, data, proc, direction):
     if proc != "bzsshd":
         # ssh's own side is whole; the message says what went away
         assert "bzsshd" in err, err
+    if proc == "bzproxy":
+        # the log says its previous run ended without closing anything
+        assert proxy_starts(sandbox, mark) == ["unclean"]
+    else:
+        # the cut channel and its session are closed on the record
+        ev = events_since(sandbox, mark)
+        assert ev.index("channel_close") < ev.index("session_close"), ev
     assert v_rc == 0, v_out
 
 
@@ -256,6 +268,10 @@ def test_bzproxy_restart_with_open_sessions(sandbox):
            audit={e: ev.count(e) for e in set(ev)}, verify=v_out)
     assert rcs == [255] * SESSIONS, errs[:3]
     assert all("bzproxy" in e for e in errs), errs[:3]
+    # every cut channel closed on the record, then a clean stop and start
+    assert ev.count("channel_close") >= SESSIONS, ev
+    assert ev.index("proxy_stop") < ev.index("proxy_start"), ev
+    assert proxy_starts(sandbox, mark) == ["clean"]
     assert v_rc == 0, v_out
 
 

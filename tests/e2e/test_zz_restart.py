@@ -1,6 +1,7 @@
 # Resilience: an agent killed and started again with the same command line
 # serves ssh again within 5 s, and one that dies mid-transfer ends ssh with a
-# reason. (Runs last: file names sort after the others.)
+# reason and its channel and session on the record. (Runs last: file names
+# sort after the others.)
 import os
 import signal
 import subprocess
@@ -45,6 +46,7 @@ def test_agent_restart(sandbox):
 def test_target_gone_mid_transfer(sandbox):
     # an agent that dies during a download: ssh ends at once with a reason
     # and a non-zero status, no hang; the agent comes back as before
+    since = sandbox.audit_mark()
     p = subprocess.Popen(["ssh", "-F", sandbox.ssh_config, "-o",
                           "BatchMode=yes", "web1", "cat /dev/zero"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -70,5 +72,14 @@ def test_target_gone_mid_transfer(sandbox):
     assert rc == 255, err
     assert took < 10, "ssh took %.1f s to notice" % took
     assert err == b"bzsshd: failed: target web1 disconnected\r\n", err
+    # the channel and the session it cut end on the record, with why
+    evs = sandbox.audit_events(since)
+    sid = [e for e in evs if e["event"] == "channel" and
+           e.get("command") == "cat /dev/zero"][0]["sid"]
+    why = "target web1 disconnected"
+    assert [e.get("reason") for e in evs if e["event"] == "channel_close"
+            and e.get("sid") == sid] == [why], evs
+    assert [e.get("reason") for e in evs if e["event"] == "session_close"
+            and e.get("sid") == sid] == [why], evs
     assert wait_until(lambda: sandbox.ssh("web1", "true", timeout=10)
                       .returncode == 0, 10)

@@ -1652,11 +1652,81 @@ test_index_differential(void **state)
 	free(text);
 }
 
+static void
+collect_user(const char *u, void *arg)
+{
+	char *buf = arg;
+
+	strcat(buf, u);
+	strcat(buf, " ");
+}
+
+/* `bzsshd targets`: the allow rules matching subject, target and time
+ * name their unix users (globs too); other targets get none. */
+static void
+test_target_users(void **state)
+{
+	struct bz_policy_set *set = load_ok(
+	    "version: 1\n"
+	    "policies:\n"
+	    "  - name: web\n"
+	    "    subjects: {groups: [ops]}\n"
+	    "    targets: {labels: {env: prod}}\n"
+	    "    unix_users: [deploy, \"app-*\"]\n"
+	    "    allow: [exec]\n"
+	    "  - name: db-nights\n"
+	    "    subjects: {users: [alice@example.com]}\n"
+	    "    targets: {names: [db1]}\n"
+	    "    unix_users: [postgres]\n"
+	    "    allow: [shell]\n"
+	    "    hours: \"22:00-06:00\"\n"
+	    "  - name: no-root\n"
+	    "    subjects: {users: [\"*\"]}\n"
+	    "    targets: {names: [\"*\"]}\n"
+	    "    unix_users: [root]\n"
+	    "    deny: [shell]\n");
+	const char *groups[] = { "ops" };
+	struct bz_label prod = { "env", "prod" };
+	struct bz_policy_request req;
+	char got[256] = "";
+
+	memset(&req, 0, sizeof(req));
+	req.user = "alice@example.com";
+	req.groups = groups;
+	req.ngroups = 1;
+	req.target = "web1";
+	req.labels = &prod;
+	req.nlabels = 1;
+	req.now = 1764460800; /* 2025-11-30 00:00 UTC: night */
+	assert_int_equal(bz_policy_target_users(set, &req, collect_user, got),
+	    1);
+	assert_string_equal(got, "deploy app-* ");
+	got[0] = '\0';
+	req.target = "db1";
+	req.nlabels = 0;
+	assert_int_equal(bz_policy_target_users(set, &req, collect_user, got),
+	    1);
+	assert_string_equal(got, "postgres ");
+	/* noon: outside the rule's hours */
+	got[0] = '\0';
+	req.now += 12 * 3600;
+	assert_int_equal(bz_policy_target_users(set, &req, collect_user, got),
+	    0);
+	/* another user's groups: nothing */
+	req.ngroups = 0;
+	req.user = "bob@example.com";
+	req.now -= 12 * 3600;
+	assert_int_equal(bz_policy_target_users(set, &req, collect_user, got),
+	    0);
+	bz_policy_free(set);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_design_example),
+		cmocka_unit_test(test_target_users),
 		cmocka_unit_test(test_default_deny),
 		cmocka_unit_test(test_deny_wins),
 		cmocka_unit_test(test_root_only_literal),

@@ -1,5 +1,5 @@
 /* test_proxy_config.c: bzproxy's config file (required keys, listen,
- * relative paths, defaults) and its name/label rules. */
+ * relative paths, defaults, limits) and its name/label rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,7 +77,69 @@ test_good_config(void **state)
 	assert_string_equal(c.groups_claim, "groups");
 	assert_null(c.oidc_ca_file);
 	assert_int_equal(c.session_ttl, 12 * 3600);
+	assert_int_equal(c.limits.max_links, 4096);
+	assert_int_equal(c.limits.sessions_per_user, 2048);
+	assert_int_equal(c.limits.channels_per_session, 256);
+	assert_int_equal(c.limits.command_bytes, 262144);
 	bzp_config_free(&c);
+}
+
+static void
+test_limits(void **state)
+{
+	struct bzp_config c;
+	char err[512], text[1024];
+
+	snprintf(text, sizeof(text), "%slimits:\n  max_links: 10\n"
+	    "  sessions_per_user: 2\n  channels_per_session: 4096\n"
+	    "  command_bytes: 262144\n", good);
+	assert_int_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.limits.max_links, 10);
+	assert_int_equal(c.limits.sessions_per_user, 2);
+	assert_int_equal(c.limits.channels_per_session, 4096);
+	assert_int_equal(c.limits.command_bytes, 262144);
+	bzp_config_free(&c);
+
+	/* one given, the others keep their defaults */
+	snprintf(text, sizeof(text), "%slimits:\n  command_bytes: 1\n", good);
+	assert_int_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.limits.command_bytes, 1);
+	assert_int_equal(c.limits.channels_per_session, 256);
+	bzp_config_free(&c);
+}
+
+/* Each bad value names the file, the key and the range. */
+static void
+test_bad_limits(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "max_links", "0" },
+		{ "max_links", "-1" },
+		{ "max_links", "1048577" },
+		{ "sessions_per_user", "two" },
+		{ "sessions_per_user", "" },
+		{ "channels_per_session", "4097" },
+		{ "channels_per_session", "12x" },
+		{ "channels_per_session", "99999999999999999999999" },
+		{ "command_bytes", "262145" },
+		{ "command_bytes", "1.5" },
+	};
+	struct bzp_config c;
+	char err[512], text[1024], key[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%slimits:\n  %s: \"%s\"\n", good,
+		    bad[i][0], bad[i][1]);
+		assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+		snprintf(key, sizeof(key), "limits.%s must be a whole number "
+		    "from 1 to", bad[i][0]);
+		assert_non_null(strstr(err, key));
+		assert_non_null(strstr(err, path));
+	}
+	snprintf(text, sizeof(text), "%slimits:\n  max_sessions: 3\n", good);
+	assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "limits.max_sessions"));
 }
 
 static void
@@ -173,6 +235,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_optional_keys, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_configs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_limits, setup,
 		    teardown),
 		cmocka_unit_test(test_names_and_labels),
 	};

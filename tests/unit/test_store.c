@@ -1,5 +1,6 @@
 /* test_store.c: bzproxy's SQLite state: users and their TOTP state, agent
- * enrolment (token burnt once, key pinned), sessions found by hash. */
+ * enrolment (token burnt once, key pinned), sessions found by hash,
+ * session id blocks never handed out twice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "bzproxy.h"
 
@@ -200,6 +202,71 @@ test_session_by_hash(void **state)
 	bzp_store_close(s);
 }
 
+/* Blocks follow each other, also after the database is closed and opened
+ * again (a restart), start at 1, and never hold 0. */
+static void
+test_sid_blocks_unique_across_restarts(void **state)
+{
+	struct bzp_store *s = open_db();
+	uint32_t a, b, c;
+
+	assert_int_equal(bzp_store_sid_block(s, 1024, &a), 0);
+	assert_int_equal(a, 1);
+	assert_int_equal(bzp_store_sid_block(s, 10, &b), 0);
+	assert_int_equal(b, 1025);
+	bzp_store_close(s);
+	s = open_db();
+	assert_int_equal(bzp_store_sid_block(s, 1024, &c), 0);
+	assert_int_equal(c, 1035);
+	assert_int_not_equal(bzp_store_sid_block(s, 0, &c), 0);
+	assert_int_not_equal(bzp_store_sid_block(s, BZP_SID_BLOCK_MAX + 1,
+	    &c), 0);
+	bzp_store_close(s);
+}
+
+/* Set the stored next id, as 4 billion sessions would. */
+static void
+set_next_sid(sqlite3_int64 v)
+{
+	sqlite3 *db;
+	char sql[128];
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE counters SET value = %lld WHERE "
+	    "name = 'sid'", (long long)v);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
+/* A block that would pass 2^32-1 starts over at 1: ids stay 32-bit and
+ * are never 0. */
+static void
+test_sid_blocks_wrap_past_zero(void **state)
+{
+	struct bzp_store *s = open_db();
+	uint32_t first;
+
+	assert_int_equal(bzp_store_sid_block(s, 1, &first), 0);
+	bzp_store_close(s);
+	/* a block that ends on 2^32-1 exactly is handed out */
+	set_next_sid((sqlite3_int64)UINT32_MAX - 1023);
+	s = open_db();
+	assert_int_equal(bzp_store_sid_block(s, 1024, &first), 0);
+	assert_int_equal(first, UINT32_MAX - 1023);
+	/* the next would hold 0: it starts over at 1 */
+	assert_int_equal(bzp_store_sid_block(s, 1024, &first), 0);
+	assert_int_equal(first, 1);
+	assert_int_equal(bzp_store_sid_block(s, 1, &first), 0);
+	assert_int_equal(first, 1025);
+	bzp_store_close(s);
+	set_next_sid((sqlite3_int64)UINT32_MAX - 10);
+	s = open_db();
+	assert_int_equal(bzp_store_sid_block(s, 1024, &first), 0);
+	assert_int_equal(first, 1);
+	bzp_store_close(s);
+}
+
 int
 main(void)
 {
@@ -213,6 +280,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_agent_token_burnt_once_and_key_pinned, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sid_blocks_unique_across_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sid_blocks_wrap_past_zero,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_by_hash, setup,
 		    teardown),
 	};
