@@ -3,6 +3,7 @@
 # fixed bound, and does not stall another channel of the same connection
 # (a ControlMaster shares one websocket between them).
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,12 +24,14 @@ def test_stopped_reader_bounded_and_not_blocking(sandbox):
     env["ASAN_OPTIONS"] = ":".join(
         x for x in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=1") if x)
     slow = None
-    old = set(pgrep(r"bzsshd .*--stdio"))
+    # this sandbox's bzsshd only: other test runs may share the machine
+    mine = r"bzsshd --config-dir %s --stdio" % re.escape(sandbox.client_dir)
+    old = set(pgrep(mine))
     try:
         subprocess.run(base + ["web1", "true"], check=True, timeout=30,
                        env=env, stdin=subprocess.DEVNULL)
         # the master's ProxyCommand: the bzsshd that stays
-        new = set(pgrep(r"bzsshd .*--stdio")) - old
+        new = set(pgrep(mine)) - old
         assert len(new) == 1, "bzsshd of the ControlMaster: %r" % new
         bzsshd = new.pop()
         procs = {"bzsshd": bzsshd, "bzproxy": int(sandbox.proxy_pid),
