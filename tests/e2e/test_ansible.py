@@ -100,8 +100,9 @@ class Fleet:
         self.dir = workdir
         self.procs = []
         self.play = os.path.join(workdir, "play")
+        # (copyfile: a read-only source tree must not make the copy so)
         shutil.copytree(EXAMPLE, self.play, ignore=shutil.ignore_patterns(
-            "blob.bin", "fetched"))
+            "blob.bin", "fetched"), copy_function=shutil.copyfile)
         # as a user sets up: `bzsshd ssh-config --install`, into a config
         # that has a Host * of its own; twice changes nothing more
         self.ssh_config = os.path.join(workdir, "ssh_config")
