@@ -1,7 +1,10 @@
 #!/bin/bash
 # The Debian packages, end to end (CI, as root, on the Debian 12 machine
-# itself): `make deb`, lintian without errors, install them with apt
-# (bzproxy's system user made, units in place and valid), then the chain
+# itself): `make deb`, lintian without errors, examples/ansible/rollout.yml
+# rolling bzagent out to hosts reached the old way (test_rollout.py; 3,
+# or BZ_ROLLOUT_HOSTS),
+# install them with apt (bzproxy's system user made, units in place and
+# valid), then the chain
 # from the installed programs: the end-to-end tests of tests/e2e/test_exec.py
 # with /usr/sbin/bzproxy, /usr/sbin/bzagent and /usr/bin/bzsshd. Removes
 # the packages at the end.
@@ -29,6 +32,12 @@ debs=("$BUILDDIR"/deb/bzproxy_*.deb "$BUILDDIR"/deb/bzagent_*.deb \
 say "built: $(cd "$BUILDDIR/deb" && echo *.deb)"
 # errors fail; warnings are shown
 lintian --fail-on error --tag-display-limit 0 "$BUILDDIR"/deb/*.deb
+
+# a fleet's rollout: the playbook installs bzagent itself, enrols the
+# hosts and starts their agents; then they answer through the chain
+PYTHONDONTWRITEBYTECODE=1 BZ_DEBS_DIR=$BUILDDIR/deb BZ_BUILDDIR=$BUILDDIR \
+	BZ_SRCDIR=$SRCDIR /usr/bin/pytest-3 -q -p no:cacheprovider \
+	"$SRCDIR/tests/e2e/test_rollout.py"
 
 cleanup() {
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q bzproxy bzagent bzsshd >/dev/null 2>&1 || true

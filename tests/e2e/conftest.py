@@ -7,6 +7,7 @@ import os
 import re
 import select
 import signal
+import socket
 import shutil
 import struct
 import subprocess
@@ -341,3 +342,89 @@ def pytest_runtest_makereport(item, call):
         if sb is not None:
             for name in ("bzproxy", "web1", "db1", "idp"):
                 rep.sections.append(("log %s (tail)" % name, sb.log_tail(name)))
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _listening_ports():
+    """Ports in LISTEN state on this machine (IPv4 and IPv6)."""
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A":
+                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def is_listening(port):
+    return port in _listening_ports()
+
+
+@pytest.fixture
+def plain_sshd(tmp_path):
+    """A real OpenSSH sshd on 127.0.0.1 for the current user, key auth."""
+    if not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("no /usr/sbin/sshd")
+    d = tmp_path / "plain"
+    d.mkdir(mode=0o700)
+    for k in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(d / k)], check=True)
+    shutil.copy(d / "user_key.pub", d / "authorized_keys")
+    os.chmod(d / "authorized_keys", 0o600)
+    me = subprocess.run(["id", "-un"], stdout=subprocess.PIPE, text=True,
+                        check=True).stdout.strip()
+    if os.getuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)
+        os.chmod("/run/sshd", 0o755)
+        rootlogin = "PermitRootLogin prohibit-password"
+    else:
+        rootlogin = "PermitRootLogin no"
+    port = free_port()
+    cfg = d / "sshd_config"
+    cfg.write_text("\n".join([
+        "ListenAddress 127.0.0.1",
+        "Port %d" % port,
+        "HostKey %s" % (d / "host_key"),
+        "PidFile %s" % (d / "sshd.pid"),
+        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
+        "UsePAM no",
+        "StrictModes no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        rootlogin,
+        "AllowUsers %s" % me,
+        "PrintMotd no",
+        "PrintLastLog no",
+        "UseDNS no",
+    ]) + "\n")
+    subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(cfg)], check=True)
+    log = open(d / "sshd.log", "wb")
+    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log.close()
+    try:
+        ok = wait_until(lambda: p.poll() is not None or is_listening(port), 10)
+        assert ok and p.poll() is None, (d / "sshd.log").read_text()
+        yield {"port": port, "key": str(d / "user_key"), "user": me,
+               "log": str(d / "sshd.log")}
+    finally:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -10,7 +10,6 @@ import json
 import http.server
 import os
 import random
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -19,40 +18,12 @@ import time
 
 import pytest
 
-from conftest import pgrep, ppid, wait_until
+from conftest import free_port, is_listening, pgrep, ppid, wait_until
 
 SSH_TIMEOUT = 60
 
 
 # ------------------------------------------------------------------ helpers
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _listening_ports():
-    """Ports in LISTEN state on this machine (IPv4 and IPv6)."""
-    ports = set()
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[3] == "0A":
-                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
-        except OSError:
-            pass
-    return ports
-
-
-def is_listening(port):
-    return port in _listening_ports()
-
 
 def recv_all(sock, limit=None):
     """Read until EOF (or limit bytes); return the bytes."""
@@ -309,64 +280,6 @@ def test_stdio_forward_echo(sandbox, echo_server):
                     input=data, timeout=SSH_TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout) == len(data) and r.stdout == data
-
-
-@pytest.fixture
-def plain_sshd(tmp_path):
-    """A real OpenSSH sshd on 127.0.0.1 for the current user, key auth."""
-    if not os.path.exists("/usr/sbin/sshd"):
-        pytest.skip("no /usr/sbin/sshd")
-    d = tmp_path / "plain"
-    d.mkdir(mode=0o700)
-    for k in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
-                        str(d / k)], check=True)
-    shutil.copy(d / "user_key.pub", d / "authorized_keys")
-    os.chmod(d / "authorized_keys", 0o600)
-    me = subprocess.run(["id", "-un"], stdout=subprocess.PIPE, text=True,
-                        check=True).stdout.strip()
-    if os.getuid() == 0:
-        os.makedirs("/run/sshd", exist_ok=True)
-        os.chmod("/run/sshd", 0o755)
-        rootlogin = "PermitRootLogin prohibit-password"
-    else:
-        rootlogin = "PermitRootLogin no"
-    port = free_port()
-    cfg = d / "sshd_config"
-    cfg.write_text("\n".join([
-        "ListenAddress 127.0.0.1",
-        "Port %d" % port,
-        "HostKey %s" % (d / "host_key"),
-        "PidFile %s" % (d / "sshd.pid"),
-        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
-        "UsePAM no",
-        "StrictModes no",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        rootlogin,
-        "AllowUsers %s" % me,
-        "PrintMotd no",
-        "PrintLastLog no",
-        "UseDNS no",
-    ]) + "\n")
-    subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(cfg)], check=True)
-    log = open(d / "sshd.log", "wb")
-    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    try:
-        ok = wait_until(lambda: p.poll() is not None or is_listening(port), 10)
-        assert ok and p.poll() is None, (d / "sshd.log").read_text()
-        yield {"port": port, "key": str(d / "user_key"), "user": me,
-               "log": str(d / "sshd.log")}
-    finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def test_stdio_forward_as_jump_host(sandbox, plain_sshd):
