@@ -7,6 +7,7 @@
 # denies is UNREACHABLE with the denial's reason; the audit log has every
 # task's command. Needs root (users, sudoers) and ansible-playbook.
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import free_port, is_listening, wait_until
 
 N = 10
 SRCDIR = os.environ.get("BZ_SRCDIR", os.path.join(
@@ -292,3 +293,98 @@ def test_stress(fleet):
             "FAILED" not in r.stdout, (i, r.stdout[-3000:])
     print("stress: 20 pings + 5 copies of 10 MiB over %d hosts in %.1f s"
           % (N, time.time() - t0))
+
+
+def jump_sshd(d):
+    """An OpenSSH sshd on 127.0.0.1 that is both the jump host (root) and
+    every target (the fleet's users), key auth: the bastion the chain
+    replaces, with Ansible reaching fleetNN through `ssh -W`. sshd reads
+    a user's keys as that user: d must be open to them."""
+    for k in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(d / k)], check=True)
+    shutil.copy(d / "user_key.pub", d / "authorized_keys")
+    os.chmod(d / "authorized_keys", 0o644)
+    os.makedirs("/run/sshd", exist_ok=True)
+    # without PAM, sshd refuses a locked account ('!' from useradd): no
+    # password ('*') is what key-only users have
+    for n in NAMES:
+        run(["usermod", "-p", "*", n], check=True)
+    port = free_port()
+    (d / "sshd_config").write_text("\n".join([
+        "ListenAddress 127.0.0.1", "Port %d" % port,
+        "HostKey %s" % (d / "host_key"), "PidFile %s" % (d / "sshd.pid"),
+        "AuthorizedKeysFile %s" % (d / "authorized_keys"), "UsePAM no",
+        "StrictModes no", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "AllowUsers root " + " ".join(NAMES), "PrintMotd no",
+        "UseDNS no"]) + "\n")
+    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f",
+                          str(d / "sshd_config")], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: is_listening(port), 10)
+    return p, port, str(d / "user_key")
+
+
+@pytest.mark.skipif(os.environ.get("BZ_ANSIBLE_BENCH") != "1",
+                    reason="a benchmark: bench/ansible.sh")
+def test_bench_vs_proxyjump(fleet, tmp_path):
+    """`ansible fleet -m ping` and site.yml over the 10 hosts, through the
+    chain and through a jump sshd (ProxyJump's `ssh -W`), A B A B in one
+    run; wall times, medians and ratios to stdout and BZ_BENCH_REPORT."""
+    rounds = int(os.environ.get("BZ_BENCH_ROUNDS", "3"))
+    jd = tempfile.mkdtemp(prefix="bz-jump.")  # not under pytest's 0700 tmp
+    os.chmod(jd, 0o755)
+    p, port, key = jump_sshd(pathlib.Path(jd))
+    try:
+        ssh = "ssh -F /dev/null -i %s -o StrictHostKeyChecking=no " \
+              "-o UserKnownHostsFile=/dev/null" % key
+        inv = tmp_path / "jump.ini"
+        inv.write_text("[fleet]\n" + "".join(
+            "%s.jump ansible_host=127.0.0.1 ansible_port=%d "
+            "ansible_user=%s\n" % (n, port, n) for n in NAMES) +
+            "\n[fleet:vars]\nbz_example_dir_name = bz-example-jump\n"
+            "ansible_ssh_common_args = '-F /dev/null -i %s -o "
+            "StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o "
+            "ProxyCommand=\"%s -W %%h:%%p -p %d root@127.0.0.1\"'\n"
+            % (key, ssh, port))
+        ways = {
+            "chain": {},
+            "jump": {"ANSIBLE_INVENTORY": str(inv)},
+        }
+        jobs = {
+            "ping": lambda env: fleet.ansible("fleet", "-m", "ping",
+                                              "-i", env.get(
+                                                  "ANSIBLE_INVENTORY",
+                                                  "inventory.ini"), **env),
+            "playbook": lambda env: fleet.playbook(
+                "site.yml", "-e", "bz_become=true", "-i", env.get(
+                    "ANSIBLE_INVENTORY", "inventory.ini"), **env),
+        }
+        times = {(j, w): [] for j in jobs for w in ways}
+        for w, env in ways.items():  # warm: the first run copies files
+            r = jobs["playbook"](env)
+            assert r.returncode == 0, (w, r.stdout[:3000])
+        for _ in range(rounds):
+            for j, run_job in jobs.items():
+                for w, env in ways.items():
+                    t0 = time.time()
+                    r = run_job(env)
+                    times[(j, w)].append(time.time() - t0)
+                    assert r.returncode == 0, (j, w, r.stdout[:3000])
+        lines = ["ansible over %d hosts, %d rounds A B A B (seconds, median)"
+                 % (N, rounds)]
+        for j in jobs:
+            c = sorted(times[(j, "chain")])[rounds // 2]
+            jm = sorted(times[(j, "jump")])[rounds // 2]
+            lines.append("%-9s chain %6.2f  jump sshd %6.2f  chain/jump %.2f"
+                         % (j, c, jm, c / jm))
+        print("\n" + "\n".join(lines))
+        if os.environ.get("BZ_BENCH_REPORT"):
+            with open(os.environ["BZ_BENCH_REPORT"], "a") as f:
+                f.write("\n".join(lines) + "\n")
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(jd, ignore_errors=True)
