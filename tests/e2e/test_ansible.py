@@ -56,10 +56,12 @@ def add_users():
 
 
 def enrol(sandbox, name, workdir):
-    """Enrol agent name in bzproxy and write its config: as the sandbox's
-    web1, but serving only its own unix user."""
+    """Enrol agent name in bzproxy (labels fleet=yes and host=NAME) and
+    write its config: as the sandbox's web1, but serving only its own unix
+    user."""
     r = run([sandbox.bzproxy, "-c", sandbox.proxy_config, "agent", "add",
-             name, "--label", "fleet=yes"], timeout=30)
+             name, "--label", "fleet=yes", "--label", "host=" + name],
+            timeout=30)
     assert r.returncode == 0, r.stdout
     token = [l for l in r.stdout.splitlines() if l.strip()][-1].strip()
     d = os.path.join(workdir, "agents", name)
