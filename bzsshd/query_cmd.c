@@ -65,22 +65,28 @@ bz_session_query(const char *dir, struct bz_session *s, const char *t,
 	return -1;
 }
 
-/* "2026-11-30 10:00:00 UTC (in 3h 12m)" or "(5m ago)". */
+/* d seconds as "3d 4h", or "2h 5m" under a day. */
+static void
+span(long d, char *buf, size_t len)
+{
+	if (d >= 86400)
+		snprintf(buf, len, "%ldd %ldh", d / 86400, d % 86400 / 3600);
+	else
+		snprintf(buf, len, "%ldh %ldm", d / 3600, d % 3600 / 60);
+}
+
+/* "2026-11-30 10:00:00 UTC (in 3h 12m)" or "(0h 5m ago)". */
 static void
 when(time_t t, time_t now, char *buf, size_t len)
 {
-	char abs[64] = "?";
+	char abs[64] = "?", s[32];
 	struct tm tm;
-	long d = (long)(t > now ? t - now : now - t);
 
 	if (localtime_r(&t, &tm) != NULL)
 		strftime(abs, sizeof(abs), "%Y-%m-%d %H:%M:%S %Z", &tm);
-	if (d >= 86400)
-		snprintf(buf, len, "%s (%s%ldd %ldh%s)", abs, t > now ? "in " :
-		    "", d / 86400, d % 86400 / 3600, t > now ? "" : " ago");
-	else
-		snprintf(buf, len, "%s (%s%ldh %ldm%s)", abs, t > now ? "in " :
-		    "", d / 3600, d % 3600 / 60, t > now ? "" : " ago");
+	span((long)(t > now ? t - now : now - t), s, sizeof(s));
+	snprintf(buf, len, "%s (%s%s%s)", abs, t > now ? "in " : "", s,
+	    t > now ? "" : " ago");
 }
 
 int
@@ -206,14 +212,10 @@ bz_cmd_targets(const struct bzsshd_opts *o, int argc, char **argv)
 		if (json_is_true(json_object_get(t, "online")))
 			snprintf(seen, sizeof(seen), "online");
 		else if (ls > 0 && ls <= now) {
-			long d = (long)(now - ls);
+			char ago[32];
 
-			if (d >= 86400)
-				snprintf(seen, sizeof(seen), "offline, seen "
-				    "%ldd %ldh ago", d / 86400, d % 86400 / 3600);
-			else
-				snprintf(seen, sizeof(seen), "offline, seen "
-				    "%ldh %ldm ago", d / 3600, d % 3600 / 60);
+			span((long)(now - ls), ago, sizeof(ago));
+			snprintf(seen, sizeof(seen), "offline, seen %s ago", ago);
 		} else
 			snprintf(seen, sizeof(seen), "offline, never seen");
 		printf("%-20s %-28s %-20s %s\n", name, seen, users, labels);
