@@ -2,14 +2,17 @@
 # Interactive latency benchmark: keystroke echo, one byte at a time, through
 # `ssh -tt HOST 'stty raw -echo; cat'` on a pty (bench/echo_rtt.py), same
 # machine, same run, 127.0.0.1 only, for:
-#   chain   the bastion (tests/sandbox, host web1), once per build given;
+#   chain   the bastion (tests/sandbox, host web1), once per build given,
+#           each build in a sandbox of its own;
 #   jump    plain OpenSSH through a jump host (ProxyCommand 'ssh -W %h:%p
 #           jump', a second plain sshd), as bench/transfer.sh;
 #   direct  plain OpenSSH straight to the target sshd.
-# Prints the median and the 99th percentile of R round trips in
-# microseconds for each, and the ratios chain/jump and chain/direct (of
-# the last build given), and chain median minus jump median. Each ssh
-# session is set up before timing starts; only the echo is timed.
+# All sessions are opened first, then take turns byte by byte, so that
+# they share whatever else the machine does meanwhile. Prints the median
+# and the 99th percentile of R round trips in microseconds for each, the
+# ratios of the last build's to the jump host's and to direct OpenSSH,
+# and its median minus the jump host's. Only the echo is timed, not the
+# session set-up.
 #
 #   bench/echo.sh [BUILDDIR...]          (default: this tree)
 # Environment: BZ_BENCH_ECHO_ROUNDS (default 300).
@@ -33,7 +36,7 @@ for b in "${BUILDS[@]}"; do
 done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/bz-echo.XXXXXX") || exit 1
-SB=
+SBS=()
 
 # shellcheck source=bench/lib.sh
 . "$SRCDIR/bench/lib.sh"
@@ -41,7 +44,7 @@ SB=
 cleanup() {
 	local rc=$?
 	plain_sshd_stop_all
-	[ -z "$SB" ] || "$SANDBOX" down "$SB" >/dev/null 2>&1
+	for sb in "${SBS[@]}"; do "$SANDBOX" down "$sb" >/dev/null 2>&1; done
 	if [ $rc -eq 0 ]; then rm -rf "$W"; else say "work files kept in $W"; fi
 	exit $rc
 }
@@ -55,17 +58,6 @@ pct() {
 		print a[r] }'
 }
 
-# echo_run KEY SSH_ARGS...: R round trips into $W/KEY.us
-declare -A R
-echo_run() {
-	local key=$1
-	shift
-	$PY "$SRCDIR/bench/echo_rtt.py" "$ROUNDS" "$W/$key.us" "$@" ||
-		die "$key: the echo run failed"
-	R[$key.med]=$(pct "$W/$key.us" 50)
-	R[$key.p99]=$(pct "$W/$key.us" 99)
-}
-
 say "starting two plain OpenSSH sshds (target, jump host)"
 plain_sshd_start target
 plain_sshd_start jump
@@ -73,28 +65,33 @@ JUMPCMD="ssh -F $(printf %q "$W/jump/ssh_config") -W %h:%p jump"
 ssh -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" target true </dev/null ||
 	die "cannot ssh to the target through the jump host"
 
+declare -A R
 KEYS=()
+SESSIONS=()
 i=0
 for b in "${BUILDS[@]}"; do
 	i=$((i + 1))
 	key=chain$i
 	KEYS+=("$key")
-	SB=$W/sandbox$i
+	sb=$W/sandbox$i
+	SBS+=("$sb")
 	say "build $i ($b): starting a sandbox"
-	BZ_BUILDDIR=$b "$SANDBOX" up "$SB" >"$W/sandbox$i-up.log" 2>&1 ||
+	BZ_BUILDDIR=$b "$SANDBOX" up "$sb" >"$W/sandbox$i-up.log" 2>&1 ||
 		{ cat "$W/sandbox$i-up.log" >&2; die "sandbox up failed for $b"; }
-	# shellcheck disable=SC1090,SC1091
-	. "$SB/env"
-	ssh -F "$BZ_SSH_CONFIG" web1 true </dev/null || die "cannot ssh through the chain of $b"
-	say "build $i: $ROUNDS echo rounds"
-	echo_run "$key" -F "$BZ_SSH_CONFIG" web1
-	"$SANDBOX" down "$SB" >/dev/null 2>&1
-	SB=
+	# shellcheck disable=SC1091
+	cfg=$(. "$sb/env" && echo "$BZ_SSH_CONFIG")
+	ssh -F "$cfg" web1 true </dev/null || die "cannot ssh through the chain of $b"
+	SESSIONS+=("$key" -F "$cfg" web1 --)
 	R[$key.name]=$b
 done
-say "jump host and direct: $ROUNDS echo rounds each"
-echo_run jump -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" target
-echo_run direct -F "$W/target/ssh_config" target
+SESSIONS+=(jump -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" target --)
+SESSIONS+=(direct -F "$W/target/ssh_config" target)
+say "$ROUNDS echo rounds, the sessions taking turns"
+$PY "$SRCDIR/bench/echo_rtt.py" "$ROUNDS" "$W" "${SESSIONS[@]}" || die "the echo run failed"
+for k in "${KEYS[@]}" jump direct; do
+	R[$k.med]=$(pct "$W/$k.us" 50)
+	R[$k.p99]=$(pct "$W/$k.us" 99)
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 LAST=${KEYS[${#KEYS[@]} - 1]}

@@ -379,6 +379,18 @@ on_cancelled(struct bz_link *l)
 	if (stop)
 		lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
 		    CLOSE_GRACE_S);
+	else if (pending && !lws_send_pipe_choked(l->wsi)) {
+		/*
+		 * The socket takes it now: write here rather than ask for a
+		 * writeable callback, which costs another trip round the
+		 * poll loop per message (a keystroke's latency, twice per
+		 * hop). What is left asks for the callback itself.
+		 */
+		if (on_writeable(l, l->wsi) != 0)
+			lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
+			    LWS_TO_KILL_ASYNC);
+		return;
+	}
 	if (pending || stop)
 		lws_callback_on_writable(l->wsi);
 }
