@@ -115,7 +115,7 @@ main(void)
 	wslay_frame_context_ptr ctx;
 	struct src s = { NULL, 0, 0, 0 };
 	uint8_t *ring, *msg, *payload, key[4] = { 1, 2, 3, 4 };
-	size_t i, one = 10 + FRAME, got = 0;
+	size_t i, off, one = 10 + FRAME, got = 0;
 	uint64_t bytes = 0, target = 2ull << 30;
 	double t0, t;
 	ssize_t r;
@@ -168,9 +168,7 @@ main(void)
 		io.opcode = WSLAY_BINARY_FRAME;
 		io.mask = 1;
 		io.payload_length = FRAME;
-		size_t off = 0;
-
-		while (off < FRAME) {
+		for (off = 0; off < FRAME;) {
 			io.data = payload + off;
 			io.data_length = FRAME - off;
 			r = wslay_frame_send(ctx, &io);
