@@ -406,7 +406,11 @@ void leftovers_free(struct leftovers *l);
 #define AGENT_MAX_CHANNELS_DEFAULT 256
 #define AGENT_MAX_CHANNELS 1024    /* the most max_channels may be */
 #define AGENT_LINK_HIGH (4u * 1024 * 1024) /* pause reads above this */
-#define AGENT_GRANT_BATCH (64u * 1024)
+/* Credit goes back once this much was written (as bzsshd's
+ * GRANT_THRESHOLD; docs/protocol.md: at least every half window), not
+ * whenever the input drains: a WINDOW frame per keystroke was a second
+ * message through every hop, ahead of the echo. */
+#define AGENT_GRANT_BATCH (BZ_WIRE_INITIAL_WINDOW / 4)
 #define AGENT_KILL_GRACE_MS 2000   /* SIGHUP, then SIGKILL after this */
 #define AGENT_PTY_GRACE_MS 100     /* pty drain after the child exited */
 

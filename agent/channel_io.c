@@ -129,14 +129,14 @@ read_output(struct bz_link *link, struct chan *c, int *fd, uint8_t type)
 	return 0;
 }
 
-/* Hand back the credit for bytes written (batched). */
+/* Hand back the credit for bytes written (batched: the client may still
+ * send recv_left >= a window minus a batch, so nothing waits on it). */
 static void
-grant(struct bz_link *link, struct chan *c, int force)
+grant(struct bz_link *link, struct chan *c)
 {
 	uint8_t p[4];
 
-	if (c->consumed == 0 || c->close_sent ||
-	    (!force && c->consumed < AGENT_GRANT_BATCH))
+	if (c->consumed < AGENT_GRANT_BATCH || c->close_sent)
 		return;
 	p[0] = (uint8_t)(c->consumed >> 24);
 	p[1] = (uint8_t)(c->consumed >> 16);
@@ -199,7 +199,7 @@ chan_write_input(struct bz_link *link, struct chan *c)
 			pass_eof(c);
 	} else if (c->in.off > IN_COMPACT_AT)
 		bz_buf_compact(&c->in);
-	grant(link, c, bz_buf_avail(&c->in) == 0);
+	grant(link, c);
 }
 
 /* ---- the poll loop's view ---- */

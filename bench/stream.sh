@@ -6,9 +6,11 @@
 # runs in MB/s (10^6 bytes/s); for the chain also the CPU seconds per GiB
 # that bzsshd, bzproxy and bzagent spent on the best run (bzsshd's from
 # bench/cpu_of.sh around it, the daemons' from /proc/PID/stat), and cold
-# `ssh web1 true` (median of R runs, ms). Give two builds (say, before and
-# after a change) to see what the change costs: the table's last column is
-# the last build over the first.
+# `ssh web1 true` (median of R runs, ms); the same for plain OpenSSH
+# through a jump sshd (ProxyCommand ssh -W, as bench/transfer.sh) and
+# direct. Give two builds (say, before and after a change) to see what
+# the change costs: column last/first is the last build over the first,
+# last/jump the last build over the jump host.
 #
 #   bench/stream.sh BUILDDIR [BUILDDIR...]     (default: this tree)
 # Environment: BZ_BENCH_STREAM_BYTES (default 1073741824), BZ_BENCH_XFER_RUNS
@@ -141,13 +143,19 @@ done
 
 # ------------------------------------------------------------ plain sshd
 unset PROXY_PID AGENT_PID
-say "plain OpenSSH sshd"
+say "plain OpenSSH sshd, direct and through a jump sshd (ssh -W)"
 plain_sshd_start plain
+plain_sshd_start jump
 PLAIN=(ssh -F "$W/plain/ssh_config" plain)
+JUMP=(ssh -F "$W/plain/ssh_config" -o "ProxyCommand=ssh -F $(printf %q "$W/jump/ssh_config") -W %h:%p jump" plain)
 cold_runs "$W/cold-plain" "$RUNS" "${PLAIN[@]}"
 R[plain.cold]=$(median_ms "$W/cold-plain")
+cold_runs "$W/cold-jump" "$RUNS" "${JUMP[@]}"
+R[jump.cold]=$(median_ms "$W/cold-jump")
 measure plain up "${PLAIN[@]}"
 measure plain down "${PLAIN[@]}"
+measure jump up "${JUMP[@]}"
+measure jump down "${JUMP[@]}"
 
 # ------------------------------------------------------------ the table
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-"}'; }
@@ -157,8 +165,9 @@ row() { # LABEL FIELD [plain]
 	local label=$1 f=$2 k line
 	line=$(printf '%-30s' "$label")
 	for k in "${KEYS[@]}"; do line+=$(printf ' %10s' "${R[$k.$f]:--}"); done
-	line+=$(printf ' %10s' "${R[plain.$f]:--}")
+	line+=$(printf ' %10s %10s' "${R[jump.$f]:--}" "${R[plain.$f]:--}")
 	line+=$(printf ' %10s' "$(ratio "${R[$LAST.$f]:--}" "${R[$FIRST.$f]:--}")")
+	line+=$(printf ' %10s' "$(ratio "${R[$LAST.$f]:--}" "${R[jump.$f]:--}")")
 	echo "$line"
 }
 
@@ -170,7 +179,7 @@ for k in "${KEYS[@]}"; do i=$((i + 1)); echo "build$i: ${R[$k.name]}"; done
 echo
 head=$(printf '%-30s' measure)
 for k in "${KEYS[@]}"; do head+=$(printf ' %10s' "$k"); done
-head+=$(printf ' %10s %10s' plain "last/first")
+head+=$(printf ' %10s %10s %10s %10s' jump plain "last/first" "last/jump")
 echo "$head"
 row "cold ssh true, median (ms)" cold
 row "upload (MB/s)" up.mbs

@@ -6,6 +6,7 @@
 #include "bzsshd.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -43,15 +44,30 @@ write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * from_sock: wait in poll(POLLIN) rather than in read(). A reader blocked
+ * in read() on a unix socket sleeps on the queue that also hears "room to
+ * write" on it: each time libssh read what the other thread wrote, this
+ * thread woke for nothing (a context switch per keystroke). poll() waits
+ * for input only.
+ */
 static void
-copy(int from, int to)
+copy(int from, int to, int from_sock)
 {
+	struct pollfd pfd;
 	uint8_t *buf;
 	ssize_t n;
 
 	if ((buf = malloc(RELAY_CHUNK)) == NULL)
 		return;
 	for (;;) {
+		if (from_sock) {
+			pfd.fd = from;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				break;
+		}
 		if ((n = read(from, buf, RELAY_CHUNK)) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -69,7 +85,7 @@ stdin_to_sock(void *arg)
 {
 	int sock = (int)(intptr_t)arg;
 
-	copy(STDIN_FILENO, sock);
+	copy(STDIN_FILENO, sock, 0);
 	/* ssh closed its end: libssh sees EOF on the socket. */
 	shutdown(sock, SHUT_WR);
 	return NULL;
@@ -80,7 +96,7 @@ sock_to_stdout(void *arg)
 {
 	struct bz_relay *r = arg;
 
-	copy(r->sock, STDOUT_FILENO);
+	copy(r->sock, STDOUT_FILENO, 1);
 	close(STDOUT_FILENO);
 	return NULL;
 }

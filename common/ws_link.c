@@ -64,7 +64,10 @@ struct bz_link {
 	size_t rx_len;
 	int done;         /* service loop ends */
 	int paused;       /* rx flow control applied (under mu) */
-	int ctx_alive;    /* lws_cancel_service allowed (under mu) */
+	int ctx_alive;    /* the service loop runs (under mu); the context
+	                     itself lives until bz_link_free, so that
+	                     lws_cancel_service may be called after mu is
+	                     released */
 
 	char *host;       /* bzproxy's, for the connect probe */
 	int port;
@@ -93,26 +96,46 @@ static const lws_retry_bo_t link_retry = {
 	.secs_since_valid_hangup = 50, /* dead peer detection */
 };
 
+/*
+ * With mu held: is a byte owed to wake_fd? One byte until the reader has
+ * emptied the queue: it drains the pipe, then calls bz_link_recv() until
+ * NULL (which clears wake_sent) and looks at the state and
+ * bz_link_pending() after that, so what happened meanwhile is seen
+ * without a byte of its own. A byte per message cost a write, a read and
+ * often a context switch each.
+ */
+static int
+wake_begin(struct bz_link *l)
+{
+	pthread_cond_broadcast(&l->cv);
+	if (l->wake_fd >= 0 && !l->wake_sent) {
+		l->wake_sent = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Write the byte wake_begin owed, best after mu is released: a reader
+ * woken while we hold mu would only block on it (two more switches). A
+ * byte that arrives after the reader emptied the queue anyway costs it
+ * one empty look. */
 static void
-wake(struct bz_link *l)
+wake_end(struct bz_link *l, int owed)
 {
 	ssize_t w;
 
-	pthread_cond_broadcast(&l->cv);
-	/*
-	 * One byte until the reader has emptied the queue: it drains the
-	 * pipe, then calls bz_link_recv() until NULL (which clears wake_sent)
-	 * and looks at the state and bz_link_pending() after that, so what
-	 * happened meanwhile is seen without a byte of its own. A byte per
-	 * message cost a write, a read and often a context switch each.
-	 */
-	if (l->wake_fd >= 0 && !l->wake_sent) {
-		l->wake_sent = 1;
-		do {
-			w = write(l->wake_fd, "x", 1);
-		} while (w < 0 && errno == EINTR);
-		/* EAGAIN: the pipe is full, the reader is awake anyway. */
-	}
+	if (!owed)
+		return;
+	do {
+		w = write(l->wake_fd, "x", 1);
+	} while (w < 0 && errno == EINTR);
+	/* EAGAIN: the pipe is full, the reader is awake anyway. */
+}
+
+static void
+wake(struct bz_link *l)
+{
+	wake_end(l, wake_begin(l));
 }
 
 /* Called in the lws thread with mu held. kind and detail say why for
@@ -246,6 +269,7 @@ static int
 on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
 {
 	struct bz_link_msg *m;
+	int owed;
 
 	if (!lws_frame_is_binary(wsi)) {
 		link_fail(l, BZ_LINK_FAIL_LOCAL, "protocol error",
@@ -293,8 +317,9 @@ on_receive(struct bz_link *l, struct lws *wsi, const void *in, size_t len)
 		lws_rx_flow_control(wsi, 0);
 		l->paused = 1;
 	}
-	wake(l);
+	owed = wake_begin(l);
 	pthread_mutex_unlock(&l->mu);
+	wake_end(l, owed);
 	return 0;
 }
 
@@ -379,6 +404,18 @@ on_cancelled(struct bz_link *l)
 	if (stop)
 		lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
 		    CLOSE_GRACE_S);
+	else if (pending && !lws_send_pipe_choked(l->wsi)) {
+		/*
+		 * The socket takes it now: write here rather than ask for a
+		 * writeable callback, which costs another trip round the
+		 * poll loop per message (a keystroke's latency, twice per
+		 * hop). What is left asks for the callback itself.
+		 */
+		if (on_writeable(l, l->wsi) != 0)
+			lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
+			    LWS_TO_KILL_ASYNC);
+		return;
+	}
 	if (pending || stop)
 		lws_callback_on_writable(l->wsi);
 }
@@ -452,8 +489,7 @@ link_thread(void *arg)
 	    "link stopped", "link stopped");
 	l->ctx_alive = 0;
 	pthread_mutex_unlock(&l->mu);
-	lws_context_destroy(l->ctx);
-	l->ctx = NULL;
+	/* the context goes in bz_link_free, after the join */
 	return NULL;
 }
 
@@ -634,10 +670,12 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	l->out_tail = m;
 	l->out_bytes += m->len;
 	m = NULL;
+	wake_lws = wake_lws && l->ctx_alive;
  out:
-	if (r == 0 && wake_lws && l->ctx_alive)
-		lws_cancel_service(l->ctx);
 	pthread_mutex_unlock(&l->mu);
+	/* after the unlock: the lws thread, woken, takes mu at once */
+	if (r == 0 && wake_lws)
+		lws_cancel_service(l->ctx);
 	bz_buf_free(&b);
 	free(m);
 	return r;
@@ -751,7 +789,8 @@ bz_link_free(struct bz_link *l)
 			lws_cancel_service(l->ctx);
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->thread, NULL);
-	} else if (l->ctx != NULL)
+	}
+	if (l->ctx != NULL)
 		lws_context_destroy(l->ctx);
 	while ((o = l->out_head) != NULL) {
 		l->out_head = o->next;
