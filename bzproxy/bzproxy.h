@@ -26,7 +26,7 @@
  * one lws service thread; nothing there blocks except SQLite and the
  * audit fsync (both local and short). The IdP's keys come from
  * common/jwks_cache.c, whose thread fetches them and wakes this one with
- * lws_cancel_service.
+ * a uv_async_t; that thread is libuv's loop, lws runs on it.
  */
 #ifndef BZPROXY_H
 #define BZPROXY_H
@@ -230,7 +230,9 @@ struct bzp_server {
 	uint8_t pk[32];
 	uint8_t sk[64];             /* secret */
 	char *pk_b64;
-	struct lws_context *ctx;
+	struct lws_context *ctx;    /* NULL once lws has left the loop */
+	struct uv_loop_s *loop;     /* ours, lws runs on it (server.c) */
+	int stop_asked;             /* SIGTERM or SIGINT came */
 	struct bzp_conn *conns;     /* every live websocket */
 	size_t nconns;
 	time_t links_refused_at;    /* limits.c: the last link_refused record */
@@ -300,6 +302,9 @@ void bzp_conn_release(struct bzp_conn *src, int *held);
  * agent_hello; bzp_conn_authenticated lifts that limit.
  */
 #define BZP_AUTH_TIMEOUT_S 120
+/* lws's timeout_secs: a TLS accept, or the websocket upgrade request, that
+ * takes longer is cut (lws's default is 20 s) */
+#define BZP_HANDSHAKE_TIMEOUT_S 10
 void bzp_conn_start_auth_timer(struct bzp_conn *c);
 void bzp_conn_authenticated(struct bzp_conn *c);
 /* LWS_CALLBACK_SERVER_WRITEABLE: write queued frames. -1 closes. */

@@ -3,9 +3,11 @@
  * bz.v1), routing by path (/v1/client, /v1/agent), reassembly of messages
  * lws delivers in pieces, signals, and the service loop.
  *
- * Debian's lws 4.1.6 runs one service thread and no external poll, so
- * everything happens in its callbacks. Signal handlers only set a flag and
- * call lws_cancel_service; the work happens in EVENT_WAIT_CANCELLED.
+ * lws runs on our own libuv loop (a "foreign" loop: Debian's
+ * libwebsockets-evlib-uv plugin; its default poll() loop collapses with
+ * thousands of links, docs/DESIGN notes). One thread: lws's callbacks, our
+ * signal handlers (uv_signal_t) and the JWKS cache's wake-up (uv_async_t)
+ * all run on it, so none of them needs a lock or a global.
  */
 #include "bzproxy.h"
 
@@ -18,6 +20,7 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
+#include <uv.h>
 
 #include "audit.h"
 #include "buf.h"
@@ -46,14 +49,22 @@
 #define TX_PACKET (BZ_WIRE_MAX_DATA_FRAME + 16u)
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
-#define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
+#define JWKS_WAIT_SLICE_MS 200  /* ... looking at signals this often */
 /* SIGTERM: how long the peers have to read why their links end (bzsshd
  * closes at once; a peer that does not is cut then) */
 #define STOP_GRACE_S 3
+/* at exit: loop turns lws gets to close its handles (a close takes one) */
+#define LWS_CLOSE_ROUNDS 1000
 
-/* Signals: the only globals besides the configuration. */
-static volatile sig_atomic_t sig_stop, sig_hup;
-static struct lws_context *volatile sig_ctx;
+/* The loop and what of ours runs on it. */
+static const int loop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+#define NSIGNALS (sizeof(loop_signals) / sizeof(loop_signals[0]))
+struct bzp_loop {
+	uv_loop_t uv;
+	uv_signal_t sig[NSIGNALS];
+	uv_async_t keys;        /* the JWKS cache's thread: a fetch ended */
+	size_t nhandles;        /* of ours, open */
+};
 
 struct pss {
 	struct bzp_conn *c;
@@ -64,20 +75,6 @@ static const lws_retry_bo_t keepalive = {
 	.secs_since_valid_ping = 20,   /* ping an idle peer */
 	.secs_since_valid_hangup = 50, /* and drop it when it stays silent */
 };
-
-static void
-on_signal(int sig)
-{
-	int saved = errno;
-
-	if (sig == SIGHUP)
-		sig_hup = 1;
-	else
-		sig_stop = 1;
-	if (sig_ctx != NULL)
-		lws_cancel_service(sig_ctx);
-	errno = saved;
-}
 
 /* ---- policies ---- */
 
@@ -165,20 +162,28 @@ begin_stop(struct bzp_server *s)
 	    (lws_usec_t)STOP_GRACE_S * LWS_US_PER_SEC);
 }
 
-/* EVENT_WAIT_CANCELLED: a signal arrived or a JWKS fetch ended. */
+/* SIGTERM, SIGINT: stop; SIGHUP: reload the policies (on the loop). */
 static void
-on_wake(struct bzp_server *s)
+on_signal(uv_signal_t *h, int sig)
 {
-	struct bzp_conn *c;
-	uint64_t fetches;
+	struct bzp_server *s = h->data;
 
-	if (sig_stop)
-		begin_stop(s);
-	if (sig_hup) {
-		sig_hup = 0;
+	if (sig != SIGHUP) {
+		s->stop_asked = 1;
+		if (s->ctx != NULL)
+			begin_stop(s);
+	} else if (s->policy != NULL)
 		reload_policies(s);
-	}
-	fetches = bz_jwks_cache_fetches(s->jwks);
+}
+
+/* A JWKS fetch ended: logins held for new keys go on. */
+static void
+on_keys(uv_async_t *h)
+{
+	struct bzp_server *s = h->data;
+	struct bzp_conn *c;
+	uint64_t fetches = bz_jwks_cache_fetches(s->jwks);
+
 	for (c = s->conns; c != NULL; c = c->next)
 		if (c->client != NULL &&
 		    c->client->state == BZP_CL_WAIT_KEYS &&
@@ -186,11 +191,11 @@ on_wake(struct bzp_server *s)
 			bzp_client_keys_ready(c->client);
 }
 
-/* The JWKS cache's thread: a fetch ended (wakes on_wake). */
+/* The JWKS cache's thread (uv_async_send may be called from any). */
 static void
 jwks_notify(void *arg)
 {
-	lws_cancel_service(arg);
+	uv_async_send(arg);
 }
 
 /* Start the JWKS cache and wait up to JWKS_WAIT_S for the first keys
@@ -213,7 +218,9 @@ start_jwks(struct bzp_server *s, char *err, size_t errlen)
 	while (bz_jwks_cache_wait(s->jwks, JWKS_WAIT_SLICE_MS, err,
 	    errlen) != 0) {
 		waited += JWKS_WAIT_SLICE_MS;
-		if (sig_stop || waited >= JWKS_WAIT_S * 1000)
+		/* deliver the signals that came meanwhile */
+		uv_run(s->loop, UV_RUN_NOWAIT);
+		if (s->stop_asked || waited >= JWKS_WAIT_S * 1000)
 			return BZ_ERR_INVALID;
 		if (waited == JWKS_WAIT_SLICE_MS)
 			bz_info("waiting up to %d s for the IdP's keys",
@@ -439,9 +446,6 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (p != NULL)
 			on_closed(s, p);
 		break;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		on_wake(s);
-		break;
 	default:
 		break;
 	}
@@ -488,6 +492,7 @@ create_context(struct bzp_server *s)
 {
 	const struct bzp_config *cfg = s->cfg;
 	struct lws_context_creation_info info;
+	void *loops[1] = { s->loop };
 
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->listen_port;
@@ -498,25 +503,146 @@ create_context(struct bzp_server *s)
 	info.ssl_private_key_filepath = cfg->tls_key;
 	info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 |
 	    SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1; /* TLS 1.2 or later */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* our loop, not one of lws's (that one would take SIGTERM itself and
+	 * spin on SIGSEGV) */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+	    LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	info.foreign_loops = loops;
+	info.pcontext = &s->ctx; /* NULL once lws has left our loop */
 	if (strchr(cfg->listen_host, ':') == NULL)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.retry_and_idle_policy = &keepalive;
 	info.pt_serv_buf_size = SERV_BUF;
+	info.timeout_secs = BZP_HANDSHAKE_TIMEOUT_S;
 	return lws_create_context(&info);
 }
 
 static void
-install_signals(void)
+count_poll(uv_handle_t *h, void *arg)
 {
-	struct sigaction sa;
+	if (uv_handle_get_type(h) == UV_POLL)
+		(*(size_t *)arg)++;
+}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+/*
+ * Is lws on our loop? Without its libuv plugin (the package
+ * libwebsockets-evlib-uv) lws 4.1 logs an error and may fall back to its
+ * own poll() loop, which does not hold a fleet: refuse that. On our loop
+ * it watches at least its listening socket with a uv_poll_t.
+ */
+static int
+lws_on_our_loop(struct bzp_server *s)
+{
+	size_t polls = 0;
+
+	uv_walk(s->loop, count_poll, &polls);
+	return polls > 0;
+}
+
+/* uv_walk: count the handles that are not ours (lws's). */
+static void
+count_theirs(uv_handle_t *h, void *arg)
+{
+	struct bzp_loop *l = h->loop->data;
+	size_t i;
+
+	for (i = 0; i < NSIGNALS; i++)
+		if (h == (uv_handle_t *)&l->sig[i])
+			return;
+	if (h != (uv_handle_t *)&l->keys)
+		(*(size_t *)arg)++;
+}
+
+/*
+ * After lws_context_destroy: lws 4.1 on a foreign loop closes its handles
+ * on the loop and then waits for a second lws_context_destroy to free the
+ * context (which sets s->ctx to NULL through info.pcontext).
+ */
+static void
+lws_leave_loop(struct bzp_server *s, struct bzp_loop *l)
+{
+	size_t left = 1;
+	int rounds;
+
+	for (rounds = 0; s->ctx != NULL && rounds < LWS_CLOSE_ROUNDS;
+	    rounds++) {
+		left = 0;
+		uv_walk(&l->uv, count_theirs, &left);
+		if (left == 0)
+			break;
+		uv_run(&l->uv, UV_RUN_NOWAIT);
+	}
+	if (s->ctx != NULL && left == 0)
+		lws_context_destroy(s->ctx);
+	if (s->ctx != NULL)
+		bz_warn("libwebsockets did not close its %zu handle(s) on the "
+		    "event loop", left);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct bzp_loop *l = h->loop->data;
+
+	l->nhandles--;
+}
+
+/* Our loop, its signal handlers, the JWKS wake-up. 0 or -1 (logged). */
+static int
+loop_open(struct bzp_loop *l, struct bzp_server *s)
+{
+	size_t i;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	if ((r = uv_loop_init(&l->uv)) != 0) {
+		bz_error("cannot start the event loop: %s", uv_strerror(r));
+		return -1;
+	}
+	l->uv.data = l;
+	s->loop = &l->uv;
+	for (i = 0; i < NSIGNALS; i++) {
+		if ((r = uv_signal_init(&l->uv, &l->sig[i])) != 0)
+			goto fail;
+		l->nhandles++;
+		l->sig[i].data = s;
+		if ((r = uv_signal_start(&l->sig[i], on_signal,
+		    loop_signals[i])) != 0)
+			goto fail;
+	}
+	if ((r = uv_async_init(&l->uv, &l->keys, on_keys)) != 0)
+		goto fail;
+	l->nhandles++;
+	l->keys.data = s;
+	return 0;
+ fail:
+	bz_error("cannot set up the signal handlers: %s", uv_strerror(r));
+	return -1;
+}
+
+/* After lws has left it: close ours, let the closes run, close the loop. */
+static void
+loop_close(struct bzp_loop *l)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < NSIGNALS; i++)
+		if (l->sig[i].loop != NULL)
+			uv_close((uv_handle_t *)&l->sig[i], on_handle_closed);
+	if (l->keys.loop != NULL)
+		uv_close((uv_handle_t *)&l->keys, on_handle_closed);
+	while (l->nhandles > 0 && uv_run(&l->uv, UV_RUN_ONCE) != 0)
+		;
+	uv_run(&l->uv, UV_RUN_NOWAIT);
+	if ((r = uv_loop_close(&l->uv)) != 0)
+		bz_warn("the event loop still had handles at exit: %s",
+		    uv_strerror(r));
+}
+
+static void
+ignore_signals(void)
+{
 	signal(SIGPIPE, SIG_IGN);
 	/* a file size limit (or a full quota) is an error to handle, not a
 	 * reason to die: the audit write then fails and is undone */
@@ -546,13 +672,16 @@ int
 bzp_serve(const struct bzp_config *cfg)
 {
 	struct bzp_server s;
+	struct bzp_loop loop;
 	char err[BZP_ERRLEN];
-	int rc = 1, pid_written = 0, start_recorded = 0;
+	int rc = 1, pid_written = 0, start_recorded = 0, served = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
+	ignore_signals();
 	/* Signals first: SIGTERM during the JWKS wait still stops us. */
-	install_signals();
+	if (loop_open(&loop, &s) != 0)
+		goto out;
 	if (load_policies(cfg->policies, &s.policy) != 0) {
 		bz_error("cannot start: fix the policies in %s", cfg->policies);
 		goto out;
@@ -578,7 +707,7 @@ bzp_serve(const struct bzp_config *cfg)
 	}
 	start_recorded = record_start(&s) == 0;
 	if (start_jwks(&s, err, sizeof(err)) != 0) {
-		if (sig_stop) {
+		if (s.stop_asked) {
 			rc = 0; /* asked to stop while waiting for the IdP */
 			goto out;
 		}
@@ -586,32 +715,41 @@ bzp_serve(const struct bzp_config *cfg)
 		    cfg->issuer, err);
 		goto out;
 	}
-	if (sig_stop) {
+	if (s.stop_asked) {
 		rc = 0;
 		goto out;
 	}
 	lws_set_log_level(bz_log_get_level() >= BZ_LOG_DEBUG ?
 	    LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 	if ((s.ctx = create_context(&s)) == NULL) {
-		bz_error("cannot listen on %s:%d with TLS (cert %s, key %s)",
+		bz_error("cannot listen on %s:%d with TLS (cert %s, key %s), "
+		    "or start libwebsockets' libuv plugin (package "
+		    "libwebsockets-evlib-uv): lws's error is above",
 		    cfg->listen_host, cfg->listen_port, cfg->tls_cert,
 		    cfg->tls_key);
 		goto out;
 	}
-	bz_jwks_cache_set_notify(s.jwks, jwks_notify, s.ctx);
-	sig_ctx = s.ctx;
+	served = 1;
+	if (!lws_on_our_loop(&s)) {
+		bz_error("libwebsockets is not running on bzproxy's libuv loop "
+		    "(is its libuv plugin, the Debian package "
+		    "libwebsockets-evlib-uv, installed?): refusing to serve "
+		    "on its poll() loop");
+		goto out;
+	}
+	bz_jwks_cache_set_notify(s.jwks, jwks_notify, &loop.keys);
 	if (write_pid_file(cfg->pid_file) == 0)
 		pid_written = 1;
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
 	bzp_checkpoint_start(&s);
 	for (;;) {
-		if (sig_stop)
-			begin_stop(&s); /* a signal before sig_ctx was set */
+		if (s.stop_asked)
+			begin_stop(&s);
 		if (s.stop && (s.conns == NULL || s.stop_expired))
 			break;
-		if (lws_service(s.ctx, 0) < 0)
-			break;
+		if (uv_run(s.loop, UV_RUN_ONCE) == 0)
+			break; /* nothing left to wait for (cannot happen) */
 	}
 	if (s.conns != NULL)
 		bz_info("stopping: cutting %zu link(s) that did not close",
@@ -619,16 +757,18 @@ bzp_serve(const struct bzp_config *cfg)
 	rc = 0;
  out:
 	s.stop = 1;
-	sig_ctx = NULL;
-	if (s.ctx != NULL) {
+	if (s.jwks != NULL)
 		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
+	if (s.ctx != NULL) {
 		lws_context_destroy(s.ctx); /* closes every connection */
+		/* lws closes its handles on our loop; done: s.ctx is NULL */
+		lws_leave_loop(&s, &loop);
 	}
 	/* after the close records; the checkpoint holds it */
 	if (start_recorded)
 		(void)bzp_audit(&s, "proxy_stop", json_pack("{s:I}", "pid",
 		    (json_int_t)getpid()));
-	if (start_recorded || s.ctx != NULL)
+	if (start_recorded || served)
 		bzp_checkpoint_now(&s);
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);
@@ -639,5 +779,7 @@ bzp_serve(const struct bzp_config *cfg)
 		bz_policy_free(s.policy);
 	free(s.pk_b64);
 	sodium_memzero(s.sk, sizeof(s.sk));
+	if (s.loop != NULL)
+		loop_close(&loop);
 	return rc;
 }
