@@ -240,7 +240,7 @@ refuse_handshake(struct lws *wsi, unsigned status, const char *why)
 }
 
 /* During the handshake: route by path; refuse anything else, and any
- * link over limits.max_links. */
+ * link over limits.max_links or the limits of links not logged in yet. */
 static int
 on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
 {
@@ -251,7 +251,8 @@ on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	if (s->stop)
 		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    BZP_STOPPING);
-	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0)
+	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0 ||
+	    bzp_limit_preauth(s, peer, why, sizeof(why)) != 0)
 		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    why);
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
@@ -289,6 +290,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	c->kind = p->kind;
 	snprintf(c->peer, sizeof(c->peer), "%s %s",
 	    c->kind == BZP_CONN_CLIENT ? "client" : "agent", peer);
+	snprintf(c->addr, sizeof(c->addr), "%s", peer);
 	if (c->kind == BZP_CONN_CLIENT)
 		c->client = bzp_client_new(c);
 	else
@@ -303,6 +305,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	s->conns = c;
 	s->nconns++;
 	p->c = c;
+	bzp_preauth_add(s, c);
 	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
 	return 0;
@@ -332,7 +335,9 @@ on_closed(struct bzp_server *s, struct pss *p)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	bzp_preauth_remove(s, c);
 	bzp_conn_free(c);
+	bzp_trim_after_close(s);
 }
 
 /* One whole message: decode it and hand it to its link. */
@@ -342,6 +347,7 @@ on_message(struct bzp_conn *c, struct bzp_out *m)
 	struct bz_frame f;
 	int r;
 
+	c->got_message = 1;
 	if ((r = bz_frame_decode(m->buf + LWS_PRE, m->len, &f)) != 0) {
 		bzp_conn_close(c, "protocol violation: bad frame (%s)",
 		    bz_err_str(r));
@@ -356,15 +362,30 @@ on_message(struct bzp_conn *c, struct bzp_out *m)
 	free(m);
 }
 
+/* A link not authenticated yet had BZP_FIRST_MESSAGE_S for a first
+ * whole message (LWS_CALLBACK_TIMER). */
+static void
+on_first_deadline(struct bzp_conn *c)
+{
+	if (c->preauth && !c->got_message && !c->closing)
+		bzp_conn_close(c, "no whole message within %d s of the "
+		    "websocket handshake", BZP_FIRST_MESSAGE_S);
+}
+
 /*
  * lws delivers a message in pieces of at most RX_PIECE bytes and has no
- * limit of its own: we enforce BZ_WIRE_MAX_FRAME. The buffer exists only
+ * limit of its own: we enforce BZ_WIRE_MAX_FRAME, and before the peer
+ * authenticated limits.preauth_message_bytes (a login is small; anybody
+ * may open a link and announce a big frame). The buffer exists only
  * while a message is incomplete, so idle connections hold none.
  */
 static int
 on_receive(struct bzp_conn *c, struct lws *wsi, const void *in, size_t len)
 {
 	size_t more = lws_remaining_packet_payload(wsi), want;
+	size_t max = c->preauth ?
+	    (size_t)c->srv->cfg->limits.preauth_message : BZ_WIRE_MAX_FRAME;
+	char why[BZP_ERRLEN];
 	struct bzp_out *m;
 
 	if (c->closing)
@@ -373,10 +394,17 @@ on_receive(struct bzp_conn *c, struct lws *wsi, const void *in, size_t len)
 		bzp_conn_close(c, "protocol violation: text message");
 		return 0;
 	}
-	if (len > BZ_WIRE_MAX_FRAME - c->rx_len ||
-	    more > BZ_WIRE_MAX_FRAME - c->rx_len - len) {
-		bzp_conn_close(c, "protocol violation: message over %u bytes",
-		    BZ_WIRE_MAX_FRAME);
+	if (len > max - c->rx_len || more > max - c->rx_len - len) {
+		if (c->preauth) {
+			/* as an error message: lws 4.1 sends no close frame
+			 * (no reason) while a frame is half received */
+			snprintf(why, sizeof(why), "protocol violation: a "
+			    "message over %zu bytes before logging in (%s)",
+			    max, BZP_LIMIT_PREAUTH_MESSAGE);
+			bzp_conn_fail(c, why);
+		} else
+			bzp_conn_close(c, "protocol violation: message over "
+			    "%zu bytes", max);
 		return 0;
 	}
 	if (c->rx == NULL && lws_is_final_fragment(wsi)) {
@@ -438,6 +466,10 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (p->c == NULL)
 			return -1;
 		return bzp_conn_writeable(p->c);
+	case LWS_CALLBACK_TIMER:
+		if (p != NULL && p->c != NULL)
+			on_first_deadline(p->c);
+		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (p != NULL && p->c != NULL)
 			bz_debug("%s: peer sent a close frame", p->c->peer);
@@ -513,7 +545,6 @@ create_context(struct bzp_server *s)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.retry_and_idle_policy = &keepalive;
 	info.pt_serv_buf_size = SERV_BUF;
-	info.timeout_secs = BZP_HANDSHAKE_TIMEOUT_S;
 	return lws_create_context(&info);
 }
 
