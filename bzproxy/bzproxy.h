@@ -5,8 +5,8 @@
  *                  policy reload
  *   config.c       the YAML config file
  *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
- *   server.c       the lws context, signals, routing by path, reassembly,
- *                  stopping
+ *   server.c       the libuv loop and the lws context on it, signals,
+ *                  routing by path, reassembly, stopping
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels and frames, relay
@@ -15,8 +15,10 @@
  *                  signed envelope toward the agent; its SYNACK back
  *   client_end.c   how channels and sessions end on the audit record
  *                  (agent's exit, target gone, client gone, bzproxy stops)
- *   limits.c       the limits of the config (links, sessions per user,
- *                  channels per session, command bytes)
+ *   limits.c       the limits of the config (links, links not logged in
+ *                  yet, sessions per user, channels per session, command
+ *                  bytes); memory back to the system after a burst
+ *   fdlimit.c      the open files limit against limits.max_links
  *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
