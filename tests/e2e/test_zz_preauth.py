@@ -368,3 +368,46 @@ def test_open_files_soft_limit_raised(sandbox):
     log = sandbox.log_tail("bzproxy", 400)
     assert "open files limit raised from" in log or \
         "open files limit %s" % soft in log, log
+
+
+def evlib_of(pid):
+    """The lws libuv plugin mapped into process pid, or None."""
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            if "libwebsockets-evlib_uv" in line:
+                return line.split()[-1]
+    return None
+
+
+def test_bzproxy_runs_on_libuv(sandbox):
+    # lws's libuv plugin is loaded, and the process waits in epoll (libuv),
+    # not in lws's poll() loop
+    pid = int(sandbox.proxy_pid)
+    assert evlib_of(pid), "no libwebsockets-evlib_uv in bzproxy's maps"
+    fds = os.listdir("/proc/%d/fd" % pid)
+    assert any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) ==
+               "anon_inode:[eventpoll]" for fd in fds)
+
+
+def test_no_libuv_plugin_no_start(sandbox, tmp_path):
+    # without the plugin (hidden here in a mount namespace of its own)
+    # bzproxy does not fall back to lws's poll() loop: it stops, naming
+    # the package
+    plugin = evlib_of(int(sandbox.proxy_pid))
+    if os.geteuid() != 0 or not plugin or \
+            subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs root and unshare -m to hide the plugin")
+    real = sandbox.bzproxy
+    wrapper = tmp_path / "bzproxy-noplugin"
+    wrapper.write_text("#!/bin/sh\nexec unshare -m --propagation private sh "
+                       "-c 'mount --bind /dev/null %s && exec %s \"$@\"' "
+                       "sh \"$@\"\n" % (plugin, real))
+    wrapper.chmod(0o755)
+    sandbox.env["BZ_BZPROXY"] = str(wrapper)
+    try:
+        rc, out = run_proxy(sandbox, tmp_path, 4096, wait_for="listening")
+    finally:
+        sandbox.env["BZ_BZPROXY"] = real
+    assert rc == 1, out
+    assert "unable to load evlib plugin evlib_uv" in out, out
+    assert "libwebsockets-evlib-uv" in out and "listening" not in out, out
