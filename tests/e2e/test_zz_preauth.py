@@ -194,7 +194,7 @@ def test_flood_from_one_address(sandbox, files_limit):
         # cut at once, the others at the first-message deadline, which
         # frees their places), the rest refused
         assert still <= PER_ADDRESS, (still, kept, counts)
-        assert counts.get("503", 0) >= FLOOD // 2, counts
+        assert counts.get("503", 0) > 0, counts
         assert during - base < PER_ADDRESS * PER_LINK_KB + SLACK_KB, \
             (base, during)
         # a refusal names the limit
