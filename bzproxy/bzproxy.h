@@ -5,8 +5,9 @@
  *                  policy reload
  *   config.c       the YAML config file
  *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
- *   server.c       the libuv loop and the lws context on it, signals,
- *                  routing by path, reassembly, stopping
+ *   server.c       the lws context, signals, routing by path, reassembly,
+ *                  stopping
+ *   evloop.c       the libuv loop lws runs on (evloop.h)
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels and frames, relay

@@ -11,7 +11,6 @@
  */
 #include "bzproxy.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "evloop.h"
 #include "jwks_cache.h"
 #include "jwt.h"
 #include "log.h"
@@ -53,18 +53,6 @@
 /* SIGTERM: how long the peers have to read why their links end (bzsshd
  * closes at once; a peer that does not is cut then) */
 #define STOP_GRACE_S 3
-/* at exit: loop turns lws gets to close its handles (a close takes one) */
-#define LWS_CLOSE_ROUNDS 1000
-
-/* The loop and what of ours runs on it. */
-static const int loop_signals[] = { SIGTERM, SIGINT, SIGHUP };
-#define NSIGNALS (sizeof(loop_signals) / sizeof(loop_signals[0]))
-struct bzp_loop {
-	uv_loop_t uv;
-	uv_signal_t sig[NSIGNALS];
-	uv_async_t keys;        /* the JWKS cache's thread: a fetch ended */
-	size_t nhandles;        /* of ours, open */
-};
 
 struct pss {
 	struct bzp_conn *c;
@@ -549,129 +537,6 @@ create_context(struct bzp_server *s)
 }
 
 static void
-count_poll(uv_handle_t *h, void *arg)
-{
-	if (uv_handle_get_type(h) == UV_POLL)
-		(*(size_t *)arg)++;
-}
-
-/*
- * Is lws on our loop? Without its libuv plugin (the package
- * libwebsockets-evlib-uv) lws 4.1 logs an error and may fall back to its
- * own poll() loop, which does not hold a fleet: refuse that. On our loop
- * it watches at least its listening socket with a uv_poll_t.
- */
-static int
-lws_on_our_loop(struct bzp_server *s)
-{
-	size_t polls = 0;
-
-	uv_walk(s->loop, count_poll, &polls);
-	return polls > 0;
-}
-
-/* uv_walk: count the handles that are not ours (lws's). */
-static void
-count_theirs(uv_handle_t *h, void *arg)
-{
-	struct bzp_loop *l = h->loop->data;
-	size_t i;
-
-	for (i = 0; i < NSIGNALS; i++)
-		if (h == (uv_handle_t *)&l->sig[i])
-			return;
-	if (h != (uv_handle_t *)&l->keys)
-		(*(size_t *)arg)++;
-}
-
-/*
- * After lws_context_destroy: lws 4.1 on a foreign loop closes its handles
- * on the loop and then waits for a second lws_context_destroy to free the
- * context (which sets s->ctx to NULL through info.pcontext).
- */
-static void
-lws_leave_loop(struct bzp_server *s, struct bzp_loop *l)
-{
-	size_t left = 1;
-	int rounds;
-
-	for (rounds = 0; s->ctx != NULL && rounds < LWS_CLOSE_ROUNDS;
-	    rounds++) {
-		left = 0;
-		uv_walk(&l->uv, count_theirs, &left);
-		if (left == 0)
-			break;
-		uv_run(&l->uv, UV_RUN_NOWAIT);
-	}
-	if (s->ctx != NULL && left == 0)
-		lws_context_destroy(s->ctx);
-	if (s->ctx != NULL)
-		bz_warn("libwebsockets did not close its %zu handle(s) on the "
-		    "event loop", left);
-}
-
-static void
-on_handle_closed(uv_handle_t *h)
-{
-	struct bzp_loop *l = h->loop->data;
-
-	l->nhandles--;
-}
-
-/* Our loop, its signal handlers, the JWKS wake-up. 0 or -1 (logged). */
-static int
-loop_open(struct bzp_loop *l, struct bzp_server *s)
-{
-	size_t i;
-	int r;
-
-	memset(l, 0, sizeof(*l));
-	if ((r = uv_loop_init(&l->uv)) != 0) {
-		bz_error("cannot start the event loop: %s", uv_strerror(r));
-		return -1;
-	}
-	l->uv.data = l;
-	s->loop = &l->uv;
-	for (i = 0; i < NSIGNALS; i++) {
-		if ((r = uv_signal_init(&l->uv, &l->sig[i])) != 0)
-			goto fail;
-		l->nhandles++;
-		l->sig[i].data = s;
-		if ((r = uv_signal_start(&l->sig[i], on_signal,
-		    loop_signals[i])) != 0)
-			goto fail;
-	}
-	if ((r = uv_async_init(&l->uv, &l->keys, on_keys)) != 0)
-		goto fail;
-	l->nhandles++;
-	l->keys.data = s;
-	return 0;
- fail:
-	bz_error("cannot set up the signal handlers: %s", uv_strerror(r));
-	return -1;
-}
-
-/* After lws has left it: close ours, let the closes run, close the loop. */
-static void
-loop_close(struct bzp_loop *l)
-{
-	size_t i;
-	int r;
-
-	for (i = 0; i < NSIGNALS; i++)
-		if (l->sig[i].loop != NULL)
-			uv_close((uv_handle_t *)&l->sig[i], on_handle_closed);
-	if (l->keys.loop != NULL)
-		uv_close((uv_handle_t *)&l->keys, on_handle_closed);
-	while (l->nhandles > 0 && uv_run(&l->uv, UV_RUN_ONCE) != 0)
-		;
-	uv_run(&l->uv, UV_RUN_NOWAIT);
-	if ((r = uv_loop_close(&l->uv)) != 0)
-		bz_warn("the event loop still had handles at exit: %s",
-		    uv_strerror(r));
-}
-
-static void
 ignore_signals(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -711,7 +576,8 @@ bzp_serve(const struct bzp_config *cfg)
 	s.cfg = cfg;
 	ignore_signals();
 	/* Signals first: SIGTERM during the JWKS wait still stops us. */
-	if (loop_open(&loop, &s) != 0)
+	s.loop = &loop.uv;
+	if (bzp_loop_open(&loop, on_signal, on_keys, &s) != 0)
 		goto out;
 	if (load_policies(cfg->policies, &s.policy) != 0) {
 		bz_error("cannot start: fix the policies in %s", cfg->policies);
@@ -761,7 +627,7 @@ bzp_serve(const struct bzp_config *cfg)
 		goto out;
 	}
 	served = 1;
-	if (!lws_on_our_loop(&s)) {
+	if (!bzp_loop_has_lws(&loop)) {
 		bz_error("libwebsockets is not running on bzproxy's libuv loop "
 		    "(is its libuv plugin, the Debian package "
 		    "libwebsockets-evlib-uv, installed?): refusing to serve "
@@ -793,7 +659,7 @@ bzp_serve(const struct bzp_config *cfg)
 	if (s.ctx != NULL) {
 		lws_context_destroy(s.ctx); /* closes every connection */
 		/* lws closes its handles on our loop; done: s.ctx is NULL */
-		lws_leave_loop(&s, &loop);
+		bzp_loop_lws_leave(&loop, &s.ctx);
 	}
 	/* after the close records; the checkpoint holds it */
 	if (start_recorded)
@@ -810,7 +676,7 @@ bzp_serve(const struct bzp_config *cfg)
 		bz_policy_free(s.policy);
 	free(s.pk_b64);
 	sodium_memzero(s.sk, sizeof(s.sk));
-	if (s.loop != NULL)
-		loop_close(&loop);
+	if (loop.uv.data != NULL) /* the loop was made */
+		bzp_loop_close(&loop);
 	return rc;
 }
