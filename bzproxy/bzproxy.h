@@ -7,6 +7,7 @@
  *   store.c        SQLite state: users (TOTP), agents, sessions, sid blocks
  *   server.c       the lws context, signals, routing by path, reassembly,
  *                  stopping
+ *   evloop.c       the libuv loop lws runs on (evloop.h)
  *   conn.c         per-connection write queues, backpressure, closing
  *   client_auth.c  /v1/client login, hello, mfa
  *   client_link.c  /v1/client channels and frames, relay
@@ -15,8 +16,10 @@
  *                  signed envelope toward the agent; its SYNACK back
  *   client_end.c   how channels and sessions end on the audit record
  *                  (agent's exit, target gone, client gone, bzproxy stops)
- *   limits.c       the limits of the config (links, sessions per user,
- *                  channels per session, command bytes)
+ *   limits.c       the limits of the config (links, links not logged in
+ *                  yet, sessions per user, channels per session, command
+ *                  bytes); memory back to the system after a burst
+ *   fdlimit.c      the open files limit against limits.max_links
  *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
@@ -26,7 +29,7 @@
  * one lws service thread; nothing there blocks except SQLite and the
  * audit fsync (both local and short). The IdP's keys come from
  * common/jwks_cache.c, whose thread fetches them and wakes this one with
- * lws_cancel_service.
+ * a uv_async_t; that thread is libuv's loop, lws runs on it.
  */
 #ifndef BZPROXY_H
 #define BZPROXY_H
@@ -57,8 +60,16 @@
 #define BZP_DEFAULT_CHECKPOINT_INTERVAL 60
 
 /* limits: in the config (docs/commands.md): defaults and ceilings */
-#define BZP_DEFAULT_MAX_LINKS 4096
+/* 10,000 agents and 1,000 sessions, with room (docs/commands.md) */
+#define BZP_DEFAULT_MAX_LINKS 16384
 #define BZP_MAX_LINKS_MAX 1048576
+/* links not yet authenticated: in all, and from one address (see limits.c) */
+#define BZP_DEFAULT_PREAUTH_LINKS 1024
+#define BZP_DEFAULT_PREAUTH_PER_ADDRESS 256
+/* the largest message before authentication: a login with a 12 KiB ID
+ * token is ~13 KiB (docs/commands.md) */
+#define BZP_DEFAULT_PREAUTH_MESSAGE 32768
+#define BZP_PREAUTH_MESSAGE_MIN 4096
 #define BZP_DEFAULT_SESSIONS_PER_USER 2048
 #define BZP_SESSIONS_PER_USER_MAX 1048576
 #define BZP_DEFAULT_CHANNELS_PER_SESSION 256
@@ -68,11 +79,19 @@
 #define BZP_LIMIT_SESSIONS "limits.sessions_per_user"
 #define BZP_LIMIT_CHANNELS "limits.channels_per_session"
 #define BZP_LIMIT_COMMAND "limits.command_bytes"
+#define BZP_LIMIT_PREAUTH "limits.preauth_links"
+#define BZP_LIMIT_PREAUTH_ADDR "limits.preauth_per_address"
+#define BZP_LIMIT_PREAUTH_MESSAGE "limits.preauth_message_bytes"
 
 /* ---- config.c ---- */
 struct bz_config;
 struct bzp_limits {
 	long max_links;            /* wss links (agents + clients) at once */
+	int max_links_set;         /* in the config (else the default, which
+	                            * bzp_fd_limit may lower) */
+	long preauth_links;        /* links not yet authenticated, in all */
+	long preauth_per_address;  /* ... from one peer address */
+	long preauth_message;      /* the largest message before then */
 	long sessions_per_user;    /* client sessions per IdP user at once */
 	long channels_per_session; /* open channels per SSH connection */
 	long command_bytes;        /* longest exec command line */
@@ -205,6 +224,10 @@ struct bzp_conn {
 	struct lws *wsi;
 	enum bzp_kind kind;
 	char peer[64];            /* "client 127.0.0.1:5555", for logs */
+	char addr[48];            /* the peer's address alone */
+	int preauth;              /* not authenticated yet (limits.c) */
+	int got_message;          /* a whole message came */
+	struct bzp_conn *pa_next, *pa_prev; /* server's pre-auth list */
 	/* a message arriving in pieces (allocated only then) */
 	struct bzp_out *rx;
 	size_t rx_len, rx_cap;
@@ -230,11 +253,19 @@ struct bzp_server {
 	uint8_t pk[32];
 	uint8_t sk[64];             /* secret */
 	char *pk_b64;
-	struct lws_context *ctx;
+	struct lws_context *ctx;    /* NULL once lws has left the loop */
+	struct uv_loop_s *loop;     /* ours, lws runs on it (server.c) */
+	int stop_asked;             /* SIGTERM or SIGINT came */
 	struct bzp_conn *conns;     /* every live websocket */
 	size_t nconns;
 	time_t links_refused_at;    /* limits.c: the last link_refused record */
 	unsigned long links_refused; /* ... and those refused since */
+	const char *refused_limit;  /* ... the last one's limit key */
+	struct bzp_conn *preauth;   /* links not authenticated yet */
+	size_t npreauth;
+	size_t trim_peak;           /* most links since memory was trimmed */
+	int trim_pending;
+	lws_sorted_usec_list_t trim_timer;
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
 	lws_sorted_usec_list_t stop_timer;
 	int stop_expired;           /* the peers had their time to close */
@@ -296,9 +327,11 @@ void bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
 void bzp_conn_hold(struct bzp_conn *src, struct bzp_conn *dst, int *held);
 void bzp_conn_release(struct bzp_conn *src, int *held);
 /*
- * A new link has BZP_AUTH_TIMEOUT_S to finish login/hello(+mfa) or
- * agent_hello; bzp_conn_authenticated lifts that limit.
+ * A new link has BZP_FIRST_MESSAGE_S for its first whole message and
+ * BZP_AUTH_TIMEOUT_S to finish login/hello(+mfa: a person types a TOTP
+ * code) or agent_hello; bzp_conn_authenticated lifts both limits.
  */
+#define BZP_FIRST_MESSAGE_S 10
 #define BZP_AUTH_TIMEOUT_S 120
 void bzp_conn_start_auth_timer(struct bzp_conn *c);
 void bzp_conn_authenticated(struct bzp_conn *c);
@@ -523,8 +556,37 @@ int bzp_limit_command(const struct bzp_server *s, size_t len, char *why,
  * audited here (at most once a second, with a count). */
 int bzp_limit_links(struct bzp_server *s, const char *peer, char *why,
     size_t wl);
+/* The same for a link not authenticated yet, from address addr:
+ * limits.preauth_links and limits.preauth_per_address. */
+int bzp_limit_preauth(struct bzp_server *s, const char *addr, char *why,
+    size_t wl);
 /* At shutdown: audit the refused links not recorded yet. */
 void bzp_limit_links_flush(struct bzp_server *s);
+/* A new link is not authenticated yet; it is, or it is gone. */
+void bzp_preauth_add(struct bzp_server *s, struct bzp_conn *c);
+void bzp_preauth_remove(struct bzp_server *s, struct bzp_conn *c);
+/* A link closed: after a burst (many fewer links than at the peak) give
+ * the freed memory back to the system, at most every few seconds. */
+void bzp_trim_after_close(struct bzp_server *s);
+
+/* ---- fdlimit.c ---- */
+/* Files bzproxy holds besides its links: listeners, stdio, the event
+ * loop's, the audit log and checkpoints, SQLite's, IdP fetches, policy
+ * files at a reload, and links still in their TLS handshake. */
+#define BZP_FD_RESERVE 256
+/*
+ * The open files limit against limits.max_links: soft and hard are
+ * RLIMIT_NOFILE's; *want the soft limit to set (the hard one, at most
+ * BZP_MAX_LINKS_MAX + BZP_FD_RESERVE); *links the max_links to use. 0,
+ * 1 when max_links was lowered to fit (it was not set: why says so), or
+ * -1 with why (refuse to start).
+ */
+int bzp_fd_fit(unsigned long soft, unsigned long hard,
+    const struct bzp_limits *l, unsigned long *want, long *links, char *why,
+    size_t wl);
+/* At `serve`: raise the soft limit, log it, and check or lower
+ * l->max_links (logged). 0 or -1 (logged: refuse to start). */
+int bzp_fd_limit(struct bzp_limits *l);
 
 /* ---- sids.c ---- */
 /* A session id never used before (docs/audit.md), not 0; 0 when the

@@ -15,7 +15,9 @@ static const char *const known_keys[] = {
 	"policies", "audit_log", "oidc.issuer", "oidc.audience",
 	"oidc.ca_file", "oidc.groups_claim", "session_ttl",
 	"audit_checkpoints", "audit_checkpoint_interval", BZP_LIMIT_LINKS,
-	BZP_LIMIT_SESSIONS, BZP_LIMIT_CHANNELS, BZP_LIMIT_COMMAND, NULL,
+	BZP_LIMIT_SESSIONS, BZP_LIMIT_CHANNELS, BZP_LIMIT_COMMAND,
+	BZP_LIMIT_PREAUTH, BZP_LIMIT_PREAUTH_ADDR, BZP_LIMIT_PREAUTH_MESSAGE,
+	NULL,
 };
 
 /* A whole number of 1..max, digits only; -1 otherwise. */
@@ -41,17 +43,25 @@ parse_limits(struct bzp_config *c, const char *path, char *err,
 	struct bzp_limits *l = &c->limits;
 	const struct {
 		const char *key;
-		long *dst, def, max;
+		long *dst, def, min, max;
 	} keys[] = {
-		{ BZP_LIMIT_LINKS, &l->max_links, BZP_DEFAULT_MAX_LINKS,
+		{ BZP_LIMIT_LINKS, &l->max_links, BZP_DEFAULT_MAX_LINKS, 1,
 		    BZP_MAX_LINKS_MAX },
 		{ BZP_LIMIT_SESSIONS, &l->sessions_per_user,
-		    BZP_DEFAULT_SESSIONS_PER_USER, BZP_SESSIONS_PER_USER_MAX },
+		    BZP_DEFAULT_SESSIONS_PER_USER, 1,
+		    BZP_SESSIONS_PER_USER_MAX },
 		{ BZP_LIMIT_CHANNELS, &l->channels_per_session,
-		    BZP_DEFAULT_CHANNELS_PER_SESSION,
+		    BZP_DEFAULT_CHANNELS_PER_SESSION, 1,
 		    BZP_CHANNELS_PER_SESSION_MAX },
 		{ BZP_LIMIT_COMMAND, &l->command_bytes,
-		    BZP_DEFAULT_COMMAND_BYTES, BZ_WIRE_COMMAND_MAX },
+		    BZP_DEFAULT_COMMAND_BYTES, 1, BZ_WIRE_COMMAND_MAX },
+		{ BZP_LIMIT_PREAUTH, &l->preauth_links,
+		    BZP_DEFAULT_PREAUTH_LINKS, 1, BZP_MAX_LINKS_MAX },
+		{ BZP_LIMIT_PREAUTH_ADDR, &l->preauth_per_address,
+		    BZP_DEFAULT_PREAUTH_PER_ADDRESS, 1, BZP_MAX_LINKS_MAX },
+		{ BZP_LIMIT_PREAUTH_MESSAGE, &l->preauth_message,
+		    BZP_DEFAULT_PREAUTH_MESSAGE, BZP_PREAUTH_MESSAGE_MIN,
+		    BZ_WIRE_MAX_FRAME },
 	};
 	const char *v;
 	size_t i;
@@ -59,13 +69,15 @@ parse_limits(struct bzp_config *c, const char *path, char *err,
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		*keys[i].dst = keys[i].def;
 		if ((v = bz_config_get(c->raw, keys[i].key)) != NULL &&
-		    (*keys[i].dst = parse_count(v, keys[i].max)) < 0) {
+		    ((*keys[i].dst = parse_count(v, keys[i].max)) <
+		    keys[i].min)) {
 			bz_errf(err, errlen, "%s: %s must be a whole number from "
-			    "1 to %ld, got \"%.40s\"", path, keys[i].key,
-			    keys[i].max, v);
+			    "%ld to %ld, got \"%.40s\"", path, keys[i].key,
+			    keys[i].min, keys[i].max, v);
 			return BZ_ERR_INVALID;
 		}
 	}
+	l->max_links_set = bz_config_get(c->raw, BZP_LIMIT_LINKS) != NULL;
 	return BZ_OK;
 }
 

@@ -21,6 +21,7 @@
 #define CLOSE_GRACE_S 5  /* time to flush the queue before a forced close */
 #define SID_OFFSET 4     /* session_id in the wire header (wire.h) */
 #define WRITE_BURST (256u * 1024) /* bytes written per WRITEABLE callback */
+#define CLOSE_REASON_MAX 120 /* a close frame's reason: at most 123 bytes */
 
 struct bzp_out *
 bzp_out_new(size_t len)
@@ -153,13 +154,18 @@ bzp_conn_close(struct bzp_conn *c, const char *fmt, ...)
 void
 bzp_conn_start_auth_timer(struct bzp_conn *c)
 {
-	/* an unauthenticated link must not sit on a slot forever */
+	/* an unauthenticated link must not sit on a slot forever, nor hold
+	 * one without saying anything (server.c, on_first_deadline) */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, BZP_AUTH_TIMEOUT_S);
+	lws_set_timer_usecs(c->wsi,
+	    (lws_usec_t)BZP_FIRST_MESSAGE_S * LWS_US_PER_SEC);
 }
 
 void
 bzp_conn_authenticated(struct bzp_conn *c)
 {
+	bzp_preauth_remove(c->srv, c);
+	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	if (!c->closing)
 		lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
 }
@@ -217,10 +223,31 @@ write_one(struct bzp_conn *c)
 	return 0;
 }
 
+/*
+ * Close with our reason in the close frame. Not by returning -1 from the
+ * callback: Debian's lws 4.1.6 is built with _DEBUG, and on libuv its
+ * service loop then closes the wsi a second time ("uv repeat test"),
+ * which cuts the polite close before its frame is written. A synchronous
+ * close here only starts the polite close (lws writes the frame on the
+ * next POLLOUT and waits for the peer's answer), so the wsi lives on.
+ */
+static int
+close_with_reason(struct bzp_conn *c)
+{
+	size_t n = strlen(c->why);
+
+	if (n > CLOSE_REASON_MAX)
+		n = CLOSE_REASON_MAX;
+	lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL,
+	    (unsigned char *)c->why, n);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	return 0;
+}
+
 int
 bzp_conn_writeable(struct bzp_conn *c)
 {
-	size_t n, burst = 0;
+	size_t burst = 0;
 
 	/*
 	 * Several frames per callback while the socket takes them: each
@@ -238,14 +265,8 @@ bzp_conn_writeable(struct bzp_conn *c)
 		/* more to write, or lws still holds the end of the last
 		 * frame: closing now would cut it */
 		lws_callback_on_writable(c->wsi);
-	else if (c->closing && !c->peer_closes) {
-		n = strlen(c->why);
-		if (n > 120) /* a close frame's reason is at most 123 bytes */
-			n = 120;
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL,
-		    (unsigned char *)c->why, n);
-		return -1;
-	}
+	else if (c->closing && !c->peer_closes)
+		return close_with_reason(c);
 	return 0;
 }
 

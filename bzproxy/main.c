@@ -71,7 +71,8 @@ usage(FILE *f)
 "              policies, audit_log, oidc.issuer, oidc.audience,\n"
 "              oidc.ca_file, oidc.groups_claim (default groups), session_ttl\n"
 "              (default 12h), audit_checkpoints (default AUDIT_LOG\n"
-"              .checkpoints), audit_checkpoint_interval (default 60s).\n"
+"              .checkpoints), audit_checkpoint_interval (default 60s),\n"
+"              limits.* (links, links not logged in yet, sessions).\n"
 "              Relative paths are relative to the config\n"
 "              file. See docs/commands.md.\n"
 "  -v          Debug messages on stderr (never tokens, codes or keys).\n"
@@ -212,7 +213,9 @@ main(int argc, char **argv)
 		} else if (bz_totp_global_init() != 0) {
 			fprintf(stderr, "bzproxy: cannot initialise liboath\n");
 			rc = 1;
-		} else
+		} else if (bzp_fd_limit(&cfg.limits) != 0)
+			rc = 1;
+		else
 			rc = bzp_serve(&cfg);
 	} else if (strcmp(argv[0], "user") == 0)
 		rc = bzp_cmd_user(&cfg, argc, argv);

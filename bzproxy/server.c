@@ -3,13 +3,14 @@
  * bz.v1), routing by path (/v1/client, /v1/agent), reassembly of messages
  * lws delivers in pieces, signals, and the service loop.
  *
- * Debian's lws 4.1.6 runs one service thread and no external poll, so
- * everything happens in its callbacks. Signal handlers only set a flag and
- * call lws_cancel_service; the work happens in EVENT_WAIT_CANCELLED.
+ * lws runs on our own libuv loop (a "foreign" loop: Debian's
+ * libwebsockets-evlib-uv plugin; its default poll() loop collapses with
+ * thousands of links, docs/DESIGN notes). One thread: lws's callbacks, our
+ * signal handlers (uv_signal_t) and the JWKS cache's wake-up (uv_async_t)
+ * all run on it, so none of them needs a lock or a global.
  */
 #include "bzproxy.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,11 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
+#include <uv.h>
 
 #include "audit.h"
 #include "buf.h"
+#include "evloop.h"
 #include "jwks_cache.h"
 #include "jwt.h"
 #include "log.h"
@@ -46,14 +49,10 @@
 #define TX_PACKET (BZ_WIRE_MAX_DATA_FRAME + 16u)
 #define SERV_BUF (64u * 1024)   /* per service thread: one socket read */
 #define JWKS_WAIT_S 30          /* start-up waits this long for the IdP */
-#define JWKS_WAIT_SLICE_MS 200  /* ... checking for SIGTERM this often */
+#define JWKS_WAIT_SLICE_MS 200  /* ... looking at signals this often */
 /* SIGTERM: how long the peers have to read why their links end (bzsshd
  * closes at once; a peer that does not is cut then) */
 #define STOP_GRACE_S 3
-
-/* Signals: the only globals besides the configuration. */
-static volatile sig_atomic_t sig_stop, sig_hup;
-static struct lws_context *volatile sig_ctx;
 
 struct pss {
 	struct bzp_conn *c;
@@ -64,20 +63,6 @@ static const lws_retry_bo_t keepalive = {
 	.secs_since_valid_ping = 20,   /* ping an idle peer */
 	.secs_since_valid_hangup = 50, /* and drop it when it stays silent */
 };
-
-static void
-on_signal(int sig)
-{
-	int saved = errno;
-
-	if (sig == SIGHUP)
-		sig_hup = 1;
-	else
-		sig_stop = 1;
-	if (sig_ctx != NULL)
-		lws_cancel_service(sig_ctx);
-	errno = saved;
-}
 
 /* ---- policies ---- */
 
@@ -165,20 +150,28 @@ begin_stop(struct bzp_server *s)
 	    (lws_usec_t)STOP_GRACE_S * LWS_US_PER_SEC);
 }
 
-/* EVENT_WAIT_CANCELLED: a signal arrived or a JWKS fetch ended. */
+/* SIGTERM, SIGINT: stop; SIGHUP: reload the policies (on the loop). */
 static void
-on_wake(struct bzp_server *s)
+on_signal(uv_signal_t *h, int sig)
 {
-	struct bzp_conn *c;
-	uint64_t fetches;
+	struct bzp_server *s = h->data;
 
-	if (sig_stop)
-		begin_stop(s);
-	if (sig_hup) {
-		sig_hup = 0;
+	if (sig != SIGHUP) {
+		s->stop_asked = 1;
+		if (s->ctx != NULL)
+			begin_stop(s);
+	} else if (s->policy != NULL)
 		reload_policies(s);
-	}
-	fetches = bz_jwks_cache_fetches(s->jwks);
+}
+
+/* A JWKS fetch ended: logins held for new keys go on. */
+static void
+on_keys(uv_async_t *h)
+{
+	struct bzp_server *s = h->data;
+	struct bzp_conn *c;
+	uint64_t fetches = bz_jwks_cache_fetches(s->jwks);
+
 	for (c = s->conns; c != NULL; c = c->next)
 		if (c->client != NULL &&
 		    c->client->state == BZP_CL_WAIT_KEYS &&
@@ -186,11 +179,11 @@ on_wake(struct bzp_server *s)
 			bzp_client_keys_ready(c->client);
 }
 
-/* The JWKS cache's thread: a fetch ended (wakes on_wake). */
+/* The JWKS cache's thread (uv_async_send may be called from any). */
 static void
 jwks_notify(void *arg)
 {
-	lws_cancel_service(arg);
+	uv_async_send(arg);
 }
 
 /* Start the JWKS cache and wait up to JWKS_WAIT_S for the first keys
@@ -213,7 +206,9 @@ start_jwks(struct bzp_server *s, char *err, size_t errlen)
 	while (bz_jwks_cache_wait(s->jwks, JWKS_WAIT_SLICE_MS, err,
 	    errlen) != 0) {
 		waited += JWKS_WAIT_SLICE_MS;
-		if (sig_stop || waited >= JWKS_WAIT_S * 1000)
+		/* deliver the signals that came meanwhile */
+		uv_run(s->loop, UV_RUN_NOWAIT);
+		if (s->stop_asked || waited >= JWKS_WAIT_S * 1000)
 			return BZ_ERR_INVALID;
 		if (waited == JWKS_WAIT_SLICE_MS)
 			bz_info("waiting up to %d s for the IdP's keys",
@@ -233,7 +228,7 @@ refuse_handshake(struct lws *wsi, unsigned status, const char *why)
 }
 
 /* During the handshake: route by path; refuse anything else, and any
- * link over limits.max_links. */
+ * link over limits.max_links or the limits of links not logged in yet. */
 static int
 on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
 {
@@ -244,7 +239,8 @@ on_filter(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	if (s->stop)
 		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    BZP_STOPPING);
-	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0)
+	if (bzp_limit_links(s, peer, why, sizeof(why)) != 0 ||
+	    bzp_limit_preauth(s, peer, why, sizeof(why)) != 0)
 		return refuse_handshake(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    why);
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
@@ -282,6 +278,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	c->kind = p->kind;
 	snprintf(c->peer, sizeof(c->peer), "%s %s",
 	    c->kind == BZP_CONN_CLIENT ? "client" : "agent", peer);
+	snprintf(c->addr, sizeof(c->addr), "%s", peer);
 	if (c->kind == BZP_CONN_CLIENT)
 		c->client = bzp_client_new(c);
 	else
@@ -296,6 +293,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	s->conns = c;
 	s->nconns++;
 	p->c = c;
+	bzp_preauth_add(s, c);
 	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
 	return 0;
@@ -325,7 +323,9 @@ on_closed(struct bzp_server *s, struct pss *p)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	bzp_preauth_remove(s, c);
 	bzp_conn_free(c);
+	bzp_trim_after_close(s);
 }
 
 /* One whole message: decode it and hand it to its link. */
@@ -335,6 +335,7 @@ on_message(struct bzp_conn *c, struct bzp_out *m)
 	struct bz_frame f;
 	int r;
 
+	c->got_message = 1;
 	if ((r = bz_frame_decode(m->buf + LWS_PRE, m->len, &f)) != 0) {
 		bzp_conn_close(c, "protocol violation: bad frame (%s)",
 		    bz_err_str(r));
@@ -349,15 +350,30 @@ on_message(struct bzp_conn *c, struct bzp_out *m)
 	free(m);
 }
 
+/* A link not authenticated yet had BZP_FIRST_MESSAGE_S for a first
+ * whole message (LWS_CALLBACK_TIMER). */
+static void
+on_first_deadline(struct bzp_conn *c)
+{
+	if (c->preauth && !c->got_message && !c->closing)
+		bzp_conn_close(c, "no whole message within %d s of the "
+		    "websocket handshake", BZP_FIRST_MESSAGE_S);
+}
+
 /*
  * lws delivers a message in pieces of at most RX_PIECE bytes and has no
- * limit of its own: we enforce BZ_WIRE_MAX_FRAME. The buffer exists only
+ * limit of its own: we enforce BZ_WIRE_MAX_FRAME, and before the peer
+ * authenticated limits.preauth_message_bytes (a login is small; anybody
+ * may open a link and announce a big frame). The buffer exists only
  * while a message is incomplete, so idle connections hold none.
  */
 static int
 on_receive(struct bzp_conn *c, struct lws *wsi, const void *in, size_t len)
 {
 	size_t more = lws_remaining_packet_payload(wsi), want;
+	size_t max = c->preauth ?
+	    (size_t)c->srv->cfg->limits.preauth_message : BZ_WIRE_MAX_FRAME;
+	char why[BZP_ERRLEN];
 	struct bzp_out *m;
 
 	if (c->closing)
@@ -366,10 +382,17 @@ on_receive(struct bzp_conn *c, struct lws *wsi, const void *in, size_t len)
 		bzp_conn_close(c, "protocol violation: text message");
 		return 0;
 	}
-	if (len > BZ_WIRE_MAX_FRAME - c->rx_len ||
-	    more > BZ_WIRE_MAX_FRAME - c->rx_len - len) {
-		bzp_conn_close(c, "protocol violation: message over %u bytes",
-		    BZ_WIRE_MAX_FRAME);
+	if (len > max - c->rx_len || more > max - c->rx_len - len) {
+		if (c->preauth) {
+			/* as an error message: lws 4.1 sends no close frame
+			 * (no reason) while a frame is half received */
+			snprintf(why, sizeof(why), "protocol violation: a "
+			    "message over %zu bytes before logging in (%s)",
+			    max, BZP_LIMIT_PREAUTH_MESSAGE);
+			bzp_conn_fail(c, why);
+		} else
+			bzp_conn_close(c, "protocol violation: message over "
+			    "%zu bytes", max);
 		return 0;
 	}
 	if (c->rx == NULL && lws_is_final_fragment(wsi)) {
@@ -431,6 +454,10 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (p->c == NULL)
 			return -1;
 		return bzp_conn_writeable(p->c);
+	case LWS_CALLBACK_TIMER:
+		if (p != NULL && p->c != NULL)
+			on_first_deadline(p->c);
+		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (p != NULL && p->c != NULL)
 			bz_debug("%s: peer sent a close frame", p->c->peer);
@@ -438,9 +465,6 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED:
 		if (p != NULL)
 			on_closed(s, p);
-		break;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		on_wake(s);
 		break;
 	default:
 		break;
@@ -488,6 +512,7 @@ create_context(struct bzp_server *s)
 {
 	const struct bzp_config *cfg = s->cfg;
 	struct lws_context_creation_info info;
+	void *loops[1] = { s->loop };
 
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->listen_port;
@@ -498,7 +523,12 @@ create_context(struct bzp_server *s)
 	info.ssl_private_key_filepath = cfg->tls_key;
 	info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 |
 	    SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1; /* TLS 1.2 or later */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* our loop, not one of lws's (that one would take SIGTERM itself and
+	 * spin on SIGSEGV) */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+	    LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	info.foreign_loops = loops;
+	info.pcontext = &s->ctx; /* NULL once lws has left our loop */
 	if (strchr(cfg->listen_host, ':') == NULL)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.retry_and_idle_policy = &keepalive;
@@ -507,16 +537,8 @@ create_context(struct bzp_server *s)
 }
 
 static void
-install_signals(void)
+ignore_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* a file size limit (or a full quota) is an error to handle, not a
 	 * reason to die: the audit write then fails and is undone */
@@ -546,13 +568,17 @@ int
 bzp_serve(const struct bzp_config *cfg)
 {
 	struct bzp_server s;
+	struct bzp_loop loop;
 	char err[BZP_ERRLEN];
-	int rc = 1, pid_written = 0, start_recorded = 0;
+	int rc = 1, pid_written = 0, start_recorded = 0, served = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
+	ignore_signals();
 	/* Signals first: SIGTERM during the JWKS wait still stops us. */
-	install_signals();
+	s.loop = &loop.uv;
+	if (bzp_loop_open(&loop, on_signal, on_keys, &s) != 0)
+		goto out;
 	if (load_policies(cfg->policies, &s.policy) != 0) {
 		bz_error("cannot start: fix the policies in %s", cfg->policies);
 		goto out;
@@ -578,7 +604,7 @@ bzp_serve(const struct bzp_config *cfg)
 	}
 	start_recorded = record_start(&s) == 0;
 	if (start_jwks(&s, err, sizeof(err)) != 0) {
-		if (sig_stop) {
+		if (s.stop_asked) {
 			rc = 0; /* asked to stop while waiting for the IdP */
 			goto out;
 		}
@@ -586,32 +612,41 @@ bzp_serve(const struct bzp_config *cfg)
 		    cfg->issuer, err);
 		goto out;
 	}
-	if (sig_stop) {
+	if (s.stop_asked) {
 		rc = 0;
 		goto out;
 	}
 	lws_set_log_level(bz_log_get_level() >= BZ_LOG_DEBUG ?
 	    LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 	if ((s.ctx = create_context(&s)) == NULL) {
-		bz_error("cannot listen on %s:%d with TLS (cert %s, key %s)",
+		bz_error("cannot listen on %s:%d with TLS (cert %s, key %s), "
+		    "or start libwebsockets' libuv plugin (package "
+		    "libwebsockets-evlib-uv): lws's error is above",
 		    cfg->listen_host, cfg->listen_port, cfg->tls_cert,
 		    cfg->tls_key);
 		goto out;
 	}
-	bz_jwks_cache_set_notify(s.jwks, jwks_notify, s.ctx);
-	sig_ctx = s.ctx;
+	served = 1;
+	if (!bzp_loop_has_lws(&loop)) {
+		bz_error("libwebsockets is not running on bzproxy's libuv loop "
+		    "(is its libuv plugin, the Debian package "
+		    "libwebsockets-evlib-uv, installed?): refusing to serve "
+		    "on its poll() loop");
+		goto out;
+	}
+	bz_jwks_cache_set_notify(s.jwks, jwks_notify, &loop.keys);
 	if (write_pid_file(cfg->pid_file) == 0)
 		pid_written = 1;
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
 	bzp_checkpoint_start(&s);
 	for (;;) {
-		if (sig_stop)
-			begin_stop(&s); /* a signal before sig_ctx was set */
+		if (s.stop_asked)
+			begin_stop(&s);
 		if (s.stop && (s.conns == NULL || s.stop_expired))
 			break;
-		if (lws_service(s.ctx, 0) < 0)
-			break;
+		if (uv_run(s.loop, UV_RUN_ONCE) == 0)
+			break; /* nothing left to wait for (cannot happen) */
 	}
 	if (s.conns != NULL)
 		bz_info("stopping: cutting %zu link(s) that did not close",
@@ -619,16 +654,18 @@ bzp_serve(const struct bzp_config *cfg)
 	rc = 0;
  out:
 	s.stop = 1;
-	sig_ctx = NULL;
-	if (s.ctx != NULL) {
+	if (s.jwks != NULL)
 		bz_jwks_cache_set_notify(s.jwks, NULL, NULL);
+	if (s.ctx != NULL) {
 		lws_context_destroy(s.ctx); /* closes every connection */
+		/* lws closes its handles on our loop; done: s.ctx is NULL */
+		bzp_loop_lws_leave(&loop, &s.ctx);
 	}
 	/* after the close records; the checkpoint holds it */
 	if (start_recorded)
 		(void)bzp_audit(&s, "proxy_stop", json_pack("{s:I}", "pid",
 		    (json_int_t)getpid()));
-	if (start_recorded || s.ctx != NULL)
+	if (start_recorded || served)
 		bzp_checkpoint_now(&s);
 	if (pid_written)
 		remove_pid_file(cfg->pid_file);
@@ -639,5 +676,7 @@ bzp_serve(const struct bzp_config *cfg)
 		bz_policy_free(s.policy);
 	free(s.pk_b64);
 	sodium_memzero(s.sk, sizeof(s.sk));
+	if (loop.uv.data != NULL) /* the loop was made */
+		bzp_loop_close(&loop);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* test_proxy_config.c: bzproxy's config file (required keys, listen,
- * relative paths, defaults, limits) and its name/label rules. */
+ * relative paths, defaults, limits), its name/label rules, and the fit of
+ * limits.max_links into the open files limit (fdlimit.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,10 +78,14 @@ test_good_config(void **state)
 	assert_string_equal(c.groups_claim, "groups");
 	assert_null(c.oidc_ca_file);
 	assert_int_equal(c.session_ttl, 12 * 3600);
-	assert_int_equal(c.limits.max_links, 4096);
+	assert_int_equal(c.limits.max_links, 16384);
+	assert_int_equal(c.limits.max_links_set, 0);
 	assert_int_equal(c.limits.sessions_per_user, 2048);
 	assert_int_equal(c.limits.channels_per_session, 256);
 	assert_int_equal(c.limits.command_bytes, 262144);
+	assert_int_equal(c.limits.preauth_links, 1024);
+	assert_int_equal(c.limits.preauth_per_address, 256);
+	assert_int_equal(c.limits.preauth_message, 32768);
 	bzp_config_free(&c);
 }
 
@@ -92,9 +97,14 @@ test_limits(void **state)
 
 	snprintf(text, sizeof(text), "%slimits:\n  max_links: 10\n"
 	    "  sessions_per_user: 2\n  channels_per_session: 4096\n"
-	    "  command_bytes: 262144\n", good);
+	    "  command_bytes: 262144\n  preauth_links: 7\n"
+	    "  preauth_per_address: 3\n  preauth_message_bytes: 4096\n", good);
 	assert_int_equal(load(text, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.limits.max_links, 10);
+	assert_int_equal(c.limits.max_links_set, 1);
+	assert_int_equal(c.limits.preauth_links, 7);
+	assert_int_equal(c.limits.preauth_per_address, 3);
+	assert_int_equal(c.limits.preauth_message, 4096);
 	assert_int_equal(c.limits.sessions_per_user, 2);
 	assert_int_equal(c.limits.channels_per_session, 4096);
 	assert_int_equal(c.limits.command_bytes, 262144);
@@ -112,17 +122,21 @@ test_limits(void **state)
 static void
 test_bad_limits(void **state)
 {
-	static const char *const bad[][2] = {
-		{ "max_links", "0" },
-		{ "max_links", "-1" },
-		{ "max_links", "1048577" },
-		{ "sessions_per_user", "two" },
-		{ "sessions_per_user", "" },
-		{ "channels_per_session", "4097" },
-		{ "channels_per_session", "12x" },
-		{ "channels_per_session", "99999999999999999999999" },
-		{ "command_bytes", "262145" },
-		{ "command_bytes", "1.5" },
+	static const char *const bad[][3] = {
+		{ "max_links", "0", "1" },
+		{ "max_links", "-1", "1" },
+		{ "max_links", "1048577", "1" },
+		{ "sessions_per_user", "two", "1" },
+		{ "sessions_per_user", "", "1" },
+		{ "channels_per_session", "4097", "1" },
+		{ "channels_per_session", "12x", "1" },
+		{ "channels_per_session", "99999999999999999999999", "1" },
+		{ "command_bytes", "262145", "1" },
+		{ "command_bytes", "1.5", "1" },
+		{ "preauth_links", "0", "1" },
+		{ "preauth_per_address", "1048577", "1" },
+		{ "preauth_message_bytes", "4095", "4096" },
+		{ "preauth_message_bytes", "4194329", "4096" },
 	};
 	struct bzp_config c;
 	char err[512], text[1024], key[64];
@@ -133,7 +147,7 @@ test_bad_limits(void **state)
 		    bad[i][0], bad[i][1]);
 		assert_int_not_equal(load(text, &c, err, sizeof(err)), 0);
 		snprintf(key, sizeof(key), "limits.%s must be a whole number "
-		    "from 1 to", bad[i][0]);
+		    "from %s to", bad[i][0], bad[i][2]);
 		assert_non_null(strstr(err, key));
 		assert_non_null(strstr(err, path));
 	}
@@ -226,6 +240,54 @@ test_names_and_labels(void **state)
 	    &o, &v, &n), 0);
 }
 
+/* fdlimit.c: what soft limit to set and what max_links fits. */
+static void
+test_fd_fit(void **state)
+{
+	struct bzp_limits l = { .max_links = 16384 };
+	unsigned long want;
+	long links;
+	char why[512];
+
+	/* the soft limit goes up to the hard one; the default fits */
+	assert_int_equal(bzp_fd_fit(1024, 65536, &l, &want, &links, why,
+	    sizeof(why)), 0);
+	assert_int_equal(want, 65536);
+	assert_int_equal(links, 16384);
+	/* never down, and not beyond what any max_links needs */
+	assert_int_equal(bzp_fd_fit(70000, 70000, &l, &want, &links, why,
+	    sizeof(why)), 0);
+	assert_int_equal(want, 70000);
+	assert_int_equal(bzp_fd_fit(1024, 1UL << 30, &l, &want, &links, why,
+	    sizeof(why)), 0);
+	assert_int_equal(want, BZP_MAX_LINKS_MAX + BZP_FD_RESERVE);
+	/* exactly enough */
+	assert_int_equal(bzp_fd_fit(1024, 16384 + BZP_FD_RESERVE, &l, &want,
+	    &links, why, sizeof(why)), 0);
+	assert_int_equal(links, 16384);
+	/* too low, default max_links: lowered to fit, and said so */
+	assert_int_equal(bzp_fd_fit(1024, 4096, &l, &want, &links, why,
+	    sizeof(why)), 1);
+	assert_int_equal(want, 4096);
+	assert_int_equal(links, 4096 - BZP_FD_RESERVE);
+	assert_non_null(strstr(why, "limits.max_links lowered from its "
+	    "default 16384 to 3840"));
+	/* too low for even a few links: refused */
+	assert_int_equal(bzp_fd_fit(64, 15 + BZP_FD_RESERVE, &l, &want,
+	    &links, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "RLIMIT_NOFILE"));
+	/* too low, max_links set: refused, naming both */
+	l.max_links = 5000;
+	l.max_links_set = 1;
+	assert_int_equal(bzp_fd_fit(1024, 4096, &l, &want, &links, why,
+	    sizeof(why)), -1);
+	assert_non_null(strstr(why, "limits.max_links is 5000, but the open "
+	    "files limit (RLIMIT_NOFILE) is 4096"));
+	assert_int_equal(bzp_fd_fit(1024, 5000 + BZP_FD_RESERVE, &l, &want,
+	    &links, why, sizeof(why)), 0);
+	assert_int_equal(links, 5000);
+}
+
 int
 main(void)
 {
@@ -240,6 +302,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_limits, setup,
 		    teardown),
 		cmocka_unit_test(test_names_and_labels),
+		cmocka_unit_test(test_fd_fit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
