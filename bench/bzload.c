@@ -210,6 +210,13 @@ report_idle(struct run *r)
 	double hs50 = pct(&L->hs_ms, 50), hs99 = pct(&L->hs_ms, 99);
 	double p50 = pct(&L->rtt, 50), p99 = pct(&L->rtt, 99);
 	double idle = cpu_pct(&r->idle0, &r->idle1);
+	struct rusage ru;
+	double self_cpu;
+
+	/* our own cost: if we were the bottleneck, the figures are ours */
+	getrusage(RUSAGE_SELF, &ru);
+	self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 
 	if (r->base.rss_kib >= 0 && r->connected.rss_kib >= 0) {
 		rss_delta = (double)(r->connected.rss_kib - r->base.rss_kib);
@@ -232,6 +239,8 @@ report_idle(struct run *r)
 		    L->o.window_s);
 	printf("  ping RTT through bzproxy's loop: p50 %.0f us, p99 %.0f us "
 	    "(%zu samples)\n", p50, p99, L->rtt.n);
+	printf("  bzload itself: %.1f CPU s, %ld KiB RSS peak\n", self_cpu,
+	    ru.ru_maxrss);
 	fflush(stdout);
 	json_decref(r->report);
 	r->report = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, "
@@ -254,6 +263,10 @@ report_idle(struct run *r)
 	    json_integer(L->o.window_s),
 	    "ping_rtt_us", "p50", num(p50), "p99", num(p99), "samples",
 	    (json_int_t)L->rtt.n);
+	if (r->report != NULL)
+		json_object_set_new(r->report, "bzload", json_pack(
+		    "{s:f, s:I}", "cpu_s", self_cpu, "rss_max_kib",
+		    (json_int_t)ru.ru_maxrss));
 }
 
 static void

@@ -184,6 +184,7 @@ R[a.per]=$(jget "$W/idle.json" "j['proxy']['rss_per_agent_kib']")
 R[a.cpu]=$(jget "$W/idle.json" "j['proxy']['idle_cpu_pct']")
 R[a.p50]=$(jget "$W/idle.json" "j['ping_rtt_us']['p50']")
 R[a.p99]=$(jget "$W/idle.json" "j['ping_rtt_us']['p99']")
+R[a.self]=$(jget "$W/idle.json" "'%.1f CPU s, %d MiB' % (j['bzload']['cpu_s'], j['bzload']['rss_max_kib'] // 1024)")
 R[a.reasons]=$(jget "$W/idle.json" "'; '.join('%d x %s' % (v, k) for k, v in j['failure_reasons'].items()) or None")
 say "(b) $BYTES bytes each way with $N idle agents connected"
 R[down1]=$(stream down)
@@ -237,6 +238,7 @@ row "  bzproxy RSS before / with the agents" "${R[a.rss0]} / ${R[a.rss]} KiB"
 row "  RSS per connected agent (target < 30 KiB)" "${R[a.per]} KiB"
 row "  bzproxy CPU at idle, ${WIN} s (target < 5%)" "${R[a.cpu]} %"
 row "  ping RTT through bzproxy's loop, p50 / p99" "${R[a.p50]} / ${R[a.p99]} us"
+row "  bzload's own cost (connect + windows)" "${R[a.self]}"
 echo "(b) $BYTES bytes through ssh web1, MB/s (target with/without >= 0.9)"
 row "  download: without / with $N idle agents / ratio" "${R[down0]} / ${R[down1]} / $(ratio "${R[down1]}" "${R[down0]}")"
 row "  upload:   without / with $N idle agents / ratio" "${R[up0]} / ${R[up1]} / $(ratio "${R[up1]}" "${R[up0]}")"
