@@ -17,7 +17,8 @@
 # --short: 1,000 agents and 100 sessions (default 10,000 and 1,000).
 # Environment: BZ_SCALE_AGENTS, BZ_SCALE_SESSIONS, BZ_SCALE_SESSION_AGENTS
 # (default 100), BZ_BENCH_STREAM_BYTES (default 1073741824),
-# BZ_SCALE_WINDOW (idle and ping windows, s, default 10), BZ_SCALE_JSON.
+# BZ_SCALE_WINDOW (idle and ping windows, s, default 25: at least one
+# keepalive round, 20 s, of every idle link), BZ_SCALE_JSON.
 
 set -u
 set -o pipefail
@@ -33,7 +34,7 @@ N=${BZ_SCALE_AGENTS:-$N_DEF}
 M=${BZ_SCALE_SESSIONS:-$M_DEF}
 NS=${BZ_SCALE_SESSION_AGENTS:-100}
 BYTES=${BZ_BENCH_STREAM_BYTES:-1073741824}
-WIN=${BZ_SCALE_WINDOW:-10}
+WIN=${BZ_SCALE_WINDOW:-25}
 BZLOAD=$BUILD/bench/bzload
 
 say() { printf 'scale: %s\n' "$*" >&2; }
