@@ -387,7 +387,6 @@ on_tick(uv_timer_t *t)
 	struct run *r = t->data;
 	struct load *L = &r->L;
 	int64_t now = bz_now_ms();
-	size_t i;
 
 	if (L->phase != PH_CONNECT)
 		return;
@@ -398,14 +397,7 @@ on_tick(uv_timer_t *t)
 	}
 	if (now - L->t0_ms > (int64_t)L->o.connect_s * 1000) {
 		/* the rest did not make it: failures, by the deadline */
-		for (i = 0; i < L->n; i++)
-			if (L->sims[i].state != SIM_READY &&
-			    L->sims[i].state != SIM_FAILED)
-				bzl_count(&L->fails, "not connected within "
-				    "--connect-timeout");
-		L->failed = L->n - L->ready;
-		L->rq_len = 0;
-		L->next_fresh = L->n;
+		bzl_give_up(L, "not connected within --connect-timeout");
 		connected_all(r, now);
 	}
 }

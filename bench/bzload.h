@@ -48,6 +48,7 @@ struct sim {
 	uint8_t state;
 	uint8_t want_ping;
 	uint8_t cert_bad;    /* bzproxy's certificate did not verify */
+	uint8_t peer_closed; /* bzproxy sent a websocket close */
 };
 
 struct bzl_opts {
@@ -104,6 +105,8 @@ int bzl_ctx_create(struct load *L, int fd_limit);
 void bzl_launch(struct load *L, int64_t now);
 /* Cut attempts older than o.handshake_s. */
 void bzl_reap_slow(struct load *L, int64_t now);
+/* The connect phase is over: every agent not ready fails, why. */
+void bzl_give_up(struct load *L, const char *why);
 /* Ask the next ready agent for a ping. */
 void bzl_ping_one(struct load *L);
 void bzl_ctx_destroy(struct load *L);

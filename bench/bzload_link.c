@@ -110,6 +110,7 @@ sim_start(struct load *L, struct sim *s)
 	s->state = SIM_CONNECTING;
 	s->wsi = NULL;
 	s->cert_bad = 0;
+	s->peer_closed = 0;
 	L->inflight++;
 	wsi = lws_client_connect_via_info(&ci);
 	/* it may have failed already, through the callback */
@@ -158,6 +159,34 @@ bzl_reap_slow(struct load *L, int64_t now)
 			    LWS_TO_KILL_ASYNC);
 		}
 	}
+}
+
+void
+bzl_give_up(struct load *L, const char *why)
+{
+	size_t i;
+
+	for (i = 0; i < L->n; i++) {
+		struct sim *s = &L->sims[i];
+		struct lws *wsi = s->wsi;
+
+		if (s->state == SIM_READY || s->state == SIM_FAILED)
+			continue;
+		if (s->state != SIM_WAIT)
+			L->inflight--;
+		if (wsi != NULL) {
+			lws_set_opaque_user_data(wsi, NULL);
+			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+			    LWS_TO_KILL_ASYNC);
+		}
+		s->wsi = NULL;
+		sim_reset(s);
+		s->state = SIM_FAILED;
+		L->failed++;
+		bzl_count(&L->fails, why);
+	}
+	L->rq_len = 0;
+	L->next_fresh = L->n;
 }
 
 void
@@ -385,12 +414,17 @@ load_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return on_writeable(L, s, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		s->peer_closed = 1;
+		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (s->state != SIM_WAIT && s->state != SIM_FAILED)
 			/* cut before agent_ok: bzproxy is shedding load */
-			sim_gone(L, s, 1, s->state == SIM_READY ?
-			    "closed by bzproxy" : "closed during the handshake");
+			sim_gone(L, s, 1, s->state != SIM_READY ?
+			    "closed during the handshake" : s->peer_closed ?
+			    "closed by bzproxy" : "connection lost (or a "
+			    "keepalive timeout)");
 		lws_set_opaque_user_data(wsi, NULL);
 		break;
 	default:
