@@ -391,7 +391,7 @@ on_tick(uv_timer_t *t)
 	if (L->phase != PH_CONNECT)
 		return;
 	bzl_launch(L, now);
-	if (L->ready + L->failed == L->n) {
+	if (L->ready + L->failed + L->dropped == L->n) {
 		connected_all(r, now);
 		return;
 	}
