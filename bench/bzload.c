@@ -286,9 +286,10 @@ report_hold(struct run *r)
 	fflush(stdout);
 	if (r->report != NULL)
 		json_object_set_new(r->report, "hold", json_pack(
-		    "{s:f, s:I, s:I, s:o, s:o, s:{s:o, s:o, s:I}}",
+		    "{s:f, s:I, s:o, s:I, s:o, s:o, s:{s:o, s:o, s:I}}",
 		    "seconds", secs,
 		    "dropped", (json_int_t)(L->dropped - r->hold_drops0),
+		    "drop_reasons", reasons_json(&L->drops),
 		    "connected", (json_int_t)L->ready,
 		    "proxy_rss_max_kib", num((double)r->hold_rss_max),
 		    "proxy_cpu_pct", num(cpu), "ping_rtt_us", "p50", num(p50),
