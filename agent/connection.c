@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "agent_hello.h"
 #include "jwks_cache.h"
 #include "log.h"
 #include "util.h"
@@ -29,7 +30,6 @@
 #define HANDSHAKE_TIMEOUT_MS 20000
 #define LOOP_MAX_WAIT_MS 1000   /* safety net: recheck everything */
 #define CHILD_SHUTDOWN_GRACE_MS 1000
-#define NONCE_LEN 32
 
 /* ---- link up and down ---- */
 
@@ -88,66 +88,35 @@ link_up(struct agent *a)
 
 /* ---- handshake ---- */
 
-/* challenge -> agent_hello. Returns 0, or -1 with why filled. */
+/* challenge -> agent_hello (common/agent_hello.c). Returns 0, or -1 with
+ * why filled. */
 static int
 on_challenge(struct agent *a, const json_t *o, char *why, size_t wl)
 {
 	const struct agent_config *cfg = a->cfg;
-	const char *nonce_s = bz_json_str(o, "nonce"),
-	    *key_s = bz_json_str(o, "proxy_key");
-	uint8_t *nonce = NULL, *key = NULL, sig[crypto_sign_BYTES];
-	size_t nlen = 0, klen = 0;
-	char *pk_b64 = NULL, *sig_b64 = NULL;
+	struct bz_agent_id id = {
+		.name = cfg->name, .pk = cfg->pk, .sk = cfg->sk,
+		.proxy_pk = cfg->proxy_pk, .enrol_token = cfg->enrol_token,
+		.version = AGENT_VERSION,
+	};
 	json_t *hello = NULL;
-	int r = -1;
+	int r;
 
-	if (nonce_s == NULL || key_s == NULL ||
-	    bz_b64url_decode(nonce_s, strlen(nonce_s), 64, &nonce,
-	    &nlen) != 0 || nlen != NONCE_LEN ||
-	    bz_b64url_decode(key_s, strlen(key_s), 64, &key, &klen) != 0 ||
-	    klen != sizeof(cfg->proxy_pk)) {
-		bz_errf(why, wl, "malformed challenge from bzproxy");
-		goto out;
+	if ((r = bz_agent_hello_make(o, &id, &hello, why, wl)) != 0) {
+		if (r == BZ_ERR_INVALID)
+			bz_error("bzproxy's key is not the one pinned in %s "
+			    "(proxy_public_key): refusing to talk to it",
+			    cfg->path);
+		return -1;
 	}
-	/* Only the pinned bzproxy may have our signature (and our jobs). */
-	if (sodium_memcmp(key, cfg->proxy_pk, klen) != 0) {
-		bz_error("bzproxy's key is not the one pinned in %s "
-		    "(proxy_public_key): refusing to talk to it", cfg->path);
-		bz_errf(why, wl, "bzproxy key mismatch");
-		goto out;
-	}
-	crypto_sign_detached(sig, NULL, nonce, nlen, cfg->sk);
-	if (bz_b64url_encode(cfg->pk, sizeof(cfg->pk), &pk_b64) != 0 ||
-	    bz_b64url_encode(sig, sizeof(sig), &sig_b64) != 0 ||
-	    (hello = json_pack("{s:s, s:s, s:s, s:s, s:s}", "t",
-	    "agent_hello", "name", cfg->name, "key", pk_b64, "sig", sig_b64,
-	    "version", AGENT_VERSION)) == NULL) {
-		bz_errf(why, wl, "out of memory");
-		goto out;
-	}
-	/* Sent every time: bzproxy ignores it once our key is pinned. */
-	if (cfg->enrol_token != NULL && json_object_set_new(hello,
-	    "enrol_token", json_string(cfg->enrol_token)) != 0) {
-		bz_errf(why, wl, "out of memory");
-		goto out;
-	}
-	if (agent_send_json(a->link, 0, 0, hello) != 0) {
+	r = agent_send_json(a->link, 0, 0, hello);
+	bz_agent_hello_free(hello);
+	if (r != 0) {
 		bz_errf(why, wl, "cannot send agent_hello");
-		goto out;
+		return -1;
 	}
 	a->phase = PH_HELLO_SENT;
-	r = 0;
- out:
-	if (hello != NULL) {
-		/* the JSON held the enrolment token */
-		json_object_del(hello, "enrol_token");
-		json_decref(hello);
-	}
-	free(nonce);
-	free(key);
-	free(pk_b64);
-	free(sig_b64);
-	return r;
+	return 0;
 }
 
 /* agent_ok: log our labels. */
@@ -181,38 +150,32 @@ static int
 on_handshake(struct agent *a, const struct bz_frame *f, char *why,
     size_t wl)
 {
-	char err[AGENT_ERRLEN];
-	const char *t, *reason;
-	json_t *o;
+	json_t *o = NULL;
 	int r = -1;
 
-	if (f->type != BZ_FRAME_CONTROL || f->channel_id != 0 ||
-	    f->flags != 0) {
-		bz_errf(why, wl, "protocol error: %s frame during the "
-		    "handshake", bz_frame_type_name(f->type));
-		return -1;
-	}
-	if ((o = bz_json_parse_object(f->payload, f->length, err,
-	    sizeof(err))) == NULL) {
-		bz_errf(why, wl, "protocol error: %s", err);
-		return -1;
-	}
-	t = bz_json_str(o, "t");
-	if (t != NULL && strcmp(t, "error") == 0) {
-		reason = bz_json_str(o, "reason");
-		bz_error("bzproxy refused us: %s",
-		    reason != NULL ? reason : "no reason given");
+	switch (bz_agent_hs_read(f, &o, why, wl)) {
+	case BZ_HS_REFUSED:
+		bz_error("bzproxy refused us: %s", why);
 		bz_errf(why, wl, "refused by bzproxy");
-	} else if (a->phase == PH_CHALLENGE && t != NULL &&
-	    strcmp(t, "challenge") == 0)
-		r = on_challenge(a, o, why, wl);
-	else if (a->phase == PH_HELLO_SENT && t != NULL &&
-	    strcmp(t, "agent_ok") == 0) {
-		on_agent_ok(a, o);
-		r = 0;
-	} else
-		bz_errf(why, wl, "protocol error: unexpected \"%.32s\" during "
-		    "the handshake", t != NULL ? t : "?");
+		break;
+	case BZ_HS_CHALLENGE:
+		if (a->phase == PH_CHALLENGE)
+			r = on_challenge(a, o, why, wl);
+		else
+			bz_errf(why, wl, "protocol error: unexpected "
+			    "\"challenge\" during the handshake");
+		break;
+	case BZ_HS_AGENT_OK:
+		if (a->phase == PH_HELLO_SENT) {
+			on_agent_ok(a, o);
+			r = 0;
+		} else
+			bz_errf(why, wl, "protocol error: unexpected "
+			    "\"agent_ok\" during the handshake");
+		break;
+	case BZ_HS_BAD:
+		break;
+	}
 	json_decref(o);
 	return r;
 }

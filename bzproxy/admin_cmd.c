@@ -219,6 +219,194 @@ add_label(json_t *labels, const char *kv)
 	return json_object_set_new(labels, key, json_string(eq + 1));
 }
 
+/* One agent of a --from file: its name and labels (JSON text). */
+struct enrol_line {
+	char *name;
+	char *labels;
+	char *token;
+};
+
+#define ENROL_LINE_MAX 8192
+
+/* Free what read_enrol_lines made; tokens are wiped. */
+static void
+free_enrol_lines(struct enrol_line *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].token != NULL)
+			sodium_memzero(v[i].token, strlen(v[i].token));
+		free(v[i].token);
+		free(v[i].name);
+		free(v[i].labels);
+	}
+	free(v);
+}
+
+/* One line "NAME [KEY=VALUE ...]" into e; -1 with the reason on stderr. */
+static int
+parse_enrol_line(char *line, struct enrol_line *e)
+{
+	char *save = NULL, *w, *name;
+	json_t *labels;
+	int r = -1;
+
+	if ((name = strtok_r(line, " \t\r\n", &save)) == NULL)
+		return -1;
+	if (!bzp_name_ok(name, BZP_NAME_MAX)) {
+		fprintf(stderr, "bzproxy: agent names are 1-%d letters, "
+		    "digits, '.', '_', '-'\n", BZP_NAME_MAX);
+		return -1;
+	}
+	if ((labels = json_object()) == NULL)
+		return -1;
+	while ((w = strtok_r(NULL, " \t\r\n", &save)) != NULL)
+		if (add_label(labels, w) != 0)
+			goto out;
+	if ((e->name = strdup(name)) == NULL ||
+	    (e->labels = bz_json_dump(labels)) == NULL)
+		goto out;
+	r = 0;
+ out:
+	json_decref(labels);
+	return r;
+}
+
+/* Every agent of path ("-": stdin), checked before anything is stored: a
+ * bad line or a name given twice stops the whole run. */
+static int
+read_enrol_lines(const char *path, struct enrol_line **out, size_t *count)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	struct enrol_line *v = NULL, *nv;
+	char *line = NULL, *p;
+	size_t cap = 0, n = 0, lcap = 0, i, lineno = 0;
+	ssize_t len;
+	int r = -1;
+
+	if (f == NULL) {
+		fprintf(stderr, "bzproxy: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &lcap, f)) >= 0) {
+		lineno++;
+		p = line + strspn(line, " \t\r\n");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (len > ENROL_LINE_MAX) {
+			fprintf(stderr, "bzproxy: %s:%zu: line longer than %d "
+			    "bytes\n", path, lineno, ENROL_LINE_MAX);
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL)
+				goto out;
+			v = nv;
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		if (parse_enrol_line(p, &v[n]) != 0) {
+			n++;
+			fprintf(stderr, "bzproxy: %s:%zu: bad line: nothing "
+			    "was added\n", path, lineno);
+			goto out;
+		}
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i].name, v[n].name) == 0) {
+				fprintf(stderr, "bzproxy: %s:%zu: agent %s is "
+				    "named twice: nothing was added\n", path,
+				    lineno, v[n].name);
+				n++;
+				goto out;
+			}
+		n++;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "bzproxy: cannot read %s\n", path);
+		goto out;
+	}
+	r = 0;
+ out:
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	if (r != 0) {
+		free_enrol_lines(v, n);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*count = n;
+	return r;
+}
+
+/*
+ * agent add --from FILE: many agents in one run and one transaction (all
+ * or none), for a fleet's enrolment. Prints "NAME TOKEN" per agent, in
+ * the file's order, once everything is stored.
+ */
+static int
+agent_add_many(const struct bzp_config *cfg, const char *path)
+{
+	struct enrol_line *v = NULL;
+	struct bzp_store *s = NULL;
+	uint8_t hash[32], pk[32], sk[64];
+	char *pkb = NULL, err[BZP_ERRLEN];
+	size_t n = 0, i;
+	time_t now = time(NULL);
+	int rc = 1;
+
+	if (read_enrol_lines(path, &v, &n) != 0)
+		return 2;
+	if (bz_ed25519_load_or_create(cfg->signing_key, pk, sk, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "bzproxy: %s\n", err);
+		goto out;
+	}
+	if (bz_b64url_encode(pk, sizeof(pk), &pkb) != 0 ||
+	    open_store(cfg, &s) != 0)
+		goto out;
+	if (bzp_store_begin(s) != 0) {
+		fprintf(stderr, "bzproxy: cannot start a transaction: %s\n",
+		    bzp_store_errmsg(s));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (bz_random_b64url(32, &v[i].token) != 0)
+			break;
+		crypto_hash_sha256(hash, (const uint8_t *)v[i].token,
+		    strlen(v[i].token));
+		if (bzp_store_agent_put(s, v[i].name, v[i].labels, hash,
+		    now) != 0) {
+			fprintf(stderr, "bzproxy: cannot store agent %s: %s\n",
+			    v[i].name, bzp_store_errmsg(s));
+			break;
+		}
+	}
+	if (i < n || bzp_store_commit(s) != 0) {
+		if (i == n)
+			fprintf(stderr, "bzproxy: cannot commit: %s\n",
+			    bzp_store_errmsg(s));
+		bzp_store_rollback(s);
+		fprintf(stderr, "bzproxy: nothing was added\n");
+		goto out;
+	}
+	fprintf(stderr, "Added %zu agents. Their one-time enrolment tokens are "
+	    "on stdout, one \"NAME TOKEN\" line each (only their hashes are "
+	    "kept; agents added before got new tokens and unpinned keys).\n"
+	    "proxy_public_key for their bzagent.yaml: %s\n", n, pkb);
+	for (i = 0; i < n; i++)
+		printf("%s %s\n", v[i].name, v[i].token);
+	rc = fflush(stdout) == 0 ? 0 : 1;
+ out:
+	sodium_memzero(sk, sizeof(sk));
+	free(pkb);
+	free_enrol_lines(v, n);
+	bzp_store_close(s);
+	return rc;
+}
+
 int
 bzp_cmd_agent(const struct bzp_config *cfg, int argc, char **argv)
 {
@@ -231,8 +419,17 @@ bzp_cmd_agent(const struct bzp_config *cfg, int argc, char **argv)
 	/* argv[0] = "agent", argv[1] = add, argv[2] = NAME */
 	if (argc < 3 || strcmp(argv[1], "add") != 0) {
 		fprintf(stderr, "bzproxy: agent add NAME [--label KEY=VALUE "
-		    "...]\n");
+		    "...] | agent add --from FILE\n");
 		return 2;
+	}
+	if (strcmp(argv[2], "--from") == 0) {
+		if (argc != 4) {
+			fprintf(stderr, "bzproxy: agent add --from FILE (one "
+			    "\"NAME [KEY=VALUE ...]\" per line; - for "
+			    "stdin)\n");
+			return 2;
+		}
+		return agent_add_many(cfg, argv[3]);
 	}
 	if (!bzp_name_ok(argv[2], BZP_NAME_MAX)) {
 		fprintf(stderr, "bzproxy: agent names are 1-%d letters, "

@@ -149,6 +149,11 @@ struct bzp_session_rec {
 int bzp_store_open(const char *path, struct bzp_store **out, char *err,
     size_t errlen);
 void bzp_store_close(struct bzp_store *s);
+/* One transaction around several writes (bulk commands): BEGIN
+ * IMMEDIATE, COMMIT (0 or an error), ROLLBACK. */
+int bzp_store_begin(struct bzp_store *s);
+int bzp_store_commit(struct bzp_store *s);
+void bzp_store_rollback(struct bzp_store *s);
 /* Enrol or re-enrol a user with a fresh seed and fresh TOTP state. */
 int bzp_store_user_put(struct bzp_store *s, const char *email,
     const uint8_t *seed, size_t len, time_t now);

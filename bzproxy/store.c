@@ -178,6 +178,28 @@ col_blob(sqlite3_stmt *st, int i, uint8_t *out, size_t n)
 	return 1;
 }
 
+/* ---- transactions (bulk commands) ---- */
+
+int
+bzp_store_begin(struct bzp_store *s)
+{
+	return sqlite3_exec(s->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL) ==
+	    SQLITE_OK ? BZ_OK : BZ_ERR_INVALID;
+}
+
+int
+bzp_store_commit(struct bzp_store *s)
+{
+	return sqlite3_exec(s->db, "COMMIT;", NULL, NULL, NULL) == SQLITE_OK ?
+	    BZ_OK : BZ_ERR_INVALID;
+}
+
+void
+bzp_store_rollback(struct bzp_store *s)
+{
+	(void)sqlite3_exec(s->db, "ROLLBACK;", NULL, NULL, NULL);
+}
+
 /* ---- users ---- */
 
 int
