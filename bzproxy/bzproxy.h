@@ -20,6 +20,7 @@
  *                  yet, sessions per user, channels per session, command
  *                  bytes); memory back to the system after a burst
  *   fdlimit.c      the open files limit against limits.max_links
+ *   keepalive.c    ping silent links, drop dead ones (not lws's timers)
  *   sids.c         session ids unique across restarts
  *   agent_link.c   /v1/agent challenge, enrolment, relay to clients
  *   labels.c       agent names, label keys and values
@@ -232,6 +233,8 @@ struct bzp_conn {
 	char addr[48];            /* the peer's address alone */
 	int preauth;              /* not authenticated yet (limits.c) */
 	int got_message;          /* a whole message came */
+	int64_t heard_ms;         /* keepalive.c: when the peer last spoke */
+	int ping_state;           /* BZP_PING_* */
 	struct bzp_conn *pa_next, *pa_prev; /* server's pre-auth list */
 	/* a message arriving in pieces (allocated only then) */
 	struct bzp_out *rx;
@@ -273,6 +276,7 @@ struct bzp_server {
 	lws_sorted_usec_list_t trim_timer;
 	struct bzp_agent *agents;   /* agents that passed agent_hello */
 	lws_sorted_usec_list_t stop_timer;
+	lws_sorted_usec_list_t keepalive_timer;
 	int stop_expired;           /* the peers had their time to close */
 	uint32_t next_sid;          /* sids.c: the reserved block's next */
 	uint32_t sid_left;          /* ... and how many of it are left */
@@ -339,6 +343,21 @@ void bzp_conn_release(struct bzp_conn *src, int *held);
 #define BZP_FIRST_MESSAGE_S 10
 #define BZP_AUTH_TIMEOUT_S 120
 void bzp_conn_start_auth_timer(struct bzp_conn *c);
+
+/* keepalive.c: a link silent for BZP_PING_AFTER_S gets a ping; one that
+ * stays silent BZP_HANGUP_AFTER_S in all is closed. Checked every
+ * BZP_KEEPALIVE_TICK_S. */
+#define BZP_PING_AFTER_S 20
+#define BZP_HANGUP_AFTER_S 50
+#define BZP_KEEPALIVE_TICK_S 2
+enum { BZP_PING_NONE = 0, BZP_PING_DUE, BZP_PING_SENT };
+/* Start the timer (once the context exists). */
+void bzp_keepalive_start(struct bzp_server *s);
+/* The peer sent something: a message piece or a pong. */
+void bzp_keepalive_heard(struct bzp_conn *c);
+/* In WRITEABLE: write a due ping. 1 written (nothing else may be written
+ * in this callback), 0 none due, -1 broken. */
+int bzp_keepalive_write(struct bzp_conn *c);
 void bzp_conn_authenticated(struct bzp_conn *c);
 /* LWS_CALLBACK_SERVER_WRITEABLE: write queued frames. -1 closes. */
 int bzp_conn_writeable(struct bzp_conn *c);

@@ -248,7 +248,14 @@ int
 bzp_conn_writeable(struct bzp_conn *c)
 {
 	size_t burst = 0;
+	int r;
 
+	if ((r = bzp_keepalive_write(c)) != 0) {
+		if (r < 0)
+			return -1;
+		lws_callback_on_writable(c->wsi); /* the queue, next time */
+		return 0;
+	}
 	/*
 	 * Several frames per callback while the socket takes them: each
 	 * return to the event loop costs a poll over every connection.

@@ -59,9 +59,11 @@ struct pss {
 	enum bzp_kind kind;   /* chosen by path during the handshake */
 };
 
-static const lws_retry_bo_t keepalive = {
-	.secs_since_valid_ping = 20,   /* ping an idle peer */
-	.secs_since_valid_hangup = 50, /* and drop it when it stays silent */
+/* No lws validity timers (their defaults are 300/310 s): keepalive.c
+ * does it without lws's per-frame timer re-insertion. */
+static const lws_retry_bo_t no_lws_keepalive = {
+	.secs_since_valid_ping = 0,
+	.secs_since_valid_hangup = 0,
 };
 
 /* ---- policies ---- */
@@ -293,6 +295,7 @@ on_established(struct bzp_server *s, struct lws *wsi, struct pss *p)
 	s->conns = c;
 	s->nconns++;
 	p->c = c;
+	bzp_keepalive_heard(c);
 	bzp_preauth_add(s, c);
 	bzp_conn_start_auth_timer(c);
 	bz_debug("%s: connected", c->peer);
@@ -449,7 +452,12 @@ proxy_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE:
 		if (p->c == NULL)
 			return -1;
+		bzp_keepalive_heard(p->c);
 		return on_receive(p->c, wsi, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (p != NULL && p->c != NULL)
+			bzp_keepalive_heard(p->c);
+		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (p->c == NULL)
 			return -1;
@@ -531,7 +539,7 @@ create_context(struct bzp_server *s)
 	info.pcontext = &s->ctx; /* NULL once lws has left our loop */
 	if (strchr(cfg->listen_host, ':') == NULL)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	info.retry_and_idle_policy = &keepalive;
+	info.retry_and_idle_policy = &no_lws_keepalive;
 	info.pt_serv_buf_size = SERV_BUF;
 	return lws_create_context(&info);
 }
@@ -640,6 +648,7 @@ bzp_serve(const struct bzp_config *cfg)
 	bz_info("listening on wss://%s:%d (/v1/client, /v1/agent); proxy "
 	    "key %s", cfg->listen_host, cfg->listen_port, s.pk_b64);
 	bzp_checkpoint_start(&s);
+	bzp_keepalive_start(&s);
 	for (;;) {
 		if (s.stop_asked)
 			begin_stop(&s);
