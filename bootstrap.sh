@@ -20,7 +20,7 @@ esac
 
 packages=(
 	build-essential autoconf automake libtool pkg-config
-	libssh-dev libssl-dev libwebsockets-dev libyaml-dev libsodium-dev
+	libssh-dev libssl-dev libwebsockets-dev libwslay-dev libyaml-dev libsodium-dev
 	libjansson-dev libsqlite3-dev liboath-dev libqrencode-dev
 	libcurl4-openssl-dev libcmocka-dev
 	openssh-client openssh-server openssh-sftp-server openssl curl procps
