@@ -22,6 +22,7 @@
 #include "ws_upgrade.h"
 
 enum { IO_OK = 0, IO_TIMEOUT = -1, IO_CANCEL = -2 };
+#define READ_AHEAD (64u * 1024) /* OpenSSL's read buffer per read() */
 
 static int64_t
 now_ms(void)
@@ -177,6 +178,9 @@ bz_ws_tls_ctx(const char *ca_file)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, note_cert);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* one read() for several TLS records, not two per record */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, READ_AHEAD);
 	return ctx;
 }
 
