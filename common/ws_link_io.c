@@ -109,7 +109,8 @@ queue_ctl(struct bz_link *l, uint8_t opcode, const uint8_t *p, size_t n)
 	if (n > 125 || l->ctl_len + WS_HDR_MAX + n > sizeof(l->ctl))
 		return; /* a pong behind two others: the peer has those */
 	at = l->ctl + l->ctl_len + WS_HDR_MAX;
-	memcpy(at, p, n);
+	if (n > 0)
+		memcpy(at, p, n);
 	if ((hl = link_frame_wrap(at, n, opcode)) == 0)
 		return;
 	memmove(l->ctl + l->ctl_len, at - hl, hl + n);
@@ -520,13 +521,18 @@ serve(struct bz_link *l)
 			continue; /* OpenSSL holds bytes: no poll needed */
 		next = l->last_rx + (l->ping_sent ? HANGUP_IDLE_MS :
 		    PING_IDLE_MS);
+		if (next <= now || l->paused)
+			next = now + 1000; /* no keepalive due: look again */
 		if (stop_at != 0 && stop_at < next)
 			next = stop_at;
 		p[0].fd = l->ev_fd;
 		p[0].events = POLLIN;
 		p[1].fd = l->conn.fd;
-		p[1].events = (short)((!l->paused ? POLLIN : 0) |
-		    (l->write_blocked ? POLLOUT : 0));
+		p[1].events = 0;
+		if (!l->paused && !l->close_got)
+			p[1].events |= POLLIN;
+		if (l->write_blocked)
+			p[1].events |= POLLOUT;
 		if (p[1].events == 0)
 			p[1].fd = -1; /* a hangup would wake us for nothing */
 		p[0].revents = p[1].revents = 0;
