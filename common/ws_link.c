@@ -92,8 +92,8 @@ link_poke(struct bz_link *l)
 /* kind and detail say why for callers that act on it (link_fail.h), why
  * says it in full. */
 void
-link_fail(struct bz_link *l, enum bz_link_fail kind, const char *detail,
-    const char *why)
+link_fail_status(struct bz_link *l, enum bz_link_fail kind, int http_status,
+    const char *detail, const char *why)
 {
 	int owed;
 
@@ -105,7 +105,10 @@ link_fail(struct bz_link *l, enum bz_link_fail kind, const char *detail,
 		if (l->reason[0] == '\0')
 			snprintf(l->reason, sizeof(l->reason), "%s", why);
 		if (l->fail.kind == BZ_LINK_FAIL_NONE) {
+			/* all of it before the reader can look */
 			l->fail.kind = kind;
+			l->fail.http_status = kind == BZ_LINK_FAIL_HTTP ?
+			    http_status : 0;
 			snprintf(l->fail.detail, sizeof(l->fail.detail), "%s",
 			    detail);
 		}
@@ -114,6 +117,13 @@ link_fail(struct bz_link *l, enum bz_link_fail kind, const char *detail,
 	owed = link_wake_begin(l);
 	pthread_mutex_unlock(&l->mu);
 	link_wake_end(l, owed);
+}
+
+void
+link_fail(struct bz_link *l, enum bz_link_fail kind, const char *detail,
+    const char *why)
+{
+	link_fail_status(l, kind, 0, detail, why);
 }
 
 void

@@ -100,6 +100,9 @@ void link_poke(struct bz_link *l);
 /* Close the link (once): kind and detail for callers, why in full. */
 void link_fail(struct bz_link *l, enum bz_link_fail kind,
     const char *detail, const char *why);
+/* The same with the HTTP status of a BZ_LINK_FAIL_HTTP. */
+void link_fail_status(struct bz_link *l, enum bz_link_fail kind,
+    int http_status, const char *detail, const char *why);
 void link_proto_error(struct bz_link *l, const char *what);
 /* Frame and mask the n bytes at p as a client (header written before p,
  * WS_HDR_MAX bytes of room): the header's length, or 0. */

@@ -578,11 +578,7 @@ link_thread(void *arg)
 	if (r != 0) {
 		snprintf(why, sizeof(why), "cannot connect to bzproxy: %s",
 		    f.detail);
-		link_fail(l, f.kind, f.detail, why);
-		pthread_mutex_lock(&l->mu);
-		if (l->fail.kind == BZ_LINK_FAIL_HTTP)
-			l->fail.http_status = f.http_status;
-		pthread_mutex_unlock(&l->mu);
+		link_fail_status(l, f.kind, f.http_status, f.detail, why);
 		return NULL;
 	}
 	if (wslay_frame_context_init(&l->wf, &wcb, l) != 0) {
