@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,7 +566,14 @@ link_thread(void *arg)
 	struct bz_link *l = arg;
 	struct bz_link_failure f;
 	char why[BZ_LINK_REASON_LEN];
+	sigset_t pipe_set;
 	int r, owed;
+
+	/* OpenSSL writes with write(): a peer gone is EPIPE here, not a
+	 * SIGPIPE that kills a program which did not ignore it */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
 
 	r = bz_ws_conn_open(&l->conn, l->tls, l->host, l->port, l->path,
 	    LINK_PROTOCOL, l->ev_fd, cancel_cb, l, OPEN_TIMEOUT_MS, l->rxbuf,
