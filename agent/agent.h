@@ -14,7 +14,7 @@
  *   channel.c         running channels: frames, windows, exit, close
  *   channel_io.c      a channel's descriptors: child or socket I/O
  *
- * One thread (the poll loop) owns all of the state below; the lws thread
+ * One thread (the poll loop) owns all of the state below; the link thread
  * (common/ws_link.c) and the JWKS thread (common/jwks_cache.c) only meet
  * it through locked queues and a byte on its wake pipe.
  */

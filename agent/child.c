@@ -1,7 +1,7 @@
 /*
  * child.c: start a verified request's program as its user.
  *
- * The agent has other threads (lws, JWKS fetch), so after fork() the child
+ * The agent has other threads (the link, JWKS fetch), so after fork() the child
  * may only make plain system calls: everything that allocates or reads
  * NSS (argv, the environment, the group list) is prepared in the parent.
  * A close-on-exec pipe reports a failure before exec back to the parent,

@@ -3,7 +3,7 @@
  *
  * The loop polls the link's wake pipe (messages arrived, state changed,
  * send queue drained), the signalfd, and the children's fds. The link
- * (common/ws_link.c) runs lws on its own thread; when it closes, every
+ * (common/ws_link.c) runs on its own thread; when it closes, every
  * channel ends (their clients are gone) and we reconnect with jittered
  * exponential backoff. The handshake is docs/protocol.md "Agent link":
  * challenge -> agent_hello -> agent_ok | error. The JWKS cache's thread

@@ -4,7 +4,7 @@
  *   settings.c       CONFIGDIR/bzsshd.yaml (the user's settings)
  *   session_file.c   config dir, session file, host key, known_hosts
  *   stdio_relay.c    stdin/stdout <-> socketpair for libssh
- *   ws_link.c        the lws thread and its two locked queues
+ *   ws_link.c        the link thread and its two locked queues
  *   ssh_server.c     libssh session, auth (hello / mfa), event loop
  *   proxy_link.c     the connection's link to bzproxy: started, retried
  *                    while bzproxy restarts, its loss explained

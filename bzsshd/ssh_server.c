@@ -157,7 +157,7 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 	json_decref(o);
 }
 
-/* Decode and route everything the lws thread has queued. */
+/* Decode and route everything the link thread has queued. */
 void
 bz_conn_drain(struct bz_conn *c)
 {

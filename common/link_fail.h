@@ -1,7 +1,7 @@
 /*
  * link_fail.h: why a wss link to bzproxy failed, as a kind a caller can
  * act on (try again later, or give up at once with the reason), and the
- * errno of a failed TCP connect, which lws does not report.
+ * errno of a failed TCP connect.
  */
 #ifndef BZ_LINK_FAIL_H
 #define BZ_LINK_FAIL_H
@@ -35,7 +35,7 @@ struct bz_link_failure {
  * not change by waiting: 0. */
 int bz_link_fail_transient(const struct bz_link_failure *f);
 
-/* Connect to host:port once (at most timeout_ms) to learn why lws could
+/* Connect to host:port once (at most timeout_ms) to learn why a link could
  * not: 0 when it connects now, else BZ_ERR_INVALID with why set to the
  * cause in lower case ("connection refused"). */
 int bz_tcp_probe(const char *host, int port, int timeout_ms, char *why,

@@ -1,5 +1,5 @@
 /*
- * ws_link.h: one client websocket (wss) to bzproxy, served by its own lws
+ * ws_link.h: one client websocket (wss) to bzproxy, served by its own
  * thread, used by bzsshd and bzagent. Other threads talk to it through two
  * locked queues: frames to send, whole messages received.
  */
@@ -33,7 +33,7 @@ struct bz_link;
 #define BZ_LINK_DRAIN_MARK (2u * 1024 * 1024)
 
 /*
- * Start the lws thread and connect to url (wss://HOST:PORT, path appended).
+ * Start the link thread and connect to url (wss://HOST:PORT, path appended).
  * wake_fd (or -1) gets one byte written whenever a message arrives, the
  * state changes, or the send queue drains below BZ_LINK_DRAIN_MARK.
  */
