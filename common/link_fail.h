@@ -35,10 +35,4 @@ struct bz_link_failure {
  * not change by waiting: 0. */
 int bz_link_fail_transient(const struct bz_link_failure *f);
 
-/* Connect to host:port once (at most timeout_ms) to learn why a link could
- * not: 0 when it connects now, else BZ_ERR_INVALID with why set to the
- * cause in lower case ("connection refused"). */
-int bz_tcp_probe(const char *host, int port, int timeout_ms, char *why,
-    size_t len);
-
 #endif

@@ -72,7 +72,7 @@ fail_set(struct bz_link_failure *f, enum bz_link_fail kind,
 	snprintf(f->detail, sizeof(f->detail), "%s", detail);
 }
 
-/* strerror(e) in lower case, as bz_tcp_probe says it. */
+/* strerror(e) in lower case, as the rest of the line is. */
 static void
 fail_errno(struct bz_link_failure *f, int e)
 {
@@ -304,10 +304,11 @@ ws_upgrade(struct bz_ws_conn *c, const char *host, int port,
 	if (res == BZ_WS_UP_STATUS) {
 		fail_set(f, BZ_LINK_FAIL_HTTP, "");
 		f->http_status = status;
-		/* a 503 is bzproxy's "stopping, or at limits.max_links" */
+		/* a 503 is bzproxy stopping or at one of its link limits */
 		snprintf(f->detail, sizeof(f->detail), "HTTP %d at the "
 		    "websocket upgrade%s", status, status == 503 ? " (bzproxy "
-		    "is stopping, or holds limits.max_links links)" : "");
+		    "is stopping, or at a link limit: limits.max_links, "
+		    "preauth_links or preauth_per_address)" : "");
 		return BZ_ERR_INVALID;
 	}
 	if (res != BZ_OK) {

@@ -70,24 +70,6 @@ port_on_loopback(int keep, int *fd_out)
 }
 
 static void
-test_probe(void **state)
-{
-	char why[BZ_LINK_DETAIL_LEN];
-	int fd, port;
-
-	port = port_on_loopback(0, &fd);
-	assert_int_not_equal(bz_tcp_probe("127.0.0.1", port, 1000, why,
-	    sizeof(why)), 0);
-	assert_string_equal(why, "connection refused");
-
-	port = port_on_loopback(1, &fd);
-	assert_int_equal(bz_tcp_probe("127.0.0.1", port, 1000, why,
-	    sizeof(why)), 0);
-	assert_string_equal(why, "");
-	close(fd);
-}
-
-static void
 test_link_to_closed_port(void **state)
 {
 	struct bz_link_failure f;
@@ -117,7 +99,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transient_kinds),
-		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_link_to_closed_port),
 	};
 
