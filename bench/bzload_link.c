@@ -4,7 +4,8 @@
  * agent's handshake with bzagent's own code (common/agent_hello.c):
  * challenge -> signed agent_hello (enrolment token on first use) ->
  * agent_ok. All of them live on one lws client context on our libuv loop;
- * lws answers bzproxy's keepalive pings and sends its own.
+ * lws answers bzproxy's keepalive pings (it sends none of its own: see
+ * keepalive below).
  *
  * A handshake refused for load (HTTP 503, a cut connection, a reason
  * naming a limit) is retried with backoff and counted as a refusal; any
@@ -28,9 +29,16 @@
 #define RETRY_CAP_MS 5000
 #define LOAD_VERSION "bzload"
 
+/*
+ * No lws validity timers: lws 4.1 re-inserts a link's timer into one
+ * sorted list of all of them at every frame received, which with 10,000
+ * links costs more than the links themselves (docs/scale.md). bzproxy
+ * pings every link silent for 20 s and lws answers; a link bzproxy drops
+ * is seen as closed.
+ */
 static const lws_retry_bo_t keepalive = {
-	.secs_since_valid_ping = 20,   /* as bzagent (common/ws_link.c) */
-	.secs_since_valid_hangup = 50,
+	.secs_since_valid_ping = 0,
+	.secs_since_valid_hangup = 0,
 };
 
 static void

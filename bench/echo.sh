@@ -58,12 +58,7 @@ pct() {
 		print a[r] }'
 }
 
-say "starting two plain OpenSSH sshds (target, jump host)"
-plain_sshd_start target
-plain_sshd_start jump
-JUMPCMD="ssh -F $(printf %q "$W/jump/ssh_config") -W %h:%p jump"
-ssh -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" target true </dev/null ||
-	die "cannot ssh to the target through the jump host"
+jump_pair_start
 
 declare -A R
 KEYS=()

@@ -111,3 +111,15 @@ plain_sshd_stop_all() {
 	done
 	PLAIN_SSHD_PIDS=()
 }
+
+# jump_pair_start: plain sshds "target" and "jump" (plain_sshd_start), and
+# JUMPCMD, the ProxyCommand reaching the target through the jump host as
+# ProxyJump does (ssh -W); dies if that does not work.
+jump_pair_start() {
+	say "starting two plain OpenSSH sshds (target, jump host)"
+	plain_sshd_start target
+	plain_sshd_start jump
+	JUMPCMD="ssh -F $(printf %q "$W/jump/ssh_config") -W %h:%p jump"
+	ssh -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" target true </dev/null ||
+		die "cannot ssh to the target through the jump host"
+}

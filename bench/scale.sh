@@ -227,9 +227,7 @@ for k in failures p50_ms p99_ms wall_s; do R[c.$k]=$(jget "$W/chain.json" "j['$k
 R[c.errors]=$(jget "$W/chain.json" "' | '.join(j['errors']) or None")
 
 say "(c) the same $M through a plain OpenSSH jump sshd (default settings)"
-plain_sshd_start target
-plain_sshd_start jump
-JUMPCMD="ssh -F $W/jump/ssh_config -W %h:%p jump"
+jump_pair_start
 "$SRCDIR/bench/concurrent.py" "$M" ok 600 ssh -F "$W/target/ssh_config" -o "ProxyCommand=$JUMPCMD" \
 	target 'echo ok' >"$W/jump.json" || die "concurrent.py failed"
 for k in failures p50_ms p99_ms wall_s; do R[j.$k]=$(jget "$W/jump.json" "j['$k']"); done

@@ -297,6 +297,24 @@ def restart_proxy(sandbox):
     start_proxy(sandbox)
 
 
+@contextlib.contextmanager
+def proxy_with_limits(sandbox, limits):
+    """bzproxy restarted with these limits.* in its config, and restarted
+    with its own config again after."""
+    with open(sandbox.proxy_config) as f:
+        orig = f.read()
+    with open(sandbox.proxy_config, "w") as f:
+        f.write(orig + "limits:\n" + "".join(
+            "  %s: %d\n" % kv for kv in limits.items()))
+    try:
+        restart_proxy(sandbox)
+        yield sandbox
+    finally:
+        with open(sandbox.proxy_config, "w") as f:
+            f.write(orig)
+        restart_proxy(sandbox)
+
+
 def wait_until(pred, timeout, interval=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import SRCDIR, restart_proxy, wait_until
+from conftest import SRCDIR, proxy_with_limits, wait_until
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
 from bzwire import WS  # noqa: E402
@@ -24,18 +24,8 @@ LIMITS = {"max_links": 8, "sessions_per_user": 2, "channels_per_session": 2,
 
 @pytest.fixture(scope="module")
 def limited(sandbox):
-    with open(sandbox.proxy_config) as f:
-        orig = f.read()
-    with open(sandbox.proxy_config, "w") as f:
-        f.write(orig + "limits:\n" + "".join(
-            "  %s: %d\n" % kv for kv in LIMITS.items()))
-    try:
-        restart_proxy(sandbox)
-        yield sandbox
-    finally:
-        with open(sandbox.proxy_config, "w") as f:
-            f.write(orig)
-        restart_proxy(sandbox)
+    with proxy_with_limits(sandbox, LIMITS) as sb:
+        yield sb
 
 
 def popen_ssh(sandbox, *args):

@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import SRCDIR, free_port, proc_kb, restart_proxy, wait_until
+from conftest import SRCDIR, proxy_with_limits, free_port, proc_kb, wait_until
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
 from bzwire import WS, b64u, control, unb64u  # noqa: E402
@@ -232,18 +232,8 @@ LIMITS = {"preauth_links": 40, "preauth_per_address": 30,
 
 @pytest.fixture(scope="module")
 def limited(sandbox):
-    with open(sandbox.proxy_config) as f:
-        orig = f.read()
-    with open(sandbox.proxy_config, "w") as f:
-        f.write(orig + "limits:\n" + "".join(
-            "  %s: %d\n" % kv for kv in LIMITS.items()))
-    try:
-        restart_proxy(sandbox)
-        yield sandbox
-    finally:
-        with open(sandbox.proxy_config, "w") as f:
-            f.write(orig)
-        restart_proxy(sandbox)
+    with proxy_with_limits(sandbox, LIMITS) as sb:
+        yield sb
 
 
 def test_preauth_limits_in_all_and_message(limited):
