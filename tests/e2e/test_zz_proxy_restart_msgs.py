@@ -260,8 +260,9 @@ def test_http_503_is_retried(sandbox, tmp_path):
     assert r.returncode == 255, r
     assert conns >= 2, conns
     assert (b"bzsshd: bzproxy (%s) is not reachable: HTTP 503 at the "
-            b"websocket upgrade (bzproxy is stopping, or holds "
-            b"limits.max_links links); retrying in" % url.encode()) in \
+            b"websocket upgrade (bzproxy is stopping, or at a link limit: "
+            b"limits.max_links, preauth_links or preauth_per_address); "
+            b"retrying in" % url.encode()) in \
         r.stderr
     assert r.stderr.splitlines()[-1].endswith(b"gave up after 2s"), r.stderr
 
