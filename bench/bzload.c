@@ -655,7 +655,8 @@ main(int argc, char **argv)
 	uv_timer_start(&r->ping, on_ping, (uint64_t)L->o.ping_ms,
 	    (uint64_t)L->o.ping_ms);
 	uv_run(&L->loop, UV_RUN_DEFAULT);
-	/* lws's handles are closed: ours next, then the loop */
+	bzl_ctx_destroy(L); /* lws's handles are closed: now it frees */
+	/* ours next, then the loop */
 	uv_close((uv_handle_t *)&r->tick, NULL);
 	uv_close((uv_handle_t *)&r->slow, NULL);
 	uv_close((uv_handle_t *)&r->ping, NULL);

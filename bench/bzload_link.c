@@ -465,13 +465,18 @@ bzl_ctx_create(struct load *L, int fd_limit)
 	info.user = L;
 	info.fd_limit_per_thread = (unsigned)fd_limit;
 	info.count_threads = 1;
+	info.pcontext = &L->ctx; /* lws sets it NULL when the context is freed */
 	return (L->ctx = lws_create_context(&info)) != NULL ? 0 : -1;
 }
 
+/*
+ * lws 4.1 on a foreign loop: the first call closes the links and lws's
+ * handles; once the loop has run them closed, a second call frees the
+ * context (and sets L->ctx NULL).
+ */
 void
 bzl_ctx_destroy(struct load *L)
 {
 	if (L->ctx != NULL)
 		lws_context_destroy(L->ctx);
-	L->ctx = NULL;
 }

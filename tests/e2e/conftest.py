@@ -254,6 +254,17 @@ def proc_kb(pid, field="VmRSS"):
     return None
 
 
+def sanitized(pid):
+    """Is the process an AddressSanitizer build (--enable-sanitizers)? Its
+    RSS then holds ASan's shadow memory and quarantine of freed blocks
+    (256 MiB): bounds on RSS are for the real build only."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 def pgrep(pattern, user=None):
     cmd = ["pgrep", "-f", pattern]
     if user:

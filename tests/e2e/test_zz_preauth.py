@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import SRCDIR, proxy_with_limits, free_port, proc_kb, wait_until
+from conftest import SRCDIR, proxy_with_limits, free_port, proc_kb, sanitized, wait_until
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "lib"))
 from bzwire import WS, b64u, control, unb64u  # noqa: E402
@@ -195,8 +195,9 @@ def test_flood_from_one_address(sandbox, files_limit):
         # frees their places), the rest refused
         assert still <= PER_ADDRESS, (still, kept, counts)
         assert counts.get("503", 0) > 0, counts
-        assert during - base < PER_ADDRESS * PER_LINK_KB + SLACK_KB, \
-            (base, during)
+        if not sanitized(pid):
+            assert during - base < PER_ADDRESS * PER_LINK_KB + SLACK_KB, \
+                (base, during)
         # a refusal names the limit
         assert b"limits.preauth_per_address" in refusal, refusal
         # the silent and the unfinished are cut at the first-message
@@ -210,7 +211,7 @@ def test_flood_from_one_address(sandbox, files_limit):
     after = wait_until(lambda: (lambda kb: kb if kb - base < SLACK_KB
                                 else None)(proc_kb(pid)), 15, interval=0.5)
     print("bzproxy RSS after: %s kB (before: %d kB)" % (proc_kb(pid), base))
-    assert after, (base, proc_kb(pid))
+    assert after or sanitized(pid), (base, proc_kb(pid))
     recs = sb.audit_events(since, "link_refused")
     assert recs and all(e["limit"] == "limits.preauth_per_address"
                         and e["peer"] == FLOOD_SRC for e in recs), recs
@@ -389,7 +390,10 @@ def test_no_libuv_plugin_no_start(sandbox, tmp_path):
         pytest.skip("needs root and unshare -m to hide the plugin")
     real = sandbox.bzproxy
     wrapper = tmp_path / "bzproxy-noplugin"
-    wrapper.write_text("#!/bin/sh\nexec unshare -m --propagation private sh "
+    # (ASan build: lws leaks a scandir list when its plugin will not load;
+    # not ours, and the exit status is what this checks)
+    wrapper.write_text("#!/bin/sh\nASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 "
+                       "exec unshare -m --propagation private sh "
                        "-c 'mount --bind /dev/null %s && exec %s \"$@\"' "
                        "sh \"$@\"\n" % (plugin, real))
     wrapper.chmod(0o755)

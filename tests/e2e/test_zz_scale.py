@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import SRCDIR, wait_until
+from conftest import SRCDIR, sanitized, wait_until
 
 AGENTS = 1000
 SESSIONS = 100
@@ -116,7 +116,7 @@ def test_thousand_agents_and_hundred_concurrent_sessions(sandbox, fleet,
     hold = rep["hold"]
     assert hold["dropped"] == 0 and hold["connected"] == AGENTS, rep
     grown = hold["proxy_rss_max_kib"] - rep["proxy"]["rss_base_kib"]
-    assert grown < RSS_BOUND_KIB, rep
+    assert grown < RSS_BOUND_KIB or sanitized(int(sandbox.proxy_pid)), rep
     # the fleet went away with bzload; the chain still works
     time.sleep(0.5)
     sandbox.ssh("web1", "true", check_rc=0)
