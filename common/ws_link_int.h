@@ -16,7 +16,8 @@
 /* Stop reading the socket while this much is waiting for the reader. */
 #define RX_HIGH (8u * 1024 * 1024)
 #define RX_LOW (2u * 1024 * 1024)
-#define CLOSE_GRACE_MS 3000  /* time allowed to flush on close */
+#define CLOSE_GRACE_MS 1000  /* time allowed to flush on close */
+#define CLOSE_REPLY_MS 200   /* ... and for bzproxy's close after ours */
 #define OPEN_TIMEOUT_MS 20000 /* connect, TLS and upgrade */
 #define PING_IDLE_MS 20000   /* keepalive ping when nothing came */
 #define HANGUP_IDLE_MS 50000 /* dead peer detection */

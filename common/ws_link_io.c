@@ -509,6 +509,11 @@ serve(struct bz_link *l)
 			queue_ctl(l, WSLAY_CONNECTION_CLOSE,
 			    (const uint8_t *)"\x03\xe8", 2);
 			l->close_sent = 1;
+			/* what we sent is out; bzproxy's answer may sit
+			 * behind data it still had queued for us: do not
+			 * hold the program's exit for it */
+			if (stop_at > now + CLOSE_REPLY_MS)
+				stop_at = now + CLOSE_REPLY_MS;
 		}
 		if (do_write(l) != 0)
 			return;
