@@ -99,7 +99,7 @@ chan_new(struct chan_table *t, uint32_t sid, uint32_t ch,
 		return NULL;
 	c->sid = sid;
 	c->ch = ch;
-	c->seal = *seal;
+	bz_seal_copy(&c->seal, seal);
 	snprintf(c->request_hash, sizeof(c->request_hash), "%s",
 	    request_hash != NULL ? request_hash : "");
 	snprintf(c->tag, sizeof(c->tag), "%u/%u", sid, ch);

@@ -41,7 +41,7 @@ static void
 session_free(struct agent_session *s)
 {
 	free(s->sub);
-	/* the data keys too: sodium_memzero below wipes s->seal */
+	bz_seal_clear(&s->seal);
 	free(s->user);
 	free(s->unix_user);
 	free(s->home);

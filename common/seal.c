@@ -1,7 +1,9 @@
 /* seal.c: the AEAD of sealed frames (seal.h). */
 #include "seal.h"
 
+#include <limits.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "util.h"
@@ -73,9 +75,71 @@ bz_seal_init(struct bz_seal *s, int client, struct bz_kx *kx,
 }
 
 void
+bz_seal_copy(struct bz_seal *dst, const struct bz_seal *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->aead = src->aead;
+	memcpy(dst->tx, src->tx, sizeof(dst->tx));
+	memcpy(dst->rx, src->rx, sizeof(dst->rx));
+}
+
+void
 bz_seal_clear(struct bz_seal *s)
 {
+	EVP_CIPHER_CTX_free(s->tx_ctx); /* wipes its key schedule */
+	EVP_CIPHER_CTX_free(s->rx_ctx);
 	sodium_memzero(s, sizeof(*s));
+}
+
+/* *ctx keyed with key for AES-256-GCM, made at its first use; 0 or -1. */
+static int
+gcm_ctx(struct evp_cipher_ctx_st **ctx, const uint8_t key[32], int enc)
+{
+	if (*ctx != NULL)
+		return 0;
+	if ((*ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (EVP_CipherInit_ex(*ctx, EVP_aes_256_gcm(), NULL, key, NULL,
+	    enc) != 1) {
+		EVP_CIPHER_CTX_free(*ctx);
+		*ctx = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * AES-256-GCM as libsodium's crypto_aead_aes256gcm (the same bytes: a
+ * 12-byte nonce, the tag after the ciphertext), on a keyed context:
+ * encrypt n bytes of in into out and the tag after them, or open n bytes
+ * of ciphertext (tag after them) into out. 0, or -1 (out wiped when
+ * opening).
+ */
+static int
+gcm_run(EVP_CIPHER_CTX *ctx, int enc, const uint8_t nonce[12],
+    const uint8_t *ad, size_t adlen, const uint8_t *in, size_t n,
+    uint8_t *out)
+{
+	uint8_t tag[BZ_SEALED_TAG];
+	int len, ok;
+
+	if (n > INT_MAX)
+		return -1;
+	if (!enc)
+		memcpy(tag, in + n, sizeof(tag));
+	ok = EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, enc) == 1 &&
+	    EVP_CipherUpdate(ctx, NULL, &len, ad, (int)adlen) == 1 &&
+	    (n == 0 || EVP_CipherUpdate(ctx, out, &len, in, (int)n) == 1) &&
+	    (enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG,
+	    BZ_SEALED_TAG, tag) == 1) &&
+	    EVP_CipherFinal_ex(ctx, out + n, &len) == 1 &&
+	    (!enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
+	    BZ_SEALED_TAG, tag) == 1);
+	if (ok && enc)
+		memcpy(out + n, tag, sizeof(tag));
+	if (!ok && !enc && n > 0)
+		sodium_memzero(out, n);
+	return ok ? 0 : -1;
 }
 
 /* The nonce: zeros, then the channel and the frame count, big-endian,
@@ -103,7 +167,7 @@ make_ad(uint8_t ad[5], uint8_t type, uint32_t ch)
 }
 
 int
-bz_seal(const struct bz_seal *s, uint8_t type, uint32_t ch,
+bz_seal(struct bz_seal *s, uint8_t type, uint32_t ch,
     uint64_t *count, const uint8_t *in, size_t n, uint8_t *out)
 {
 	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[5];
@@ -115,8 +179,8 @@ bz_seal(const struct bz_seal *s, uint8_t type, uint32_t ch,
 	make_ad(ad, type, ch);
 	if (s->aead == BZ_AEAD_AES256GCM) {
 		make_nonce(nonce, crypto_aead_aes256gcm_NPUBBYTES, ch, *count);
-		r = crypto_aead_aes256gcm_encrypt(out, &clen, in, n, ad,
-		    sizeof(ad), NULL, nonce, s->tx);
+		r = gcm_ctx(&s->tx_ctx, s->tx, 1) != 0 ? -1 :
+		    gcm_run(s->tx_ctx, 1, nonce, ad, sizeof(ad), in, n, out);
 	} else {
 		make_nonce(nonce, sizeof(nonce), ch, *count);
 		r = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, in,
@@ -129,7 +193,7 @@ bz_seal(const struct bz_seal *s, uint8_t type, uint32_t ch,
 }
 
 int
-bz_seal_open(const struct bz_seal *s, uint8_t type, uint32_t ch,
+bz_seal_open(struct bz_seal *s, uint8_t type, uint32_t ch,
     uint64_t *count, const uint8_t *in, size_t n, uint8_t *out)
 {
 	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad[5];
@@ -141,8 +205,9 @@ bz_seal_open(const struct bz_seal *s, uint8_t type, uint32_t ch,
 	make_ad(ad, type, ch);
 	if (s->aead == BZ_AEAD_AES256GCM) {
 		make_nonce(nonce, crypto_aead_aes256gcm_NPUBBYTES, ch, *count);
-		r = crypto_aead_aes256gcm_decrypt(out, &plen, NULL, in, n, ad,
-		    sizeof(ad), nonce, s->rx);
+		r = gcm_ctx(&s->rx_ctx, s->rx, 0) != 0 ? -1 :
+		    gcm_run(s->rx_ctx, 0, nonce, ad, sizeof(ad), in,
+		    n - BZ_SEALED_TAG, out);
 	} else {
 		make_nonce(nonce, sizeof(nonce), ch, *count);
 		r = crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL,
