@@ -42,7 +42,21 @@ struct bzsshd_opts {
 	int config_dir_given;   /* --config-dir was on the command line */
 	int verbose;
 	long proxy_retry_s;     /* bzsshd.yaml proxy_retry (0: never) */
+	char *ciphers;          /* bzsshd.yaml ciphers, or NULL: the default */
 };
+
+/* What ssh may pick to encrypt: with AES-NI, AES-GCM only, since ssh
+ * takes the first of its own list the server offers, chacha20 before
+ * AES-GCM, and libssh's chacha20-poly1305 (a Poly1305 key object per
+ * packet on OpenSSL 3) costs bzsshd more CPU per GiB. */
+#define BZSSHD_CIPHERS_AESNI "aes256-gcm@openssh.com,aes128-gcm@openssh.com"
+#define BZSSHD_CIPHERS_OTHER "chacha20-poly1305@openssh.com," \
+	BZSSHD_CIPHERS_AESNI
+/* Every cipher the ciphers setting may name (libssh 0.10's). */
+#define BZSSHD_CIPHERS_KNOWN BZSSHD_CIPHERS_OTHER \
+	",aes256-ctr,aes192-ctr,aes128-ctr"
+/* The ciphers bzsshd offers ssh (o->ciphers or the default). */
+const char *bz_settings_ciphers(const struct bzsshd_opts *o);
 
 /* ---- settings.c ---- */
 /* Read CONFIGDIR/bzsshd.yaml into o (defaults when there is none). 0 or

@@ -191,6 +191,7 @@ main(int argc, char **argv)
 	}
  out:
 	free(o.config_dir);
+	free(o.ciphers);
 	curl_global_cleanup();
 	ssh_finalize();
 	return rc;

@@ -489,7 +489,8 @@ on_wake(socket_t fd, int revents, void *ud)
 
 
 static int
-make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
+make_bind(const char *keypath, const char *ciphers, ssh_bind *out,
+    char *err, size_t errlen)
 {
 	ssh_bind b;
 	ssh_key key = NULL;
@@ -512,6 +513,12 @@ make_bind(const char *keypath, ssh_bind *out, char *err, size_t errlen)
 	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key) != 0) {
 		bz_errf(err, errlen, "cannot use the host key %s", keypath);
 		ssh_key_free(key);
+		ssh_bind_free(b);
+		return BZ_ERR_INVALID;
+	}
+	if (ssh_bind_options_set(b, SSH_BIND_OPTIONS_CIPHERS_C_S, ciphers) != 0 ||
+	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_CIPHERS_S_C, ciphers) != 0) {
+		bz_errf(err, errlen, "libssh refuses the ciphers %s", ciphers);
 		ssh_bind_free(b);
 		return BZ_ERR_INVALID;
 	}
@@ -651,7 +658,8 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		bz_chain_init(&c.chain, sk);
 		bz_proxy_link_start(&c);
 	}
-	if ((r = make_bind(keypath, &bind, err, sizeof(err))) != 0 ||
+	if ((r = make_bind(keypath, bz_settings_ciphers(o), &bind, err,
+	    sizeof(err))) != 0 ||
 	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
 		bz_error("%s", err);
 		goto out;

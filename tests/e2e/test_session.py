@@ -225,3 +225,42 @@ def test_mfa_prompt_impossible_in_batch_mode_says_why(sandbox):
         r = sandbox.ssh("web1", "true", timeout=30)
         assert r.returncode == 255
         assert b"TOTP code is needed" in r.stderr, r.stderr
+
+
+def _cipher(stderr):
+    m = re.search(rb"kex: server->client cipher: (\S+)", stderr)
+    return m and m.group(1).decode()
+
+
+def test_ciphers_default_and_bzsshd_yaml(sandbox):
+    # with AES-NI bzsshd offers AES-GCM only (ssh would pick its first
+    # choice, chacha20, which costs libssh more per GiB); the user's
+    # bzsshd.yaml may widen the list, and a name libssh lacks is refused
+    with open("/proc/cpuinfo") as f:
+        aesni = re.search(r"^flags\s*:.*\baes\b", f.read(), re.M)
+    r = sandbox.ssh("-v", "web1", "true", check_rc=0)
+    if aesni:
+        assert _cipher(r.stderr) == "aes128-gcm@openssh.com", r.stderr[-3000:]
+        r = sandbox.ssh("-o", "LogLevel=INFO", "-c",
+                        "chacha20-poly1305@openssh.com", "web1", "true")
+        assert r.returncode == 255 and b"no matching cipher" in r.stderr, r
+    else:
+        assert _cipher(r.stderr) == "chacha20-poly1305@openssh.com", r.stderr[-3000:]
+    yaml = os.path.join(sandbox.client_dir, "bzsshd.yaml")
+    try:
+        with open(yaml, "w") as f:
+            f.write("ciphers: chacha20-poly1305@openssh.com,aes256-ctr\n")
+        r = sandbox.ssh("-v", "-c", "chacha20-poly1305@openssh.com", "web1",
+                        "echo ok", check_rc=0)
+        assert r.stdout == b"ok\n"
+        assert _cipher(r.stderr) == "chacha20-poly1305@openssh.com"
+        r = sandbox.ssh("-v", "-c", "aes256-ctr", "web1", "echo ok", check_rc=0)
+        assert _cipher(r.stderr) == "aes256-ctr"
+        with open(yaml, "w") as f:
+            f.write("ciphers: aes128-gcm@openssh.com,des-cbc\n")
+        r = sandbox.ssh("web1", "true")
+        assert r.returncode == 255
+        assert ("%s: ciphers: \"des-cbc\" is not a cipher bzsshd offers" %
+                yaml).encode() in r.stderr, r.stderr
+    finally:
+        os.unlink(yaml)
