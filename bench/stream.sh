@@ -5,7 +5,7 @@
 # (upload `cat >/dev/null`, download `head -c N /dev/zero`), best of M
 # runs in MB/s (10^6 bytes/s); for the chain also the CPU seconds per GiB
 # that bzsshd, bzproxy and bzagent spent on the best run (bzsshd's from
-# bench/cpu_of.sh around it, the daemons' from /proc/PID/stat), and cold
+# bench/cpu_of.py around it, the daemons' from /proc/PID/stat), and cold
 # `ssh web1 true` (median of R runs, ms); the same for plain OpenSSH
 # through a jump sshd (ProxyCommand ssh -W, as bench/transfer.sh) and
 # direct. Give two builds (say, before and after a change) to see what
@@ -60,7 +60,7 @@ TICK=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 # stream NAME DIR CMD...: one transfer; prints "SECONDS BZSSHD_CPU" (the
-# latter from $W/NAME.cpu, written by cpu_of.sh; "-" for plain ssh)
+# latter from $W/NAME.cpu, written by cpu_of.py; "-" for plain ssh)
 stream() {
 	local name=$1 dir=$2 t0 t1 n cpu=-
 	shift 2
@@ -124,8 +124,8 @@ for b in "${BUILDS[@]}"; do
 		{ cat "$W/sandbox$i-up.log" >&2; die "sandbox up failed for $b"; }
 	# shellcheck disable=SC1090,SC1091
 	. "$SB/env"
-	# bzsshd under cpu_of.sh, which writes its CPU times to $W/KEY.cpu
-	sed "s|ProxyCommand |ProxyCommand $SRCDIR/bench/cpu_of.sh $W/$key.cpu |" \
+	# bzsshd under cpu_of.py, which writes its CPU times to $W/KEY.cpu
+	sed "s|ProxyCommand |ProxyCommand $SRCDIR/bench/cpu_of.py $W/$key.cpu |" \
 		"$BZ_SSH_CONFIG" >"$W/$key.ssh_config"
 	CHAIN=(ssh -F "$W/$key.ssh_config" -o BatchMode=yes web1)
 	"${CHAIN[@]}" true </dev/null || die "cannot ssh through the chain of $b"

@@ -43,6 +43,7 @@ struct bzsshd_opts {
 	int verbose;
 	long proxy_retry_s;     /* bzsshd.yaml proxy_retry (0: never) */
 	char *ciphers;          /* bzsshd.yaml ciphers, or NULL: the default */
+	int fdpass;             /* --fdpass: ssh's ProxyUseFdpass */
 };
 
 /* What ssh may pick to encrypt: with AES-NI, AES-GCM only, since ssh
@@ -129,6 +130,12 @@ struct bz_target {
 };
 /* Serve one SSH connection on stdin/stdout. Returns the exit status. */
 int bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t);
+
+/* ---- fdpass.c ---- */
+/* Hand ssh (ProxyUseFdpass) one end of a socketpair over stdout and go on
+ * in a child process on the other end, *ssh_fd; the parent exits. Call it
+ * before any thread starts. 0 or BZ_ERR_INVALID with the reason in err. */
+int bz_fdpass_handoff(int *ssh_fd, char *err, size_t errlen);
 
 /* ---- client_chain.c ---- */
 struct bz_target;

@@ -203,7 +203,9 @@ bz_cmd_ssh_config(const struct bzsshd_opts *o, int argc, char **argv)
 	fprintf(out, "Host *.%s\n", domain);
 	if (user[0] != '\0')
 		fprintf(out, "    User %s\n", user);
-	fprintf(out, "    ProxyCommand %s%s%s --stdio %%r@%%h:%%p\n"
+	/* ProxyUseFdpass: ssh and libssh then share one socket, no relay */
+	fprintf(out, "    ProxyCommand %s%s%s --fdpass --stdio %%r@%%h:%%p\n"
+	    "    ProxyUseFdpass yes\n"
 	    "    UserKnownHostsFile %s/known_hosts\n"
 	    "    HostKeyAlias bzsshd\n"
 	    "    StrictHostKeyChecking yes\n",

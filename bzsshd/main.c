@@ -56,6 +56,10 @@ usage(FILE *f)
 "        Serve one SSH connection on stdin/stdout (the ProxyCommand:\n"
 "        ProxyCommand bzsshd --stdio %%r@%%h:%%p). A trailing \".bz\" on\n"
 "        TARGET is dropped. PORT is the target's SSH_CONNECTION port.\n"
+"  --fdpass --stdio USER@TARGET[:PORT]\n"
+"        The same for ssh's ProxyUseFdpass (what ssh-config writes): hand\n"
+"        ssh a socket and serve it from a child process, without copying\n"
+"        between pipes and a socket.\n"
 "\n"
 "Options:\n"
 "  --config-dir DIR  Files: session (0600), host_ed25519_key (0600),\n"
@@ -130,6 +134,8 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("bzsshd %s\n", BZSSHD_VERSION);
 			return 0;
+		} else if (strcmp(argv[i], "--fdpass") == 0) {
+			o.fdpass = 1;
 		} else if (strcmp(argv[i], "--stdio") == 0 && i + 1 < argc) {
 			stdio_arg = argv[++i];
 		} else

@@ -627,6 +627,11 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	c.exit_code = 1;
 	c.sess = &sess;
 	c.retry.window_ms = (int64_t)o->proxy_retry_s * 1000;
+	if (o->fdpass && (r = bz_fdpass_handoff(&ssh_fd, err,
+	    sizeof(err))) != 0) {
+		bz_error("%s", err);
+		goto out;
+	}
 	if ((r = bz_host_key_ensure(o->config_dir, &keypath, err,
 	    sizeof(err))) != 0) {
 		bz_error("%s", err);
@@ -659,8 +664,8 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 		bz_proxy_link_start(&c);
 	}
 	if ((r = make_bind(keypath, bz_settings_ciphers(o), &bind, err,
-	    sizeof(err))) != 0 ||
-	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0) {
+	    sizeof(err))) != 0 || (!o->fdpass &&
+	    (r = bz_relay_start(&relay, &ssh_fd, err, sizeof(err))) != 0)) {
 		bz_error("%s", err);
 		goto out;
 	}

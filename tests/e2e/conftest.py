@@ -125,6 +125,18 @@ class Sandbox:
             f.write(text)
         return path
 
+    def relay_ssh_config(self, path):
+        """The sandbox's ssh_config without ProxyUseFdpass: bzsshd serves
+        ssh's two pipes through its relay (a ProxyCommand as users wrote
+        it before `ssh-config` wrote --fdpass)."""
+        with open(self.ssh_config) as f:
+            text = f.read()
+        text = re.sub(r"(?m)^\s*ProxyUseFdpass .*\n", "", text)
+        text = text.replace(" --fdpass --stdio", " --stdio")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     def ssh(self, *args, config=None, input=None, timeout=60, batch=True,
             check_rc=None):
         cmd = ["ssh", "-F", config or self.ssh_config]
@@ -271,6 +283,20 @@ def pgrep(pattern, user=None):
         cmd[1:1] = ["-u", user]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     return [int(p) for p in r.stdout.split()]
+
+
+def bzsshd_pids():
+    """Every bzsshd serving an ssh now (take it before starting one)."""
+    return set(pgrep(r"bzsshd .*--stdio"))
+
+
+def bzsshd_of(ssh_proc, before):
+    """The bzsshd serving ssh_proc: ssh's ProxyCommand child, or, with
+    ProxyUseFdpass (the sandbox's ssh_config), the child it forked to serve
+    the socket it passed, which outlives it: a bzsshd not in before (tests
+    run one at a time)."""
+    return [k for k in pgrep(r"bzsshd .*--stdio")
+            if k not in before or ppid(k) == ssh_proc.pid]
 
 
 def alive(pid):

@@ -8,7 +8,7 @@ import random
 import signal
 import subprocess
 
-from conftest import pgrep, ppid, wait_until
+from conftest import bzsshd_of, bzsshd_pids, wait_until
 
 
 def read_chain(path):
@@ -49,6 +49,7 @@ def test_channel_of_a_vanished_client_ends_on_the_record(sandbox):
     # bzsshd killed mid-command: its link is gone before the agent's exit
     # status could come, and bzproxy records the end itself
     since = sandbox.audit_mark()
+    before = bzsshd_pids()
     p = subprocess.Popen(["ssh", "-F", sandbox.ssh_config, "-o",
                           "BatchMode=yes", "web1", "sleep 31"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -59,7 +60,7 @@ def test_channel_of_a_vanished_client_ends_on_the_record(sandbox):
             if e.get("command") == "sleep 31"], 20)
         assert ran, sandbox.audit_events(since)
         sid, ch = ran[0]["sid"], ran[0]["ch"]
-        mine = [pid for pid in pgrep("bzsshd.*--stdio") if ppid(pid) == p.pid]
+        mine = bzsshd_of(p, before)
         assert len(mine) == 1, mine
         os.kill(mine[0], signal.SIGKILL)
         closes = wait_until(lambda: [

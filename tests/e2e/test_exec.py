@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from conftest import pgrep, ppid, proc_kb, wait_until
+from conftest import bzsshd_of, bzsshd_pids, proc_kb, wait_until
 
 
 def test_exec_output_and_status(sandbox):
@@ -53,14 +53,12 @@ def test_large_upload_intact_and_bounded(sandbox, tmp_path):
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = ":".join(
         x for x in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=1") if x)
+    before = bzsshd_pids()
     with open(path, "rb") as f:
         p = subprocess.Popen(cmd, stdin=f, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=env)
         try:
-            # ssh's ProxyCommand child is bzsshd (ssh execs it)
-            kids = wait_until(lambda: [
-                k for k in pgrep(r"bzsshd .*--stdio") if ppid(k) == p.pid],
-                20)
+            kids = wait_until(lambda: bzsshd_of(p, before), 20)
             peak = 0
             while p.poll() is None:
                 for k in kids:

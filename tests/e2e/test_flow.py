@@ -25,7 +25,8 @@ def test_stopped_reader_bounded_and_not_blocking(sandbox):
         x for x in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=1") if x)
     slow = None
     # this sandbox's bzsshd only: other test runs may share the machine
-    mine = r"bzsshd --config-dir %s --stdio" % re.escape(sandbox.client_dir)
+    mine = r"bzsshd --config-dir %s (--fdpass )?--stdio" % re.escape(
+        sandbox.client_dir)
     old = set(pgrep(mine))
     try:
         subprocess.run(base + ["web1", "true"], check=True, timeout=30,

@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import free_port, is_listening, pgrep, ppid, wait_until
+from conftest import (bzsshd_of, bzsshd_pids, free_port, is_listening,
+                      ppid, wait_until)
 
 SSH_TIMEOUT = 60
 
@@ -140,8 +141,6 @@ def stop(p):
             p.wait()
 
 
-def bzsshd_children(p):
-    return [k for k in pgrep(r"bzsshd .*--stdio") if ppid(k) == p.pid]
 
 
 def wait_audit(sandbox, since, pred, timeout=10):
@@ -166,11 +165,12 @@ def test_local_forward_bulk_banner_halfclose(sandbox, echo_server, tmp_path):
     for lp, s in zip(lports, servers):
         args += ["-L", "%d:127.0.0.1:%d" % (lp, s.port)]
     since = sandbox.audit_mark()
+    before = bzsshd_pids()
     p = start_ssh_bg(sandbox, args + ["web1"], str(tmp_path / "ssh-L.err"))
     try:
         for lp in lports:
             wait_listening(p, lp)
-        kids = bzsshd_children(p)
+        kids = bzsshd_of(p, before)
         assert kids, "bzsshd (ssh's ProxyCommand) not found"
 
         # 1. eight connections at once, 1-5 MiB each, echoed back intact
@@ -242,7 +242,7 @@ def test_local_forward_bulk_banner_halfclose(sandbox, echo_server, tmp_path):
     assert wait_until(lambda: not [k for k in kids if ppid(k) is not None], 10), \
         "bzsshd still running after ssh -L was killed: %r" % kids
     assert wait_until(lambda: not any(is_listening(lp) for lp in lports), 5)
-    assert not bzsshd_children(p)
+    assert not bzsshd_of(p, before)
 
 
 def test_local_forward_ipv6(sandbox, tmp_path):

@@ -198,6 +198,10 @@ def test_ssh_config_writes_user_and_works(sandbox, tmp_path):
     # the one unix user the sandbox policy names for alice
     assert re.search(r"(?m)^\s+User %s$" % re.escape(sandbox.unix_user),
                      text), text
+    # ssh and libssh share one socket (bzsshd --fdpass)
+    assert re.search(r"(?m)^\s+ProxyCommand \S+ .*--fdpass --stdio %r@%h:%p$",
+                     text), text
+    assert re.search(r"(?m)^\s+ProxyUseFdpass yes$", text), text
     cfg = tmp_path / "config"
     cfg.write_text(text + "    GlobalKnownHostsFile /dev/null\n")
     r = subprocess.run(["ssh", "-F", str(cfg), "-o", "BatchMode=yes",
