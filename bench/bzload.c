@@ -533,20 +533,6 @@ parse_url(const char *url, struct bzl_opts *o)
 }
 
 static int
-int_opt(const char *v, int lo, int hi, int *out)
-{
-	char *e;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &e, 10);
-	if (errno != 0 || *e != '\0' || e == v || x < lo || x > hi)
-		return -1;
-	*out = (int)x;
-	return 0;
-}
-
-static int
 parse_opts(int argc, char **argv, struct bzl_opts *o)
 {
 	static const struct option lo[] = {
@@ -581,17 +567,21 @@ parse_opts(int argc, char **argv, struct bzl_opts *o)
 		case 's': seed = optarg; break;
 		case 'j': o->json_file = optarg; break;
 		case 'h': o->hold = 1; break;
-		case 'n': bad |= int_opt(optarg, 1, 1000000, &v);
+		case 'n': bad |= bz_parse_int_range(optarg, 1, 1000000, &v);
 			o->count = (size_t)v; break;
-		case 'i': bad |= int_opt(optarg, 1, 100000, &v);
+		case 'i': bad |= bz_parse_int_range(optarg, 1, 100000, &v);
 			o->inflight = (unsigned)v; break;
-		case 'r': bad |= int_opt(optarg, 0, 1000, &v);
+		case 'r': bad |= bz_parse_int_range(optarg, 0, 1000, &v);
 			o->max_retries = (unsigned)v; break;
-		case 'H': bad |= int_opt(optarg, 1, 3600, &o->handshake_s); break;
-		case 'C': bad |= int_opt(optarg, 1, 86400, &o->connect_s); break;
-		case 'w': bad |= int_opt(optarg, 1, 3600, &o->window_s); break;
-		case 'p': bad |= int_opt(optarg, 1, 60000, &o->ping_ms); break;
-		case 'P': bad |= int_opt(optarg, 1, 1 << 30, &v);
+		case 'H': bad |= bz_parse_int_range(optarg, 1, 3600,
+			    &o->handshake_s); break;
+		case 'C': bad |= bz_parse_int_range(optarg, 1, 86400,
+			    &o->connect_s); break;
+		case 'w': bad |= bz_parse_int_range(optarg, 1, 3600,
+			    &o->window_s); break;
+		case 'p': bad |= bz_parse_int_range(optarg, 1, 60000,
+			    &o->ping_ms); break;
+		case 'P': bad |= bz_parse_int_range(optarg, 1, 1 << 30, &v);
 			o->proxy_pid = v; break;
 		default: bad = 1; break;
 		}
