@@ -33,6 +33,7 @@
 
 #include "backoff.h"
 #include "util.h"
+#include "wss_url.h"
 
 #define TICK_MS 2
 #define SLOW_MS 500
@@ -515,21 +516,30 @@ read_agents(struct load *L)
 }
 
 static const char usage[] =
-"usage: bzload --url wss://HOST:PORT --ca CA.pem --proxy-key B64URL\n"
+"usage: bzload --url wss://HOST[:PORT] --ca CA.pem --proxy-key B64URL\n"
 "              --agents FILE [--count N] [--seed TEXT] [--inflight 200]\n"
 "              [--retries 50] [--handshake-timeout 30] [--connect-timeout 120]\n"
 "              [--window 10] [--ping-ms 20] [--proxy-pid PID] [--json FILE]\n"
 "              [--hold]\n"
 "FILE: \"NAME [TOKEN]\" per line, as `bzproxy agent add --from` prints.\n";
 
+/* The proxy's host and port, read as bzagent's and bzsshd's links do. */
 static int
 parse_url(const char *url, struct bzl_opts *o)
 {
-	char rest[8];
-	int n;
+	char err[256] = "out of memory", *host;
 
-	n = sscanf(url, "wss://%255[^:/]:%d%7s", o->host, &o->port, rest);
-	return n == 2 && o->port > 0 && o->port < 65536 ? 0 : -1;
+	if (bz_wss_url_parse(url, &host, &o->port, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzload: %s\n", err);
+		return -1;
+	}
+	if (strlen(host) >= sizeof(o->host)) { /* the parser allows 255 */
+		free(host);
+		return -1;
+	}
+	memcpy(o->host, host, strlen(host) + 1);
+	free(host);
+	return 0;
 }
 
 static int
