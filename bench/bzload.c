@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include <sodium.h>
 
 #include "backoff.h"
+#include "fdlimit.h"
 #include "util.h"
 #include "wss_url.h"
 
@@ -457,20 +459,21 @@ on_stdin(uv_poll_t *h, int status, int events)
 static int
 raise_nofile(size_t need)
 {
-	struct rlimit rl;
+	struct bz_nofile n;
+	int r;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return -1;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return -1;
-	if (rl.rlim_cur < need + FD_SPARE) {
-		fprintf(stderr, "bzload: %zu links need %zu descriptors; the "
-		    "hard limit is %llu (ulimit -Hn)\n", need,
-		    need + FD_SPARE, (unsigned long long)rl.rlim_cur);
+	if ((r = bz_raise_nofile(ULONG_MAX, &n)) != 0) {
+		fprintf(stderr, "bzload: cannot %s the open files limit: %s\n",
+		    r < 0 ? "read" : "raise", strerror(errno));
 		return -1;
 	}
-	return (int)(rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur);
+	if (n.now < need + FD_SPARE) {
+		fprintf(stderr, "bzload: %zu links need %zu descriptors; the "
+		    "hard limit is %lu (ulimit -Hn)\n", need, need + FD_SPARE,
+		    n.now);
+		return -1;
+	}
+	return (int)(n.now > 1048576 ? 1048576 : n.now);
 }
 
 /* "NAME [TOKEN]" lines (agent add --from's output) into L->sims. */
