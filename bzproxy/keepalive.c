@@ -24,6 +24,16 @@ bzp_keepalive_heard(struct bzp_conn *c)
 	c->ping_state = BZP_PING_NONE;
 }
 
+static void on_tick(lws_sorted_usec_list_t *sul);
+
+/* The next look over all links, BZP_KEEPALIVE_TICK_S from now. */
+static void
+schedule(struct bzp_server *s)
+{
+	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
+	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
+}
+
 static void
 on_tick(lws_sorted_usec_list_t *sul)
 {
@@ -45,15 +55,13 @@ on_tick(lws_sorted_usec_list_t *sul)
 			lws_callback_on_writable(c->wsi);
 		}
 	}
-	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
-	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
+	schedule(s);
 }
 
 void
 bzp_keepalive_start(struct bzp_server *s)
 {
-	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
-	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
+	schedule(s);
 }
 
 int
