@@ -217,21 +217,6 @@ find_sftp_server(const struct bz_config *cfg, char **out, char *err,
 	return 0;
 }
 
-/* A decimal number from lo to hi: 0, or -1. */
-static int
-int_in(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 /* The path option key (relative to the config's folder), else dflt in
  * that folder; malloc'ed, or NULL when out of memory. */
 static char *
@@ -306,7 +291,8 @@ load_config(const char *path, const char *enrol_token,
 	}
 	c->max_channels = AGENT_MAX_CHANNELS_DEFAULT;
 	if ((v = bz_config_get(cfg, "max_channels")) != NULL &&
-	    int_in(v, 1, AGENT_MAX_CHANNELS, &c->max_channels) != 0) {
+	    bz_parse_int_range(v, 1, AGENT_MAX_CHANNELS,
+	    &c->max_channels) != 0) {
 		bz_errf(err, el, "%s: max_channels must be a number from 1 "
 		    "to %d, got \"%s\"", path, AGENT_MAX_CHANNELS, v);
 		goto out;

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,9 @@
 #include <sodium.h>
 
 #include "backoff.h"
+#include "fdlimit.h"
 #include "util.h"
+#include "wss_url.h"
 
 #define TICK_MS 2
 #define SLOW_MS 500
@@ -456,20 +459,21 @@ on_stdin(uv_poll_t *h, int status, int events)
 static int
 raise_nofile(size_t need)
 {
-	struct rlimit rl;
+	struct bz_nofile n;
+	int r;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return -1;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return -1;
-	if (rl.rlim_cur < need + FD_SPARE) {
-		fprintf(stderr, "bzload: %zu links need %zu descriptors; the "
-		    "hard limit is %llu (ulimit -Hn)\n", need,
-		    need + FD_SPARE, (unsigned long long)rl.rlim_cur);
+	if ((r = bz_raise_nofile(ULONG_MAX, &n)) != 0) {
+		fprintf(stderr, "bzload: cannot %s the open files limit: %s\n",
+		    r < 0 ? "read" : "raise", strerror(errno));
 		return -1;
 	}
-	return (int)(rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur);
+	if (n.now < need + FD_SPARE) {
+		fprintf(stderr, "bzload: %zu links need %zu descriptors; the "
+		    "hard limit is %lu (ulimit -Hn)\n", need, need + FD_SPARE,
+		    n.now);
+		return -1;
+	}
+	return (int)(n.now > 1048576 ? 1048576 : n.now);
 }
 
 /* "NAME [TOKEN]" lines (agent add --from's output) into L->sims. */
@@ -515,34 +519,29 @@ read_agents(struct load *L)
 }
 
 static const char usage[] =
-"usage: bzload --url wss://HOST:PORT --ca CA.pem --proxy-key B64URL\n"
+"usage: bzload --url wss://HOST[:PORT] --ca CA.pem --proxy-key B64URL\n"
 "              --agents FILE [--count N] [--seed TEXT] [--inflight 200]\n"
 "              [--retries 50] [--handshake-timeout 30] [--connect-timeout 120]\n"
 "              [--window 10] [--ping-ms 20] [--proxy-pid PID] [--json FILE]\n"
 "              [--hold]\n"
 "FILE: \"NAME [TOKEN]\" per line, as `bzproxy agent add --from` prints.\n";
 
+/* The proxy's host and port, read as bzagent's and bzsshd's links do. */
 static int
 parse_url(const char *url, struct bzl_opts *o)
 {
-	char rest[8];
-	int n;
+	char err[256] = "out of memory", *host;
 
-	n = sscanf(url, "wss://%255[^:/]:%d%7s", o->host, &o->port, rest);
-	return n == 2 && o->port > 0 && o->port < 65536 ? 0 : -1;
-}
-
-static int
-int_opt(const char *v, int lo, int hi, int *out)
-{
-	char *e;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &e, 10);
-	if (errno != 0 || *e != '\0' || e == v || x < lo || x > hi)
+	if (bz_wss_url_parse(url, &host, &o->port, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bzload: %s\n", err);
 		return -1;
-	*out = (int)x;
+	}
+	if (strlen(host) >= sizeof(o->host)) { /* the parser allows 255 */
+		free(host);
+		return -1;
+	}
+	memcpy(o->host, host, strlen(host) + 1);
+	free(host);
 	return 0;
 }
 
@@ -581,17 +580,21 @@ parse_opts(int argc, char **argv, struct bzl_opts *o)
 		case 's': seed = optarg; break;
 		case 'j': o->json_file = optarg; break;
 		case 'h': o->hold = 1; break;
-		case 'n': bad |= int_opt(optarg, 1, 1000000, &v);
+		case 'n': bad |= bz_parse_int_range(optarg, 1, 1000000, &v);
 			o->count = (size_t)v; break;
-		case 'i': bad |= int_opt(optarg, 1, 100000, &v);
+		case 'i': bad |= bz_parse_int_range(optarg, 1, 100000, &v);
 			o->inflight = (unsigned)v; break;
-		case 'r': bad |= int_opt(optarg, 0, 1000, &v);
+		case 'r': bad |= bz_parse_int_range(optarg, 0, 1000, &v);
 			o->max_retries = (unsigned)v; break;
-		case 'H': bad |= int_opt(optarg, 1, 3600, &o->handshake_s); break;
-		case 'C': bad |= int_opt(optarg, 1, 86400, &o->connect_s); break;
-		case 'w': bad |= int_opt(optarg, 1, 3600, &o->window_s); break;
-		case 'p': bad |= int_opt(optarg, 1, 60000, &o->ping_ms); break;
-		case 'P': bad |= int_opt(optarg, 1, 1 << 30, &v);
+		case 'H': bad |= bz_parse_int_range(optarg, 1, 3600,
+			    &o->handshake_s); break;
+		case 'C': bad |= bz_parse_int_range(optarg, 1, 86400,
+			    &o->connect_s); break;
+		case 'w': bad |= bz_parse_int_range(optarg, 1, 3600,
+			    &o->window_s); break;
+		case 'p': bad |= bz_parse_int_range(optarg, 1, 60000,
+			    &o->ping_ms); break;
+		case 'P': bad |= bz_parse_int_range(optarg, 1, 1 << 30, &v);
 			o->proxy_pid = v; break;
 		default: bad = 1; break;
 		}

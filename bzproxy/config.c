@@ -86,16 +86,10 @@ static int
 parse_listen(const char *v, char **host, int *port)
 {
 	const char *colon = strrchr(v, ':');
-	char *end;
-	long p;
 
-	if (colon == NULL || colon == v || colon[1] == '\0')
+	if (colon == NULL || colon == v ||
+	    bz_parse_int_range(colon + 1, 1, 65535, port) != 0)
 		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
-		return -1;
-	*port = (int)p;
 	return (*host = strndup(v, (size_t)(colon - v))) == NULL ? -1 : 0;
 }
 

@@ -4,31 +4,31 @@
  * at start and says so. When even the hard limit cannot hold max_links
  * plus BZP_FD_RESERVE, a max_links the operator set is refused (a clear
  * error, naming both); the default is lowered to fit, with a warning, so
- * that bzproxy still starts on a machine with a low limit.
+ * that bzproxy still starts on a machine with a low limit. The raise
+ * itself is common/fdlimit.c (bench/bzload's too).
  */
 #include "bzproxy.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
+#include "fdlimit.h"
 #include "log.h"
 
 /* Fewer links than this: not a bastion, refuse even the default. */
 #define MIN_LINKS 16
+/* No use for more files than the most links allowed need. */
+#define FD_CAP ((unsigned long)BZP_MAX_LINKS_MAX + BZP_FD_RESERVE)
 
 int
 bzp_fd_fit(unsigned long soft, unsigned long hard,
     const struct bzp_limits *l, unsigned long *want, long *links, char *why,
     size_t wl)
 {
-	unsigned long cap = (unsigned long)BZP_MAX_LINKS_MAX + BZP_FD_RESERVE;
 	unsigned long need = (unsigned long)l->max_links + BZP_FD_RESERVE;
 
-	*want = hard < cap ? hard : cap;
-	if (*want < soft)
-		*want = soft; /* never lower it */
+	*want = bz_nofile_want(soft, hard, FD_CAP);
 	*links = l->max_links;
 	if (*want >= need)
 		return 0;
@@ -61,34 +61,28 @@ bzp_fd_fit(unsigned long soft, unsigned long hard,
 int
 bzp_fd_limit(struct bzp_limits *l)
 {
-	struct rlimit rl;
-	unsigned long want, soft, hard;
+	struct bz_nofile n;
+	unsigned long want;
 	char why[BZP_ERRLEN * 2];
 	long links;
 	int r;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+	r = bz_raise_nofile(FD_CAP, &n);
+	if (r < 0) {
 		bz_error("cannot read the open files limit: %s",
 		    strerror(errno));
 		return -1;
 	}
-	soft = (unsigned long)rl.rlim_cur;
-	hard = (unsigned long)rl.rlim_max;
-	r = bzp_fd_fit(soft, hard, l, &want, &links, why, sizeof(why));
-	if (want > soft) {
-		rl.rlim_cur = (rlim_t)want;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-			bz_info("open files limit raised from %lu to %lu", soft,
-			    want);
-		else {
-			/* e.g. a seccomp filter: fit what we have */
-			bz_warn("cannot raise the open files limit from %lu to "
-			    "%lu: %s", soft, want, strerror(errno));
-			r = bzp_fd_fit(soft, soft, l, &want, &links, why,
-			    sizeof(why));
-		}
-	} else
-		bz_info("open files limit %lu", soft);
+	if (r > 0) /* e.g. a seccomp filter: fit what we have */
+		bz_warn("cannot raise the open files limit from %lu to %lu: %s",
+		    n.soft, n.want, strerror(errno));
+	else if (n.now > n.soft)
+		bz_info("open files limit raised from %lu to %lu", n.soft,
+		    n.now);
+	else
+		bz_info("open files limit %lu", n.soft);
+	/* the limit in force now, soft and hard alike: nothing to raise */
+	r = bzp_fd_fit(n.now, n.now, l, &want, &links, why, sizeof(why));
 	if (r < 0) {
 		bz_error("cannot start: %s", why);
 		return -1;

@@ -17,11 +17,26 @@
 
 #include "backoff.h"
 
+/* For every piece lws hands us (at most 4 KiB), not once per message
+ * (lws_is_final_fragment): a large message arriving slowly is the peer
+ * speaking, and counting only its end would hang up on a link busy
+ * sending one (a 4 MiB CONTROL frame at under 85 KB/s outlasts
+ * BZP_HANGUP_AFTER_S). The clock read costs some 30 ns a piece. */
 void
 bzp_keepalive_heard(struct bzp_conn *c)
 {
 	c->heard_ms = bz_now_ms();
 	c->ping_state = BZP_PING_NONE;
+}
+
+static void on_tick(lws_sorted_usec_list_t *sul);
+
+/* The next look over all links, BZP_KEEPALIVE_TICK_S from now. */
+static void
+schedule(struct bzp_server *s)
+{
+	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
+	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
 }
 
 static void
@@ -45,15 +60,13 @@ on_tick(lws_sorted_usec_list_t *sul)
 			lws_callback_on_writable(c->wsi);
 		}
 	}
-	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
-	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
+	schedule(s);
 }
 
 void
 bzp_keepalive_start(struct bzp_server *s)
 {
-	lws_sul_schedule(s->ctx, 0, &s->keepalive_timer, on_tick,
-	    (lws_usec_t)BZP_KEEPALIVE_TICK_S * LWS_US_PER_SEC);
+	schedule(s);
 }
 
 int

@@ -81,16 +81,13 @@ parse_target(const char *arg, struct bz_target *t)
 {
 	const char *at, *colon;
 	size_t hl;
-	char *end;
-	long port = 22;
+	int port = 22;
 
 	memset(t, 0, sizeof(*t));
 	if ((at = strrchr(arg, '@')) == NULL || at == arg || at[1] == '\0')
 		return -1;
 	if ((colon = strchr(at + 1, ':')) != NULL) {
-		port = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || end == colon + 1 || port < 1 ||
-		    port > 65535)
+		if (bz_parse_int_range(colon + 1, 1, 65535, &port) != 0)
 			return -1;
 		hl = (size_t)(colon - (at + 1));
 	} else
@@ -102,7 +99,7 @@ parse_target(const char *arg, struct bz_target *t)
 		return -1;
 	t->user = strndup(arg, (size_t)(at - arg));
 	t->host = strndup(at + 1, hl);
-	t->port = (int)port;
+	t->port = port;
 	if (t->user == NULL || t->host == NULL) {
 		free(t->user);
 		free(t->host);

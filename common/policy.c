@@ -1038,8 +1038,7 @@ parse_forward(struct loader *L, const struct ynode *n, const char *s,
 	const char *colon = strrchr(s, ':'), *why = NULL;
 	char host[256];
 	size_t hlen;
-	long port;
-	char *end;
+	int port;
 
 	memset(f, 0, sizeof(*f));
 	if (colon == NULL || colon == s || colon[1] == '\0') {
@@ -1079,15 +1078,11 @@ parse_forward(struct loader *L, const struct ynode *n, const char *s,
 	if (strcmp(colon + 1, "*") == 0) {
 		f->port.glob = 1;
 		f->port.prefix = 0;
-	} else {
-		errno = 0;
-		port = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || colon[1] < '0' || colon[1] > '9' ||
-		    port < 1 || port > 65535 || errno != 0) {
-			err_node(L, n, "invalid port in port_forward \"%s\" "
-			    "(expected 1-65535 or *)", s);
-			return -1;
-		}
+	} else if (colon[1] < '0' || colon[1] > '9' ||
+	    bz_parse_int_range(colon + 1, 1, 65535, &port) != 0) {
+		err_node(L, n, "invalid port in port_forward \"%s\" "
+		    "(expected 1-65535 or *)", s);
+		return -1;
 	}
 	if ((f->port.s = set_strdup(L, colon + 1)) == NULL ||
 	    (f->text = set_strdup(L, s)) == NULL)

@@ -586,3 +586,19 @@ bz_parse_duration(const char *s)
 		return -1;
 	return v * mult;
 }
+
+int
+bz_parse_int_range(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	if (s == NULL)
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}

@@ -83,6 +83,11 @@ int bz_secret_equal(const char *a, const char *b);
 /* Parse "15m", "12h", "30s", "2d" (positive) into seconds; -1 when invalid. */
 long bz_parse_duration(const char *s);
 
+/* A whole decimal number from lo to hi into *out: 0, or -1 (and *out
+ * untouched) when s is empty, has anything after the digits, overflows or
+ * is out of range. As strtol, leading blanks and a sign are accepted. */
+int bz_parse_int_range(const char *s, int lo, int hi, int *out);
+
 /* Format a one-line reason into err (no-op when err is NULL or errlen 0). */
 void bz_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

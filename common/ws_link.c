@@ -33,6 +33,7 @@
 #include "util.h"
 #include "wire.h"
 #include "ws_link_int.h"
+#include "wss_url.h"
 
 int64_t
 link_now_ms(void)
@@ -135,42 +136,6 @@ link_proto_error(struct bz_link *l, const char *what)
 	link_fail(l, BZ_LINK_FAIL_LOCAL, "protocol error", why);
 }
 
-/* Split wss://HOST[:PORT][/...] into host and port. */
-static int
-parse_url(const char *url, char **host, int *port, char *err, size_t errlen)
-{
-	const char *p, *end;
-	char *e;
-	long v;
-
-	*host = NULL;
-	*port = 443;
-	if (strncmp(url, "wss://", 6) != 0) {
-		bz_errf(err, errlen, "proxy URL must start with wss://: %s",
-		    url);
-		return BZ_ERR_INVALID;
-	}
-	p = url + 6;
-	end = p + strcspn(p, ":/");
-	if (end == p || end - p > 255) {
-		bz_errf(err, errlen, "bad proxy URL %s", url);
-		return BZ_ERR_INVALID;
-	}
-	if (*end == ':') {
-		errno = 0;
-		v = strtol(end + 1, &e, 10);
-		if (errno != 0 || e == end + 1 || v < 1 || v > 65535 ||
-		    (*e != '\0' && *e != '/')) {
-			bz_errf(err, errlen, "bad port in proxy URL %s", url);
-			return BZ_ERR_INVALID;
-		}
-		*port = (int)v;
-	}
-	if ((*host = strndup(p, (size_t)(end - p))) == NULL)
-		return BZ_ERR_ALLOC;
-	return BZ_OK;
-}
-
 int
 bz_link_start(const char *url, const char *path, const char *ca_file,
     int wake_fd, struct bz_link **out, char *err, size_t errlen)
@@ -180,7 +145,7 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 	int port, r;
 
 	*out = NULL;
-	if ((r = parse_url(url, &host, &port, err, errlen)) != 0)
+	if ((r = bz_wss_url_parse(url, &host, &port, err, errlen)) != 0)
 		return r;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		free(host);

@@ -1,6 +1,7 @@
 /* test_proxy_config.c: bzproxy's config file (required keys, listen,
  * relative paths, defaults, limits), its name/label rules, and the fit of
- * limits.max_links into the open files limit (fdlimit.c). */
+ * limits.max_links into the open files limit (fdlimit.c) and the raise of
+ * that limit (common/fdlimit.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <cmocka.h>
 
 #include "bzproxy.h"
+#include "fdlimit.h"
 
 static char tmpdir[256], path[512];
 
@@ -288,6 +292,42 @@ test_fd_fit(void **state)
 	assert_int_equal(links, 5000);
 }
 
+/* common/fdlimit.c: this process's soft limit goes up to the hard one, at
+ * most cap, never down; put back as found at the end. */
+static void
+test_raise_nofile(void **state)
+{
+	struct rlimit rl, was, now;
+	struct bz_nofile n;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+	if (was.rlim_max < 64)
+		skip();
+	rl = was;
+	rl.rlim_cur = 32;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(bz_raise_nofile(48, &n), 0);
+	assert_int_equal(n.soft, 32);
+	assert_int_equal(n.hard, (unsigned long)was.rlim_max);
+	assert_int_equal(n.want, 48);
+	assert_int_equal(n.now, 48);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(now.rlim_cur, 48);
+	/* a lower cap does not lower it */
+	assert_int_equal(bz_raise_nofile(40, &n), 0);
+	assert_int_equal(n.now, 48);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(now.rlim_cur, 48);
+	/* no cap: the hard limit */
+	assert_int_equal(bz_raise_nofile(ULONG_MAX, &n), 0);
+	assert_int_equal(n.soft, 48);
+	assert_int_equal(n.now, (unsigned long)was.rlim_max);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(now.rlim_cur, was.rlim_max);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+}
+
 int
 main(void)
 {
@@ -303,6 +343,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test(test_names_and_labels),
 		cmocka_unit_test(test_fd_fit),
+		cmocka_unit_test(test_raise_nofile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

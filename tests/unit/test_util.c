@@ -1,4 +1,5 @@
-/* test_util.c: base64url, durations, JSON parsing, secret files, key files. */
+/* test_util.c: base64url, durations, bounded integers, JSON parsing,
+ * secret files, key files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +102,53 @@ test_random(void **state)
 	assert_string_not_equal(a, b);
 	free(a);
 	free(b);
+}
+
+/* The bounded decimal parser used for options, config values and ports. */
+static void
+test_int_range(void **state)
+{
+	int v = 7;
+
+	(void)state;
+	assert_int_equal(bz_parse_int_range("12", 1, 100, &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(bz_parse_int_range("1", 1, 65535, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(bz_parse_int_range("65535", 1, 65535, &v), 0);
+	assert_int_equal(v, 65535);
+	assert_int_equal(bz_parse_int_range("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(bz_parse_int_range("-3", -5, 5, &v), 0);
+	assert_int_equal(v, -3);
+	/* strtol's leading blanks and sign, as the copies it replaced */
+	assert_int_equal(bz_parse_int_range(" 42", 1, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(bz_parse_int_range("+42", 1, 100, &v), 0);
+	assert_int_equal(v, 42);
+	v = 7;
+	assert_int_equal(bz_parse_int_range("", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range(" ", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("+", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("x", 0, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("12x", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("12 ", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("1.5", 1, 100, &v), -1);
+	assert_int_equal(bz_parse_int_range("0", 1, 65535, &v), -1);
+	assert_int_equal(bz_parse_int_range("65536", 1, 65535, &v), -1);
+	assert_int_equal(bz_parse_int_range("-1", 0, 10, &v), -1);
+	/* beyond int, and beyond long (strtol's ERANGE) */
+	assert_int_equal(bz_parse_int_range("2147483648", 1, 2147483647, &v),
+	    -1);
+	assert_int_equal(bz_parse_int_range("99999999999999999999999", 1,
+	    2147483647, &v), -1);
+	assert_int_equal(bz_parse_int_range("-99999999999999999999999",
+	    -2147483647 - 1, 0, &v), -1);
+	assert_int_equal(bz_parse_int_range(NULL, 1, 100, &v), -1);
+	assert_int_equal(v, 7); /* failures leave *out alone */
+	assert_int_equal(bz_parse_int_range("2147483647", 1, 2147483647, &v),
+	    0);
+	assert_int_equal(v, 2147483647);
 }
 
 static void
@@ -339,6 +387,7 @@ main(void)
 		cmocka_unit_test(test_b64url_rejects),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_int_range),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_secret_file),
 		cmocka_unit_test(test_check_mode),

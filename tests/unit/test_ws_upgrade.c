@@ -1,6 +1,7 @@
 /* test_ws_upgrade.c: the websocket upgrade request and the checks of the
- * server's answer (common/ws_upgrade.c), and the client framing and
- * masking of ws_link (link_frame_wrap). */
+ * server's answer (common/ws_upgrade.c), the client framing and masking
+ * of ws_link (link_frame_wrap) and its proxy URL parser (bz_wss_url_parse,
+ * also bzload's). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +12,10 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "ws_link_int.h"
 #include "ws_upgrade.h"
+#include "wss_url.h"
 
 #define GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -174,6 +177,69 @@ test_frame_wrap(void **state)
 		check_wrap(sizes[i]);
 }
 
+/* A good URL: its host and port. */
+static void
+url_ok(const char *url, const char *host, int port)
+{
+	char err[512] = "", *h = NULL;
+	int p = -1;
+
+	assert_int_equal(bz_wss_url_parse(url, &h, &p, err, sizeof(err)), 0);
+	assert_non_null(h);
+	assert_string_equal(h, host);
+	assert_int_equal(p, port);
+	free(h);
+}
+
+/* A bad URL: refused, no host, and the reason names what is wrong. */
+static void
+url_bad(const char *url, const char *why)
+{
+	char err[512] = "", *h = NULL;
+	int p;
+
+	assert_int_equal(bz_wss_url_parse(url, &h, &p, err, sizeof(err)),
+	    BZ_ERR_INVALID);
+	assert_null(h);
+	assert_non_null(strstr(err, why));
+	assert_non_null(strstr(err, url));
+}
+
+static void
+test_url(void **state)
+{
+	char big[300];
+
+	(void)state;
+	url_ok("wss://proxy.example:8443", "proxy.example", 8443);
+	url_ok("wss://127.0.0.1:1", "127.0.0.1", 1);
+	url_ok("wss://h:65535", "h", 65535);
+	url_ok("wss://proxy.example", "proxy.example", 443);
+	url_ok("wss://proxy.example/v1/agent", "proxy.example", 443);
+	url_ok("wss://proxy.example:9000/v1/agent", "proxy.example", 9000);
+	url_bad("ws://proxy.example:80", "must start with wss://");
+	url_bad("https://proxy.example", "must start with wss://");
+	url_bad("", "must start with wss://");
+	url_bad("wss://", "bad proxy URL");
+	url_bad("wss://:443", "bad proxy URL");
+	url_bad("wss:///v1", "bad proxy URL");
+	url_bad("wss://h:0", "bad port");
+	url_bad("wss://h:65536", "bad port");
+	url_bad("wss://h:-1", "bad port");
+	url_bad("wss://h:", "bad port");
+	url_bad("wss://h:443x", "bad port");
+	url_bad("wss://h:443:1", "bad port");
+	url_bad("wss://h:99999999999999999999", "bad port");
+	/* 255 bytes of host fit, 256 do not */
+	memcpy(big, "wss://", 6);
+	memset(big + 6, 'a', 255);
+	big[6 + 255] = '\0';
+	url_ok(big, big + 6, 443);
+	memset(big + 6, 'a', 256);
+	big[6 + 256] = '\0';
+	url_bad(big, "bad proxy URL");
+}
+
 int
 main(void)
 {
@@ -181,6 +247,7 @@ main(void)
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_response),
 		cmocka_unit_test(test_frame_wrap),
+		cmocka_unit_test(test_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
