@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import SANDBOX, alive, pgrep, wait_until
+from conftest import (SANDBOX, alive, bzsshd_of, bzsshd_pids, pgrep,
+                      wait_until)
 
 MiB = 1024 * 1024
 BYTES = int(os.environ.get("BZ_FAULT_BYTES", 64 * MiB))
@@ -72,6 +73,7 @@ class Transfer:
     (to a file on the target)."""
 
     def __init__(self, sandbox, data, direction):
+        self.before = bzsshd_pids()
         self.src = os.path.join(data, "src")
         self.dst = os.path.join(data, "dst-" + direction)
         if os.path.exists(self.dst):
@@ -101,9 +103,7 @@ class Transfer:
             self.p.stderr.read()
 
     def bzsshd_pid(self):
-        r = subprocess.run(["pgrep", "-P", str(self.p.pid), "bzsshd"],
-                           stdout=subprocess.PIPE, text=True)
-        pids = [int(x) for x in r.stdout.split()]
+        pids = bzsshd_of(self.p, self.before)
         assert len(pids) == 1, pids
         return pids[0]
 
