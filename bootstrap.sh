@@ -21,7 +21,7 @@ esac
 packages=(
 	build-essential autoconf automake libtool pkg-config
 	libssh-dev libssl-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
-	libwslay-dev libyaml-dev libsodium-dev
+	libwslay-dev libyaml-dev libsodium-dev uthash-dev
 	libjansson-dev libsqlite3-dev liboath-dev libqrencode-dev
 	libcurl4-openssl-dev libcmocka-dev
 	openssh-client openssh-server openssh-sftp-server openssl curl procps

@@ -43,45 +43,47 @@ bzp_agent_new(struct bzp_conn *c)
 	return a;
 }
 
+/*
+ * Ready agents are a hash table by name, and each agent's sessions one by
+ * session id: a fleet of 10,000 agents made `bzsshd targets` (a look-up
+ * per target) and every connect walk them all, and every frame from an
+ * agent walked its sessions.
+ */
 struct bzp_agent *
 bzp_agent_find(struct bzp_server *s, const char *name)
 {
 	struct bzp_agent *a;
 
-	for (a = s->agents; a != NULL; a = a->next)
-		if (a->ready && strcmp(a->name, name) == 0)
-			return a;
-	return NULL;
+	HASH_FIND_STR(s->agents, name, a);
+	return a;
 }
 
-void
+int
 bzp_agent_attach(struct bzp_agent *a, struct bzp_client *cl)
 {
+	int hash_oom = 0;
+
+	HASH_ADD(agent_hh, a->clients, sid, sizeof(cl->sid), cl);
+	if (hash_oom)
+		return -1;
 	cl->agent = a;
-	cl->agent_next = a->clients;
-	a->clients = cl;
+	return 0;
 }
 
 void
 bzp_agent_detach(struct bzp_agent *a, struct bzp_client *cl)
 {
-	struct bzp_client **pp;
-
-	for (pp = &a->clients; *pp != NULL; pp = &(*pp)->agent_next)
-		if (*pp == cl) {
-			*pp = cl->agent_next;
-			break;
-		}
-	cl->agent_next = NULL;
+	if (cl->agent == a)
+		HASH_DELETE(agent_hh, a->clients, cl);
 	cl->agent = NULL;
 }
 
 void
 bzp_agent_drained(struct bzp_agent *a)
 {
-	struct bzp_client *cl;
+	struct bzp_client *cl, *tmp;
 
-	for (cl = a->clients; cl != NULL; cl = cl->agent_next)
+	HASH_ITER(agent_hh, a->clients, cl, tmp)
 		bzp_conn_release(cl->conn, &cl->held_by_agent);
 }
 
@@ -90,26 +92,19 @@ static void
 agent_unlist(struct bzp_agent *a, const char *why)
 {
 	struct bzp_server *s = a->conn->srv;
-	struct bzp_agent **pp;
-	struct bzp_client *cl, *next;
+	struct bzp_client *cl, *tmp;
 
 	if (!a->ready)
 		return;
 	a->ready = 0;
-	for (pp = &s->agents; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == a) {
-			*pp = a->next;
-			break;
-		}
-	for (cl = a->clients; cl != NULL; cl = next) {
-		next = cl->agent_next;
-		cl->agent_next = NULL;
+	HASH_DEL(s->agents, a);
+	HASH_ITER(agent_hh, a->clients, cl, tmp) {
+		HASH_DELETE(agent_hh, a->clients, cl);
 		if (s->stop) /* shutting down: every link closes anyway */
 			cl->agent = NULL;
 		else
 			bzp_client_agent_gone(cl, why);
 	}
-	a->clients = NULL;
 	(void)bzp_store_agent_seen(s->store, a->name, time(NULL));
 	bzp_audit(s, "agent_disconnect", json_pack("{s:s, s:s, s:s}",
 	    "target", a->name, "peer", a->conn->peer, "reason", why));
@@ -182,6 +177,7 @@ on_hello(struct bzp_agent *a, const json_t *o)
 	const char *token = bz_json_str(o, "enrol_token");
 	const char *version = bz_json_str(o, "version");
 	char why[BZP_ERRLEN + 64], old_why[BZP_ERRLEN];
+	int hash_oom = 0;
 	json_t *labels = NULL, *ans = NULL;
 
 	memset(&rec, 0, sizeof(rec));
@@ -225,10 +221,13 @@ on_hello(struct bzp_agent *a, const json_t *o)
 		bzp_conn_close(a->conn, "cannot answer agent_hello");
 		goto out;
 	}
+	HASH_ADD_KEYPTR(hh, s->agents, a->name, strlen(a->name), a);
+	if (hash_oom) {
+		bzp_conn_close(a->conn, "out of memory");
+		goto out;
+	}
 	a->ready = 1;
 	bzp_conn_authenticated(a->conn);
-	a->next = s->agents;
-	s->agents = a;
 	snprintf(a->conn->peer + strlen(a->conn->peer),
 	    sizeof(a->conn->peer) - strlen(a->conn->peer), " (%s)", name);
 	bz_info("%s: agent %s connected (version %.32s)", a->conn->peer, name,
@@ -298,9 +297,8 @@ bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
 		    f->channel_id);
 		return;
 	}
-	for (cl = a->clients; cl != NULL; cl = cl->agent_next)
-		if (cl->sid == f->session_id)
-			break;
+	HASH_FIND(agent_hh, a->clients, &f->session_id,
+	    sizeof(f->session_id), cl);
 	if (cl == NULL)
 		return; /* the session ended while this was in flight */
 	if (f->channel_id == 0) {

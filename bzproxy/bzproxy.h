@@ -40,6 +40,11 @@
 #include <time.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+/* Debian's uthash-dev: where an add cannot allocate, undo it and set the
+ * caller's hash_oom, rather than exit (uthash's default) */
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (hash_oom = 1)
+#include <uthash.h>
 
 #include "policy.h"
 #include "totp.h"
@@ -274,7 +279,8 @@ struct bzp_server {
 	size_t trim_peak;           /* most links since memory was trimmed */
 	int trim_pending;
 	lws_sorted_usec_list_t trim_timer;
-	struct bzp_agent *agents;   /* agents that passed agent_hello */
+	struct bzp_agent *agents;   /* agents that passed agent_hello, a
+	                               uthash table by name (agent_link.c) */
 	lws_sorted_usec_list_t stop_timer;
 	lws_sorted_usec_list_t keepalive_timer;
 	int stop_expired;           /* the peers had their time to close */
@@ -437,7 +443,7 @@ struct bzp_client {
 	long mfa_max_age;
 	int mfa_tries;
 	struct bzp_agent *agent;      /* while READY and the agent is up */
-	struct bzp_client *agent_next; /* in agent->clients */
+	UT_hash_handle agent_hh;      /* in agent->clients, by sid */
 	struct bzp_chan *chans;
 	size_t nchans;
 	int agent_held;         /* our queue paused the agent */
@@ -531,8 +537,8 @@ struct bzp_agent {
 	uint8_t key[32];        /* its pinned identity key */
 	char *name;
 	uint8_t nonce[32];
-	struct bzp_client *clients;
-	struct bzp_agent *next; /* server->agents */
+	struct bzp_client *clients; /* its sessions: a table by sid */
+	UT_hash_handle hh;      /* in server->agents by name, once ready */
 };
 
 struct bzp_agent *bzp_agent_new(struct bzp_conn *c);
@@ -540,7 +546,8 @@ void bzp_agent_frame(struct bzp_agent *a, const struct bz_frame *f,
     struct bzp_out **msg);
 /* The connected, ready agent of that name, or NULL. */
 struct bzp_agent *bzp_agent_find(struct bzp_server *s, const char *name);
-void bzp_agent_attach(struct bzp_agent *a, struct bzp_client *cl);
+/* cl's frames come from a (by cl->sid): 0, or -1 out of memory. */
+int bzp_agent_attach(struct bzp_agent *a, struct bzp_client *cl);
 void bzp_agent_detach(struct bzp_agent *a, struct bzp_client *cl);
 /* Our queue drained below BZP_QUEUE_LOW: resume the clients we paused. */
 void bzp_agent_drained(struct bzp_agent *a);

@@ -428,7 +428,10 @@ session_ready(struct bzp_client *cl)
 		hello_refused(cl, cl->rule, "bzproxy cannot store its state");
 		return;
 	}
-	bzp_agent_attach(a, cl);
+	if (bzp_agent_attach(a, cl) != 0) {
+		hello_refused(cl, cl->rule, "out of memory");
+		return;
+	}
 	v.rule = cl->rule;
 	if (bzp_send_envelope(cl, 0, &cl->syn, &v) != 0) {
 		hello_refused(cl, cl->rule, "cannot reach the target");
