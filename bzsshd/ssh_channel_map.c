@@ -532,6 +532,22 @@ grant(struct bz_chan *ch, int force)
 }
 
 /*
+ * Send ssh the channel's CLOSE. libssh 0.10's ssh_channel_close first
+ * sends an EOF if none went, and when that EOF is not flushed at once
+ * (the socket to ssh is full) it returns SSH_AGAIN without the CLOSE: ssh
+ * then waited for ever (`ssh host yes | head -1`, about one run in a
+ * hundred). Called again on the next pump until the channel is closed.
+ */
+static void
+close_ssh_channel(struct bz_chan *ch)
+{
+	if (ssh_channel_close(ch->ch) == SSH_AGAIN &&
+	    ssh_channel_is_open(ch->ch))
+		return; /* the EOF only: the CLOSE next time */
+	ch->close_sent = 1;
+}
+
+/*
  * Tell ssh: exit-status, EOF, close, in that order, once drained. A
  * session's EOF waits for its exit status (or the agent's CLOSE): an ssh
  * ControlMaster closes the channel when EOF arrives, and would report an
@@ -565,10 +581,8 @@ finish_ssh_side(struct bz_chan *ch)
 			ssh_channel_send_eof(ch->ch);
 		ch->eof_sent = 1;
 	}
-	if (ch->agent_closed || ch->ending) {
-		ssh_channel_close(ch->ch);
-		ch->close_sent = 1;
-	}
+	if (ch->agent_closed || ch->ending)
+		close_ssh_channel(ch);
 }
 
 static void
@@ -615,10 +629,8 @@ pump_one(struct bz_conn *c, struct bz_chan *ch)
 		bz_chan_send_frame(ch, BZ_FRAME_CLOSE, NULL, 0);
 		ch->eof_frame_sent = ch->close_frame_sent = 1;
 	}
-	if (ch->client_closed && !ch->close_sent) {
-		ssh_channel_close(ch->ch);
-		ch->close_sent = 1;
-	}
+	if (ch->client_closed && !ch->close_sent)
+		close_ssh_channel(ch);
 }
 
 static void
