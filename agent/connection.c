@@ -76,7 +76,8 @@ link_up(struct agent *a)
 	int r;
 
 	bz_debug("connecting to %s%s", a->cfg->proxy_url, a->cfg->proxy_path);
-	r = bz_link_start(a->cfg->proxy_url, a->cfg->proxy_path,
+	/* served from our loop once open: no thread handoff per frame */
+	r = bz_link_start_served(a->cfg->proxy_url, a->cfg->proxy_path,
 	    a->cfg->ca_file, a->wake[1], &a->link, err, sizeof(err));
 	a->phase = PH_CHALLENGE;
 	a->deadline = bz_now_ms() + HANDSHAKE_TIMEOUT_MS;
@@ -324,7 +325,7 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 {
 	struct bz_link *ready;
 	int64_t now = bz_now_ms();
-	int timeout;
+	int timeout, link_timeout;
 	size_t n;
 
 	if (a->phase == PH_DOWN && now >= a->retry_at)
@@ -336,6 +337,10 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 	else if (a->phase != PH_READY)
 		timeout = min_timeout(timeout, (int)(a->deadline - now));
 	timeout = min_timeout(timeout, key_wait_timeout(a->held, now));
+	/* the link's socket: it may want a round at once (bytes OpenSSL
+	 * already holds, messages read) */
+	bz_link_poll_want(a->link, &pfd[2], &link_timeout);
+	timeout = min_timeout(timeout, link_timeout);
 	timeout = min_timeout(timeout, LOOP_MAX_WAIT_MS);
 	if (timeout < 0)
 		timeout = 0;
@@ -345,7 +350,7 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 	pfd[1].fd = a->sig_fd;
 	pfd[1].events = POLLIN;
 	pfd[0].revents = pfd[1].revents = 0;
-	n = 2 + chans_pollfds(a->chans, ready, pfd + 2, max - 2);
+	n = 3 + chans_pollfds(a->chans, ready, pfd + 3, max - 3);
 	if (poll(pfd, n, timeout) < 0) {
 		if (errno == EINTR)
 			return 0;
@@ -354,7 +359,9 @@ loop_once(struct agent *a, struct pollfd *pfd, size_t max)
 	}
 	if (pfd[1].revents & POLLIN)
 		on_signals(a);
-	chans_io(a->chans, ready, pfd + 2, n - 2);
+	/* the link first: frames it reads are routed by service_link */
+	bz_link_serve(a->link, pfd[2].revents);
+	chans_io(a->chans, ready, pfd + 3, n - 3);
 	if (pfd[0].revents & POLLIN)
 		drain(a->wake[0]);
 	service_link(a);
@@ -377,8 +384,8 @@ jwks_notify(void *arg)
 int
 agent_run(const struct agent_config *cfg, int sig_fd)
 {
-	/* wake pipe + signals + 3 fds per channel */
-	struct pollfd pfd[2 + 3 * AGENT_MAX_CHANNELS];
+	/* wake pipe + signals + the link + 3 fds per channel */
+	struct pollfd pfd[3 + 3 * AGENT_MAX_CHANNELS];
 	struct bz_jwks_cache_cfg jc;
 	struct agent a;
 	char err[AGENT_ERRLEN];

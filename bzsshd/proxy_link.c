@@ -36,8 +36,8 @@ bz_proxy_link_start(struct bz_conn *c)
 	c->hello_sent = 0;
 	c->retry.links++;
 	c->retry.next_ms = 0;
-	if (bz_link_start(c->sess->proxy, "/v1/client", c->sess->ca_file,
-	    c->wake_fd, &c->link, err, sizeof(err)) != 0) {
+	if (bz_link_start_served(c->sess->proxy, "/v1/client",
+	    c->sess->ca_file, c->wake_fd, &c->link, err, sizeof(err)) != 0) {
 		c->link = NULL;
 		c->auth = BZ_AUTH_DENIED;
 		snprintf(c->reason, sizeof(c->reason), "cannot use bzproxy "

@@ -94,6 +94,7 @@ struct bz_conn {
 	struct bz_link *link;    /* NULL between two tries */
 	struct bz_link_retry retry;
 	int wake_fd;            /* a link's news wakes the loop here */
+	short link_revents;     /* what the loop's poll said of the link */
 	const struct bz_target *target;
 	const char *config_dir; /* known_targets lives there */
 	struct ssh_server_callbacks_struct scb;
@@ -139,6 +140,7 @@ struct bz_conn {
 /* ssh_server.c */
 /* Route what bzproxy sent (frames, link state) without blocking. */
 void bz_conn_drain(struct bz_conn *c);
+
 /* Tell bzproxy, for its audit log, of a request we refused ourselves
  * (channel id, or 0 for the connection). */
 void bz_conn_note_refused(struct bz_conn *c, uint32_t id,

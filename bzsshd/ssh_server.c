@@ -157,7 +157,36 @@ on_conn_control(struct bz_conn *c, const struct bz_frame *f)
 	json_decref(o);
 }
 
-/* Decode and route everything the link thread has queued. */
+/*
+ * Wait for ssh, the link or a wake-up, at most wait ms, then let libssh
+ * handle what came (ssh_event_dopoll without waiting). The link's socket
+ * is polled here beside ssh's rather than added to libssh's event, which
+ * would need it removed and added again whenever the events the link
+ * wants change. 0, or -1 when polling failed.
+ */
+static int
+loop_wait(struct bz_conn *c, int wake_fd, int wait)
+{
+	struct pollfd p[3];
+	int link_wait;
+
+	bz_link_poll_want(c->link, &p[0], &link_wait);
+	if (link_wait >= 0 && link_wait < wait)
+		wait = link_wait;
+	p[1].fd = ssh_get_fd(c->session);
+	p[1].events = POLLIN;
+	if (ssh_get_poll_flags(c->session) & SSH_WRITE_PENDING)
+		p[1].events |= POLLOUT;
+	p[2].fd = wake_fd;
+	p[2].events = POLLIN;
+	p[1].revents = p[2].revents = 0;
+	if (poll(p, 3, wait) < 0 && errno != EINTR)
+		return -1;
+	c->link_revents = p[0].revents;
+	return 0;
+}
+
+/* Decode and route everything the link has queued. */
 void
 bz_conn_drain(struct bz_conn *c)
 {
@@ -556,16 +585,23 @@ done_serving(struct bz_conn *c, int ended_for_link)
 }
 
 static void
-event_loop(struct bz_conn *c)
+event_loop(struct bz_conn *c, int wake_fd)
 {
 	int ended_for_link = 0;
 	int next = -1;
 
 	while (!c->quit) {
-		if (ssh_event_dopoll(c->event, next >= 0 && next <
-		    LOOP_TIMEOUT_MS ? next : LOOP_TIMEOUT_MS) == SSH_ERROR &&
+		if (loop_wait(c, wake_fd, next >= 0 && next < LOOP_TIMEOUT_MS ?
+		    next : LOOP_TIMEOUT_MS) != 0) {
+			bz_error("poll: %s", strerror(errno));
+			break;
+		}
+		if (ssh_event_dopoll(c->event, 0) == SSH_ERROR &&
 		    !ssh_is_connected(c->session))
 			break;
+		/* the link first: what it read is routed below */
+		bz_link_serve(c->link, c->link_revents);
+		c->link_revents = 0;
 		if (got_signal) {
 			bz_debug("signal %d: ending", (int)got_signal);
 			break;
@@ -699,7 +735,7 @@ bz_serve_stdio(const struct bzsshd_opts *o, const struct bz_target *t)
 	}
 	if (!c.refused)
 		c.exit_code = 0;
-	event_loop(&c);
+	event_loop(&c, wake[0]);
 	rc = c.exit_code;
  out:
 	if (c.event != NULL) {

@@ -1,5 +1,6 @@
 /*
- * ws_link.c: the one wss connection to bzproxy, run by its own thread.
+ * ws_link.c: the one wss connection to bzproxy, run by its own thread
+ * (or, once open, by its owner's loop: ws_link_served.c).
  *
  * The thread owns the socket (ws_conn.c opens it: TCP, TLS, upgrade) and
  * runs a poll() loop; other threads talk to it through two locked queues:
@@ -56,7 +57,8 @@ int
 link_wake_begin(struct bz_link *l)
 {
 	pthread_cond_broadcast(&l->cv);
-	if (l->wake_fd >= 0 && !l->wake_sent) {
+	/* a served link's owner looks at the link after each round */
+	if (l->wake_fd >= 0 && !l->wake_sent && !l->handed_over) {
 		l->wake_sent = 1;
 		return 1;
 	}
@@ -136,9 +138,10 @@ link_proto_error(struct bz_link *l, const char *what)
 	link_fail(l, BZ_LINK_FAIL_LOCAL, "protocol error", why);
 }
 
-int
-bz_link_start(const char *url, const char *path, const char *ca_file,
-    int wake_fd, struct bz_link **out, char *err, size_t errlen)
+static int
+link_start(const char *url, const char *path, const char *ca_file,
+    int wake_fd, int owner_serves, struct bz_link **out, char *err,
+    size_t errlen)
 {
 	struct bz_link *l;
 	char *host = NULL;
@@ -154,6 +157,7 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->wake_fd = wake_fd;
+	l->owner_serves = owner_serves;
 	l->state = BZ_LINK_CONNECTING;
 	l->host = host; /* the link's from here */
 	l->port = port;
@@ -187,6 +191,20 @@ bz_link_start(const char *url, const char *path, const char *ca_file,
 }
 
 int
+bz_link_start(const char *url, const char *path, const char *ca_file,
+    int wake_fd, struct bz_link **out, char *err, size_t errlen)
+{
+	return link_start(url, path, ca_file, wake_fd, 0, out, err, errlen);
+}
+
+int
+bz_link_start_served(const char *url, const char *path, const char *ca_file,
+    int wake_fd, struct bz_link **out, char *err, size_t errlen)
+{
+	return link_start(url, path, ca_file, wake_fd, 1, out, err, errlen);
+}
+
+int
 bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
     const void *payload, size_t len)
 {
@@ -212,7 +230,7 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	struct out_msg *m;
 	struct bz_buf b;
 	size_t hl;
-	int r, wake_link = 0;
+	int r, wake_link = 0, served = 0;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return BZ_ERR_ALLOC;
@@ -252,9 +270,13 @@ bz_link_send_frame(struct bz_link *l, uint8_t type, uint16_t flags,
 	l->out_bytes += m->flen;
 	m = NULL;
  out:
+	served = l->handed_over;
 	pthread_mutex_unlock(&l->mu);
-	/* after the unlock: the link thread, woken, takes mu at once */
-	if (r == 0 && wake_link)
+	/* a served link is written here and now; else after the unlock:
+	 * the link thread, woken, takes mu at once */
+	if (r == 0 && served)
+		link_served_flush(l);
+	else if (r == 0 && wake_link)
 		link_poke(l);
 	bz_buf_free(&b);
 	free(m);
@@ -343,6 +365,8 @@ bz_link_wait(struct bz_link *l, int timeout_ms)
 {
 	struct timespec ts;
 
+	if (link_served_wait(l, timeout_ms))
+		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -370,6 +394,8 @@ bz_link_free(struct bz_link *l)
 		pthread_mutex_unlock(&l->mu);
 		link_poke(l);
 		pthread_join(l->thread, NULL);
+		/* it may have left us the open link */
+		link_served_end(l);
 	}
 	while ((o = l->out_head) != NULL) {
 		l->out_head = o->next;

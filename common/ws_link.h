@@ -39,6 +39,21 @@ struct bz_link;
  */
 int bz_link_start(const char *url, const char *path, const char *ca_file,
     int wake_fd, struct bz_link **out, char *err, size_t errlen);
+/*
+ * The same, but once the link is open its thread leaves it to the caller,
+ * which serves it from its own poll loop: each round, bz_link_poll_want
+ * (the socket and events to poll, fd -1 for none, and the longest wait in
+ * ms, -1 for none: until then wake_fd says when it opens), then
+ * bz_link_serve with poll's revents (0 when it timed out), then
+ * bz_link_recv until NULL. Sends then write at once: only the caller's
+ * thread may send. bz_link_wait serves it too.
+ */
+int bz_link_start_served(const char *url, const char *path,
+    const char *ca_file, int wake_fd, struct bz_link **out, char *err,
+    size_t errlen);
+struct pollfd;
+void bz_link_poll_want(struct bz_link *l, struct pollfd *p, int *timeout_ms);
+void bz_link_serve(struct bz_link *l, short revents);
 /* Queue one frame on channel with session_id 0 and no flags (thread-safe). */
 int bz_link_send(struct bz_link *l, uint8_t type, uint32_t channel,
     const void *payload, size_t len);

@@ -72,6 +72,8 @@ struct bz_link {
 	size_t ctl_len;
 	int close_sent, close_got, ping_sent;
 	int64_t last_rx;
+	int64_t stop_at;  /* a stopping link gives up flushing then */
+	int io_failed;    /* link_flush lost the link: link_step ends it */
 
 	/* shared, under mu */
 	enum bz_link_state state;
@@ -83,6 +85,9 @@ struct bz_link {
 	struct bz_link_msg *in_head, *in_tail;
 	size_t in_bytes;
 	int stop;         /* bz_link_free asked to close */
+	int owner_serves; /* set at start: the owner serves the open link */
+	int handed_over;  /* the thread left the open link to the owner */
+	int finished;     /* ... and the owner closed it (link_finish) */
 	int want_resume;  /* the reader drained: resume rx */
 	int wake_sent;    /* a byte is on wake_fd that the reader has not
 	                     answered yet with a bz_link_recv() that found
@@ -110,5 +115,20 @@ void link_proto_error(struct bz_link *l, const char *what);
 size_t link_frame_wrap(uint8_t *p, size_t n, uint8_t opcode);
 /* The link's thread (pthread_create). */
 void *link_thread(void *arg);
+/* The open link, one round at a time (ws_link_io.c): link_step (1: over,
+ * call link_finish; else what to poll and for how long), link_apply
+ * (poll's revents for the socket), link_flush (write what is queued),
+ * link_serve (rounds until over, with its own poll), link_finish. */
+int link_step(struct bz_link *l, short *events, int *timeout);
+void link_apply(struct bz_link *l, short revents);
+int link_flush(struct bz_link *l);
+void link_serve(struct bz_link *l);
+void link_finish(struct bz_link *l);
+/* A served link (ws_link_served.c), in the owner's thread: write what a
+ * send queued; bz_link_wait (1: served, 0: not a served link); the flush
+ * and close of bz_link_free (stop set). */
+void link_served_flush(struct bz_link *l);
+int link_served_wait(struct bz_link *l, int timeout_ms);
+void link_served_end(struct bz_link *l);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * ws_link_io.c: the link's own thread (see ws_link.c): opens the
- * connection (ws_conn.c), then a poll() loop that parses received frames
- * with wslay from 64 KiB SSL_reads, writes queued frames (several small
- * ones per SSL_write), answers pings, pings an idle link, hangs up on a
- * silent one, and sends a close frame at bz_link_free once flushed.
+ * connection (ws_conn.c), then, unless the owner serves the open link
+ * from its own loop (ws_link_served.c), a poll() loop round link_step:
+ * parse received frames with wslay from 64 KiB SSL_reads, write queued
+ * frames (several small ones per SSL_write), answer pings, ping an idle
+ * link, hang up on a silent one, send a close frame at bz_link_free once
+ * flushed.
  */
 #include "ws_link_int.h"
 
@@ -479,82 +481,138 @@ keepalive(struct bz_link *l, int64_t now)
 	return 0;
 }
 
-/* The open link: read, write, keepalive, and the close at stop. */
-static void
-serve(struct bz_link *l)
+/*
+ * One round of the open link: resume reading if the reader drained, read,
+ * keepalive, the close once a stopping link is flushed, write. 1 when the
+ * link is over (closed, or done flushing at stop: call link_finish), else
+ * 0 with what to poll the socket for in *events and how long to wait in
+ * *timeout (0: OpenSSL holds bytes already read, come back at once).
+ */
+int
+link_step(struct bz_link *l, short *events, int *timeout)
 {
-	struct pollfd p[2];
-	int64_t now, stop_at = 0, next;
+	int64_t now, next;
 	int stop, resume;
 
-	for (;;) {
-		pthread_mutex_lock(&l->mu);
-		stop = l->stop;
-		resume = l->want_resume;
-		l->want_resume = 0;
-		if (resume && l->paused) {
-			l->paused = 0;
-			l->read_ready = 1;
-			l->last_rx = link_now_ms();
-		}
-		pthread_mutex_unlock(&l->mu);
-		now = link_now_ms();
-		if (stop && stop_at == 0)
-			stop_at = now + CLOSE_GRACE_MS;
-		if (do_read(l) != 0 || keepalive(l, now) != 0)
-			return;
-		if (stop && !l->close_sent && l->wp == NULL &&
-		    l->ctl_len == 0 && bz_link_pending(l) == 0) {
-			/* all flushed: say goodbye (1000, normal) */
-			queue_ctl(l, WSLAY_CONNECTION_CLOSE,
-			    (const uint8_t *)"\x03\xe8", 2);
-			l->close_sent = 1;
-			/* what we sent is out; bzproxy's answer may sit
-			 * behind data it still had queued for us: do not
-			 * hold the program's exit for it */
-			if (stop_at > now + CLOSE_REPLY_MS)
-				stop_at = now + CLOSE_REPLY_MS;
-		}
-		if (do_write(l) != 0)
-			return;
-		/* done once our close is out and bzproxy's came back */
-		if (l->close_sent && l->wp == NULL && l->ctl_len == 0 &&
-		    l->close_got)
-			return;
-		if (stop_at != 0 && now >= stop_at)
-			return;
-		if (l->read_ready && !l->paused && !l->close_got)
-			continue; /* OpenSSL holds bytes: no poll needed */
-		next = l->last_rx + (l->ping_sent ? HANGUP_IDLE_MS :
-		    PING_IDLE_MS);
-		if (next <= now || l->paused)
-			next = now + 1000; /* no keepalive due: look again */
-		if (stop_at != 0 && stop_at < next)
-			next = stop_at;
+	if (l->io_failed)
+		return 1;
+	pthread_mutex_lock(&l->mu);
+	stop = l->stop;
+	resume = l->want_resume;
+	l->want_resume = 0;
+	if (resume && l->paused) {
+		l->paused = 0;
+		l->read_ready = 1;
+		l->last_rx = link_now_ms();
+	}
+	pthread_mutex_unlock(&l->mu);
+	now = link_now_ms();
+	if (stop && l->stop_at == 0)
+		l->stop_at = now + CLOSE_GRACE_MS;
+	if (do_read(l) != 0 || keepalive(l, now) != 0)
+		return 1;
+	if (stop && !l->close_sent && l->wp == NULL &&
+	    l->ctl_len == 0 && bz_link_pending(l) == 0) {
+		/* all flushed: say goodbye (1000, normal) */
+		queue_ctl(l, WSLAY_CONNECTION_CLOSE,
+		    (const uint8_t *)"\x03\xe8", 2);
+		l->close_sent = 1;
+		/* what we sent is out; bzproxy's answer may sit
+		 * behind data it still had queued for us: do not
+		 * hold the program's exit for it */
+		if (l->stop_at > now + CLOSE_REPLY_MS)
+			l->stop_at = now + CLOSE_REPLY_MS;
+	}
+	if (do_write(l) != 0)
+		return 1;
+	/* done once our close is out and bzproxy's came back */
+	if (l->close_sent && l->wp == NULL && l->ctl_len == 0 &&
+	    l->close_got)
+		return 1;
+	if (l->stop_at != 0 && now >= l->stop_at)
+		return 1;
+	*events = 0;
+	if (!l->paused && !l->close_got)
+		*events |= POLLIN;
+	if (l->write_blocked)
+		*events |= POLLOUT;
+	if (l->read_ready && !l->paused && !l->close_got) {
+		*timeout = 0; /* OpenSSL holds bytes: no poll needed */
+		return 0;
+	}
+	next = l->last_rx + (l->ping_sent ? HANGUP_IDLE_MS : PING_IDLE_MS);
+	if (next <= now || l->paused)
+		next = now + 1000; /* no keepalive due: look again */
+	if (l->stop_at != 0 && l->stop_at < next)
+		next = l->stop_at;
+	*timeout = next > now ? (int)(next - now) : 0;
+	return 0;
+}
+
+/* What poll() said of the socket. */
+void
+link_apply(struct bz_link *l, short revents)
+{
+	if (revents & (POLLIN | POLLERR | POLLHUP))
+		l->read_ready = 1;
+	if (revents & (POLLOUT | POLLERR | POLLHUP))
+		l->write_blocked = 0;
+}
+
+/* Write what is queued now (the owner's thread, after a send). 0, or -1
+ * when the link ended (link_step then says so). */
+int
+link_flush(struct bz_link *l)
+{
+	if (do_write(l) != 0)
+		l->io_failed = 1;
+	return l->io_failed ? -1 : 0;
+}
+
+/* The open link, served until it is over, by the link's thread, or by
+ * the owner's at bz_link_free (stop set: flush, close, bounded). */
+void
+link_serve(struct bz_link *l)
+{
+	struct pollfd p[2];
+	short events;
+	int timeout;
+
+	while (link_step(l, &events, &timeout) == 0) {
+		if (timeout == 0)
+			continue;
 		p[0].fd = l->ev_fd;
 		p[0].events = POLLIN;
-		p[1].fd = l->conn.fd;
-		p[1].events = 0;
-		if (!l->paused && !l->close_got)
-			p[1].events |= POLLIN;
-		if (l->write_blocked)
-			p[1].events |= POLLOUT;
-		if (p[1].events == 0)
-			p[1].fd = -1; /* a hangup would wake us for nothing */
+		p[1].fd = events != 0 ? l->conn.fd : -1; /* a hangup would
+		                                          * wake us for nothing */
+		p[1].events = events;
 		p[0].revents = p[1].revents = 0;
-		if (poll(p, 2, next > now ? (int)(next - now) : 0) < 0 &&
-		    errno != EINTR) {
+		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			link_fail(l, BZ_LINK_FAIL_LOCAL, "link stopped",
 			    "poll failed");
 			return;
 		}
 		if (p[0].revents != 0)
 			(void)drain_ev(l);
-		if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
-			l->read_ready = 1;
-		if (p[1].revents & (POLLOUT | POLLERR | POLLHUP))
-			l->write_blocked = 0;
+		link_apply(l, p[1].revents);
 	}
+}
+
+/* The link is over: its state says why, the socket closes. */
+void
+link_finish(struct bz_link *l)
+{
+	int r;
+
+	pthread_mutex_lock(&l->mu);
+	r = l->stop;
+	pthread_mutex_unlock(&l->mu);
+	link_fail(l, r ? BZ_LINK_FAIL_LOCAL : BZ_LINK_FAIL_LOST,
+	    "link stopped", "link stopped");
+	if (l->close_sent && l->close_got)
+		(void)SSL_shutdown(l->conn.ssl); /* close_notify, no wait */
+	ERR_clear_error();
+	bz_ws_conn_close(&l->conn);
 }
 
 static int
@@ -572,7 +630,7 @@ link_thread(void *arg)
 	struct bz_link_failure f;
 	char why[BZ_LINK_REASON_LEN];
 	sigset_t pipe_set;
-	int r, owed;
+	int r, owed, handed;
 
 	/* OpenSSL writes with write(): a peer gone is EPIPE here, not a
 	 * SIGPIPE that kills a program which did not ignore it */
@@ -607,19 +665,17 @@ link_thread(void *arg)
 	pthread_mutex_lock(&l->mu);
 	note_local_addr(l, l->conn.fd);
 	l->state = BZ_LINK_OPEN;
-	owed = link_wake_begin(l);
+	/* an owner that serves the link takes it from here (not if it is
+	 * already stopping: that flush and close are ours) */
+	handed = l->owner_serves && !l->stop;
+	owed = link_wake_begin(l); /* the owner learns it is open */
+	l->handed_over = handed;
 	pthread_mutex_unlock(&l->mu);
 	link_wake_end(l, owed);
-	serve(l);
-	pthread_mutex_lock(&l->mu);
-	r = l->stop;
-	pthread_mutex_unlock(&l->mu);
-	link_fail(l, r ? BZ_LINK_FAIL_LOCAL : BZ_LINK_FAIL_LOST,
-	    "link stopped", "link stopped");
-	if (l->close_sent && l->close_got)
-		(void)SSL_shutdown(l->conn.ssl); /* close_notify, no wait */
-	ERR_clear_error();
-	bz_ws_conn_close(&l->conn);
+	if (handed)
+		return NULL;
+	link_serve(l);
+	link_finish(l);
 	return NULL;
 }
 
