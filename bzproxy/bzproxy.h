@@ -250,6 +250,7 @@ struct bzp_conn {
 	uint64_t seq;
 	unsigned pause_refs;      /* destinations over high water we feed */
 	int closing;
+	int write_failed;         /* a write outside WRITEABLE failed */
 	int peer_closes;          /* ended by an error: the peer closes */
 	char why[160];            /* close reason sent in the close frame */
 	struct bzp_client *client;

@@ -35,16 +35,32 @@ bzp_out_new(size_t len)
 	return o;
 }
 
+static int write_one(struct bzp_conn *c);
+
+/*
+ * Queue o. A lone frame on a logged-in link (a keystroke, its echo) is
+ * written at once if the socket takes it (lws_send_pipe_choked: nothing
+ * of lws's pending, and poll() says POLLOUT): waiting for the WRITEABLE
+ * callback cost each hop a trip round the event loop (two epoll changes
+ * and a wait) per keystroke. Anything else waits its turn there.
+ */
 static void
 enqueue(struct bzp_conn *c, struct bzp_out *o)
 {
+	int lone = c->q_head == NULL;
+
 	if (c->q_tail != NULL)
 		c->q_tail->next = o;
 	else
 		c->q_head = o;
 	c->q_tail = o;
 	c->q_bytes += o->len;
-	lws_callback_on_writable(c->wsi);
+	if (lone && !c->preauth && !c->closing && !c->write_failed &&
+	    c->ping_state != BZP_PING_DUE && !lws_send_pipe_choked(c->wsi) &&
+	    write_one(c) != 0)
+		c->write_failed = 1; /* the WRITEABLE callback closes it */
+	if (c->q_head != NULL || c->write_failed)
+		lws_callback_on_writable(c->wsi);
 }
 
 int
@@ -250,6 +266,8 @@ bzp_conn_writeable(struct bzp_conn *c)
 	size_t burst = 0;
 	int r;
 
+	if (c->write_failed)
+		return -1;
 	if ((r = bzp_keepalive_write(c)) != 0) {
 		if (r < 0)
 			return -1;
