@@ -151,9 +151,9 @@ BZ_BUILDDIR=$BUILD "$SANDBOX" up "$SB" >"$W/sandbox.log" 2>&1 ||
 # shellcheck disable=SC1091
 . "$SB/env"
 MAXL=$((N + M + 100))
-if [ "$MAXL" -gt 4096 ]; then
+if [ "$MAXL" -gt 16384 ]; then
 	printf 'limits:\n  max_links: %d\n' "$MAXL" >>"$BZ_PROXY_CONFIG"
-	KNOBS+=("bzproxy limits.max_links: $MAXL (default 4096): $N agents + $M sessions + spare")
+	KNOBS+=("bzproxy limits.max_links: $MAXL (default 16384): $N agents + $M sessions + spare")
 fi
 if [ "$M" -gt 200 ]; then
 	MC=$((M + 24 > 1024 ? 1024 : M + 24))
